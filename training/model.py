@@ -1,0 +1,56 @@
+"""Build the sklearn Pipeline (preprocessing from the contract + the configured estimator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from core.config import Config, FeatureType, resolve_estimator
+
+
+def build_preprocessor(config: Config) -> ColumnTransformer:
+    """One branch per feature type, with the columns taken from the contract."""
+    contract = config.contract
+    numeric = [f.name for f in contract.of_type(FeatureType.numeric)]
+    boolean = [f.name for f in contract.of_type(FeatureType.boolean)]
+    categorical = [f.name for f in contract.of_type(FeatureType.categorical)]
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(
+            (
+                "numeric",
+                Pipeline(
+                    [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                ),
+                numeric,
+            )
+        )
+    if boolean:
+        transformers.append(("boolean", SimpleImputer(strategy="most_frequent"), boolean))
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def build_pipeline(config: Config) -> Pipeline:
+    """The full model: preprocessing then the estimator named in the config, seeded."""
+    cls = resolve_estimator(config.model.estimator)
+    params = dict(config.model.params)
+    if "random_state" in cls().get_params() and "random_state" not in params:
+        params["random_state"] = config.model.seed
+    return Pipeline([("preprocess", build_preprocessor(config)), ("model", cls(**params))])
