@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if config.data.snapshot is None and args.check:
+        print(f"data {config.data.path}: no snapshot source configured, nothing to check")
+        return 0
     if config.data.snapshot is None:
         raise ConfigError(
             f"{args.config}: data.snapshot is not set, so there is nothing to regenerate"
