@@ -18,14 +18,19 @@ def main(argv: list[str] | None = None) -> int:
     modules = sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
     chosen = [m for m in modules if not wanted or m.removeprefix("bench_") in wanted]
     if not chosen:
-        print(f"no benchmark matches {sorted(wanted)}; available: {[m.removeprefix('bench_') for m in modules]}")
+        print(
+            f"no benchmark matches {sorted(wanted)}; available: {[m.removeprefix('bench_') for m in modules]}"
+        )
         return 2
     failures = 0
     for name in chosen:
         print(f"\n=== {name.removeprefix('bench_')} ===", flush=True)
         started = time.perf_counter()
         code = importlib.import_module(f"bench.{name}").main()
-        print(f"--- {name} finished in {time.perf_counter() - started:.0f} s (exit {code})", flush=True)
+        print(
+            f"--- {name} finished in {time.perf_counter() - started:.0f} s (exit {code})",
+            flush=True,
+        )
         failures += code != 0
     return 1 if failures else 0
 
