@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +102,10 @@ def read_pin(text: str, where: str) -> Pin:
         ) from None
 
 
+def _replacer(value: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group(1) + value
+
+
 def write_pin(text: str, pin: Pin, where: str) -> str:
     """Return the kustomization with the pin replaced, keeping every comment and other line."""
     values = {
@@ -110,8 +114,7 @@ def write_pin(text: str, pin: Pin, where: str) -> str:
         "version": json.dumps(pin.model_version),
     }
     for key, pattern in _FIELDS.items():
-        value = values[key]
-        text, count = pattern.subn(lambda m, v=value: m.group(1) + v, text)
+        text, count = pattern.subn(_replacer(values[key]), text)
         if count != 1:
             raise DeployError(f"{where}: expected one '{key}' line, found {count}")
     if read_pin(text, where) != pin:
