@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -39,6 +40,8 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 REPOSITORY = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$"
 )
+# Set by git for hooks and by some CI wrappers; they would point our commands at another repository.
+GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_COMMON_DIR")
 REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to update ref")
 
 
@@ -138,6 +141,7 @@ class Git:
         proc = subprocess.run(
             ["git", *self.identity, *args],
             cwd=self.cwd,
+            env={k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS},
             capture_output=True,
             text=True,
             check=False,
