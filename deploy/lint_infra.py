@@ -169,9 +169,11 @@ def argo(root: Path) -> list[str]:
         if not (root / str(_get(doc, "spec.source.path")) / "kustomization.yaml").is_file():
             problems.append(f"{where}: spec.source.path has no kustomization.yaml")
         automated = _get(doc, "spec.syncPolicy.automated")
+        healing = isinstance(automated, dict) and all(
+            automated.get(key) is True for key in ("prune", "selfHeal")
+        )
         if AUTOMATED[overlay]:
-            if not (isinstance(automated, dict) and automated.get("prune") is True
-                    and automated.get("selfHeal") is True):  # fmt: skip
+            if not healing:
                 problems.append(f"{where}: staging needs automated sync with prune and selfHeal")
         elif automated is not None:
             problems.append(f"{where}: {overlay} must sync by hand (no syncPolicy.automated)")
