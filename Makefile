@@ -17,8 +17,7 @@ PIPELINE_STEPS := check-config data-check
 # Local staging (deploy) runs after package: the merged order is ... package stage.
 PIPELINE_STEPS += stage
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean \
-	lint-infra stage deploy-staging promote
+.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean lint-infra stage deploy-staging promote
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -131,6 +131,7 @@ def test_a_digest_is_accepted() -> None:
     assert parse_image(f"localhost:5000/a/b@{DIGEST_B}").repository == "localhost:5000/a/b"
 
 
+@pytest.mark.slow  # a real `python -m deploy.gitops` process
 def test_cli_refuses_a_tag_with_one_line_and_changes_nothing(remote: Path, tmp_path: Path) -> None:
     work = clone(remote, tmp_path / "work")
     commits = count(remote)
@@ -203,6 +204,7 @@ def test_push_race_with_an_unrelated_commit_rebases_and_retries(
     assert remote_pin(remote, "staging") == pin(DIGEST_A)
 
 
+@pytest.mark.slow  # the racing deploy is a real `python -m deploy.gitops` process
 def test_push_race_on_the_same_overlay_reapplies_on_top(remote: Path, tmp_path: Path) -> None:
     a = clone(remote, tmp_path / "a")
     b = clone(remote, tmp_path / "b")

@@ -99,7 +99,12 @@ def test_parser_handles_continuations_legacy_env_and_substitution(tmp_path: Path
         'ENTRYPOINT ["tini", "--"]\nCMD ["run", "--flag"]\n'
     )
     spec = parse_dockerfile(dockerfile)
-    assert spec.env == {"A": "1", "B": "two words", "C": "1-two words", "LEGACY": "value with spaces"}
+    assert spec.env == {
+        "A": "1",
+        "B": "two words",
+        "C": "1-two words",
+        "LEGACY": "value with spaces",
+    }
     assert spec.workdir == "/srv/app"
     assert spec.argv == ["tini", "--", "run", "--flag"]
 
@@ -166,4 +171,6 @@ def test_the_images_command_serves_the_bundle(
         assert subprocess.run(health, cwd=ROOT, env=env, check=False).returncode == 0
         assert service.stop() == 0, service.log_tail()
     missing = {m for m in dashboard_metrics() if m not in metrics}
-    assert not missing, f"the Grafana dashboard queries metrics the service does not export: {missing}"
+    assert not missing, (
+        f"the Grafana dashboard queries metrics the service does not export: {missing}"
+    )

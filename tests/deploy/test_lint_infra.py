@@ -30,6 +30,7 @@ def edit_yaml(path: Path, change: Callable[[dict], None]) -> None:  # type: igno
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
+@pytest.mark.slow  # runs kubectl, kubernetes-validate or check-jsonschema
 def test_the_template_infra_is_clean() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "deploy.lint_infra"], cwd=ROOT, capture_output=True, text=True
@@ -38,6 +39,7 @@ def test_the_template_infra_is_clean() -> None:
     assert proc.stdout.count("✓") == len(lint_infra.CHECKS)
 
 
+@pytest.mark.slow  # runs kubectl, kubernetes-validate or check-jsonschema
 @pytest.mark.parametrize("overlay", lint_infra.OVERLAYS)
 def test_both_overlays_render_pinned_by_digest(overlay: str) -> None:
     rendered = lint_infra.render(ROOT, overlay)
@@ -47,6 +49,7 @@ def test_both_overlays_render_pinned_by_digest(overlay: str) -> None:
     assert deployment["metadata"]["namespace"] == f"mlops-{overlay}"
 
 
+@pytest.mark.slow  # runs kubectl, kubernetes-validate or check-jsonschema
 def test_a_tag_instead_of_a_digest_fails(repo: Path) -> None:
     path = repo / "infra/k8s/overlays/staging/kustomization.yaml"
 
@@ -59,6 +62,7 @@ def test_a_tag_instead_of_a_digest_fails(repo: Path) -> None:
     assert any("not pinned by digest" in p for p in lint_infra.kubernetes(repo))
 
 
+@pytest.mark.slow  # runs kubectl, kubernetes-validate or check-jsonschema
 def test_a_writable_root_filesystem_and_a_wrong_field_fail(repo: Path) -> None:
     path = repo / "infra/k8s/base/deployment.yaml"
     text = path.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
@@ -68,9 +72,12 @@ def test_a_writable_root_filesystem_and_a_wrong_field_fail(repo: Path) -> None:
     assert any("containerPort" in p for p in problems), "kubernetes-validate should catch it"
 
 
+@pytest.mark.slow  # runs kubectl, kubernetes-validate or check-jsonschema
 def test_a_broken_compose_file_fails(repo: Path) -> None:
     path = repo / "infra/compose.yaml"
-    path.write_text(path.read_text().replace("    restart: unless-stopped\n", "    restarts: 1\n", 1))
+    path.write_text(
+        path.read_text().replace("    restart: unless-stopped\n", "    restarts: 1\n", 1)
+    )
     assert lint_infra.compose(repo)
 
 

@@ -45,7 +45,9 @@ def test_one_sampled_row_has_a_missing_nullable_value_when_the_data_has_one(
     assert rows[nullable].isna().any(axis=1).sum() == 1
 
 
-def test_the_bad_record_breaks_a_contract_field(config: Config, default_frame: pd.DataFrame) -> None:
+def test_the_bad_record_breaks_a_contract_field(
+    config: Config, default_frame: pd.DataFrame
+) -> None:
     record = to_records(default_frame.head(1), config.contract)[0]
     broken, name = bad_record(record, config.contract)
     feature = config.contract.feature(name)
