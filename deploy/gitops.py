@@ -36,6 +36,7 @@ from core.settings import get_settings
 OVERLAYS_DIR = Path("infra/k8s/overlays")
 VERSION_ANNOTATION = "mlops-template/model-version"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PLACEHOLDER = "sha256:" + "0" * 64  # what the template's overlays pin before the first deploy
 # registry[:port]/path/name, lower case, as in the OCI distribution spec (tags are not accepted).
 REPOSITORY = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$"
@@ -67,6 +68,11 @@ def parse_image(text: str) -> ImageRef:
         raise DeployError(
             f"image {text!r} is not pinned by digest; give it as "
             "REPOSITORY@sha256:<64 lower-case hex> (tags like :latest can move, digests cannot)"
+        )
+    if digest == PLACEHOLDER:
+        raise DeployError(
+            f"image {text!r} has the template's all-zero placeholder digest; "
+            "no image was deployed there yet"
         )
     if not REPOSITORY.match(repository):
         raise DeployError(
@@ -262,7 +268,7 @@ def promote(
     if shown.returncode != 0:
         raise DeployError(f"overlay {source!r} not found on {remote}/{branch}")
     pin = read_pin(shown.stdout, f"{remote}/{branch}:{overlay_file(source)}")
-    parse_image(str(pin.image))  # the source overlay must itself pin a real digest
+    parse_image(str(pin.image))  # the source overlay must pin a real digest, not the placeholder
     review_branch = f"promote/{pin.image.short}"
     with worktree(git, base) as tree:
         if not apply_pin(tree, target, pin):

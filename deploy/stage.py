@@ -69,8 +69,15 @@ class Service:
     stop_seconds: float = math.nan
 
     def log_tail(self, lines: int = 15) -> str:
+        """The last non-empty lines the service printed."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+    def first_error(self) -> str:
+        """The first line of the log that reports an error (the cause), else its last line."""
+        lines = self.log_tail(200).splitlines()
+        errors = [line for line in lines if "error" in line.lower()]
+        return (errors or lines or ["(no output)"])[0 if errors else -1].strip()
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Poll /ready until it answers 200; raise if the process dies or time runs out."""
@@ -79,7 +86,7 @@ class Service:
             if self.process.poll() is not None:
                 raise ServiceUnavailable(
                     f"the service exited with code {self.process.returncode} before it was "
-                    f"ready; last lines of {self.log}:\n{self.log_tail()}"
+                    f"ready: {self.first_error()!r} (whole log: {self.log})"
                 )
             try:
                 if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
@@ -89,8 +96,8 @@ class Service:
                 pass
             time.sleep(0.25)
         raise ServiceUnavailable(
-            f"the service was not ready within {timeout:.0f} s; last lines of {self.log}:\n"
-            f"{self.log_tail()}"
+            f"the service was not ready within {timeout:.0f} s: {self.first_error()!r} "
+            f"(whole log: {self.log})"
         )
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -119,10 +119,11 @@ def test_set_image_is_idempotent(remote: Path, tmp_path: Path) -> None:
         f"{REPO}@md5:{'a' * 32}",
         f"{REPO}:v1@{DIGEST_A}",
         f"GHCR.io/Acme/api@{DIGEST_A}",
+        f"{REPO}@sha256:{'0' * 64}",
     ],
 )
 def test_anything_but_a_full_digest_is_refused(image: str) -> None:
-    with pytest.raises(DeployError, match=r"digest|repository name"):
+    with pytest.raises(DeployError, match=r"digest|repository name|placeholder"):
         parse_image(image)
 
 
@@ -257,9 +258,13 @@ def test_promote_when_production_already_runs_it_does_nothing(remote: Path, tmp_
     assert git(remote, "branch", "--list") == branches
 
 
-def test_promote_refuses_the_placeholder_free_overlay(remote: Path, tmp_path: Path) -> None:
-    """The seeded staging overlay pins the all-zero placeholder: promoting that is still a digest,
-    so it is allowed by format; a staging overlay without an image entry is refused."""
+def test_promote_refuses_a_staging_that_was_never_deployed(remote: Path, tmp_path: Path) -> None:
+    work = clone(remote, tmp_path / "work")
+    with pytest.raises(DeployError, match="placeholder"):
+        promote(work)
+
+
+def test_promote_refuses_a_staging_overlay_without_an_image(remote: Path, tmp_path: Path) -> None:
     work = clone(remote, tmp_path / "work")
     path = work / OVERLAYS_DIR / "staging" / "kustomization.yaml"
     doc = yaml.safe_load(path.read_text())

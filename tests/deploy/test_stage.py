@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from core.config import Config, FeatureType
-from deploy.stage import bad_record, label_agrees, sample_records, to_records
+from core.errors import ServiceUnavailable
+from deploy.stage import bad_record, image_service, label_agrees, sample_records, to_records
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +67,34 @@ def test_label_agreement_reads_class_names_and_flags(config: Config) -> None:
     assert not label_agrees(negative, 0.7, 0.5, config.contract)
     assert label_agrees(1, 0.5, 0.5, config.contract)
     assert not label_agrees("maybe", 0.7, 0.5, config.contract)
+
+
+def dockerfile_running(tmp_path: Path, code: str) -> Path:
+    """A Dockerfile whose command is a small Python program, run the way the stage runs the image."""
+    path = tmp_path / "Dockerfile"
+    path.write_text(f"FROM python\nWORKDIR /app\nCMD {json.dumps([sys.executable, '-c', code])}\n")
+    return path
+
+
+def test_a_service_that_dies_is_reported_with_its_error_line(tmp_path: Path) -> None:
+    code = "import sys; print('starting'); print('RuntimeError: no model'); sys.exit(3)"
+    dockerfile = dockerfile_running(tmp_path, code)
+    with (
+        image_service(dockerfile, tmp_path, tmp_path, tmp_path, tmp_path / "log") as service,
+        pytest.raises(ServiceUnavailable) as error,
+    ):
+        service.wait_ready(timeout=30)
+    assert "exited with code 3" in str(error.value)
+    assert "RuntimeError: no model" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_service_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    dockerfile = dockerfile_running(tmp_path, code)
+    with image_service(dockerfile, tmp_path, tmp_path, tmp_path, tmp_path / "log") as service:
+        time.sleep(0.5)  # let it install its handler
+        assert service.stop(timeout=1) == -signal.SIGKILL
+        assert service.process.poll() is not None
 
 
 @pytest.mark.slow
