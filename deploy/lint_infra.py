@@ -39,7 +39,12 @@ def _tool(name: str) -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        raise FileNotFoundError(f"{name} not found (run `make install`)")
+        hint = (
+            "install kubectl 1.27 or newer (its built-in kustomize renders the overlays)"
+            if name == "kubectl"
+            else "run `make install`"
+        )
+        raise FileNotFoundError(f"{name} not found on PATH: {hint}")
     return found
 
 
