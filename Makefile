@@ -14,8 +14,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # The stages `make pipeline` runs, in order. Each stage adds its target here as it lands.
 PIPELINE_STEPS := check-config data-check
+# Local staging (deploy) runs after package: the merged order is ... package stage.
+PIPELINE_STEPS += stage
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean lint-infra stage deploy-staging promote
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +66,7 @@ lint: install ## Lint and type-check: ruff check, ruff format --check, mypy
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy
+	@$(MAKE) lint-infra
 	@echo "✓ lint clean"
 
 fmt: install ## Format the code and apply safe lint fixes
@@ -73,3 +76,20 @@ fmt: install ## Format the code and apply safe lint fixes
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
 	@rm -rf reports mlruns build .pytest_cache .mypy_cache .ruff_cache
 	@echo "✓ clean"
+
+# ---- deploy: image, infra/ and the GitOps change (deploy/) ----
+GITOPS_REMOTE ?= origin
+GITOPS_BRANCH ?= main
+
+lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate), compose, Argo CD, dashboards
+	@$(PY) -m deploy.lint_infra
+
+stage: install ## Local staging: run the image's command on MODEL_BUNDLE, smoke-test it, stop it (reports/stage/)
+	@$(PY) -m deploy.stage --config $(CONFIG)
+
+deploy-staging: install ## Pin IMAGE=repo@sha256:… in the staging overlay, commit and push (GITOPS_REMOTE, GITOPS_BRANCH)
+	@test -n "$(IMAGE)" || { echo "usage: make deploy-staging IMAGE=ghcr.io/org/name@sha256:<64 hex> [MODEL_VERSION=v]"; exit 2; }
+	@$(PY) -m deploy.gitops set-image staging "$(IMAGE)" --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH) $(if $(MODEL_VERSION),--model-version "$(MODEL_VERSION)")
+
+promote: install ## Push branch promote/<digest12> that pins staging's image in production, for review
+	@$(PY) -m deploy.gitops promote --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH)

@@ -43,3 +43,9 @@ class ServiceUnavailable(TemplateError):
     """An external service (MLflow server, database, git remote) cannot be reached."""
 
     exit_code = 6
+
+
+class DeployError(TemplateError):
+    """A deploy step refused its input (not a digest, unknown overlay) or its checks failed."""
+
+    exit_code = 7

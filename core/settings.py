@@ -26,8 +26,10 @@ class Settings(BaseSettings):
     prediction_log_url: str = Field(
         "sqlite:///reports/predictions.db", validation_alias="PREDICTION_LOG_URL"
     )
-    host: str = Field("127.0.0.1", validation_alias="HOST")
-    port: int = Field(8000, ge=1, le=65535, validation_alias="PORT")
+    # The image sets uvicorn's own variables (UVICORN_HOST/PORT); read them first so the settings
+    # always name the address uvicorn actually listens on.
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("UVICORN_HOST", "HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=AliasChoices("UVICORN_PORT", "PORT"))
     workers: int = Field(1, ge=1, validation_alias=AliasChoices("WEB_CONCURRENCY", "WORKERS"))
     api_key: SecretStr | None = Field(None, validation_alias="API_KEY")
     reports_dir: Path = Field(Path("reports"), validation_alias="REPORTS_DIR")

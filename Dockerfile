@@ -1,0 +1,78 @@
+# syntax=docker/dockerfile:1.7
+# The model service image: one verified model bundle baked in, dependencies from uv.lock only.
+# Build (from the repository root, after `make package`):
+#   docker build --build-arg MODEL_VERSION=3 --build-arg REVISION=$(git rev-parse HEAD) -t api .
+# The same CMD is run outside a container by tests/deploy/test_dockerfile.py and `make stage`.
+
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+
+# ---- build stage: virtualenv from the lock file, bundle verified ----
+FROM ${PYTHON_IMAGE} AS build
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+WORKDIR /app
+# Only the lock decides what is installed: --frozen never re-resolves, --no-dev drops test tools.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    uv sync --frozen --no-dev --no-install-project
+COPY core/ core/
+COPY deploy/ deploy/
+ARG BUNDLE_DIR=build/bundle
+COPY ${BUNDLE_DIR}/ bundle/
+ARG MODEL_NAME=""
+ARG MODEL_VERSION=""
+ARG DATA_SHA256=""
+# A bundle whose files do not match its manifest, or whose metadata disagrees with the labels
+# below, stops the build here instead of shipping.
+RUN /app/.venv/bin/python -m deploy.verify_bundle bundle \
+      --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}"
+
+# ---- runtime stage: no build tools, non-root, read-only friendly ----
+FROM ${PYTHON_IMAGE} AS runtime
+ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
+ARG REVISION="unknown"
+ARG MODEL_NAME=""
+ARG MODEL_VERSION=""
+ARG DATA_SHA256=""
+ARG CONFIG=config.yaml
+LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      io.github.mlops-template.model.name="${MODEL_NAME}" \
+      io.github.mlops-template.model.version="${MODEL_VERSION}" \
+      io.github.mlops-template.data.sha256="${DATA_SHA256}"
+# A numeric UID, so Kubernetes can check runAsNonRoot without resolving a user name.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin app
+WORKDIR /app
+# Code and model stay owned by root: the service user can read them, not change them.
+COPY --from=build /app/.venv /app/.venv
+COPY --from=build /app/bundle /app/bundle
+COPY core/ core/
+COPY serving/ serving/
+COPY deploy/ deploy/
+COPY ${CONFIG} config.yaml
+# Writable state goes to /tmp (an emptyDir in Kubernetes; the root filesystem is read-only).
+# uvicorn reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY itself.
+ENV PATH="/app/.venv/bin:${PATH}" \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    CONFIG_PATH=/app/config.yaml \
+    MODEL_BUNDLE=/app/bundle \
+    PREDICTION_LOG_URL=sqlite:////tmp/predictions.db \
+    REPORTS_DIR=/tmp/reports \
+    UVICORN_HOST=0.0.0.0 \
+    UVICORN_PORT=8000 \
+    WEB_CONCURRENCY=2
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "deploy.healthcheck"]
+CMD ["uvicorn", "--factory", "serving.app:app_from_env"]

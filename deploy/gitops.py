@@ -1,0 +1,340 @@
+"""The GitOps change: pin an image digest in an overlay, commit, push; or propose it for production.
+
+Usage:
+  python -m deploy.gitops set-image OVERLAY IMAGE@sha256:<64 hex> [--model-version V]
+  python -m deploy.gitops promote [--source staging] [--target production]
+Common options: --repo . --remote origin --branch main --retries 3
+
+Both work in a temporary git worktree made from the remote branch, so the caller's checkout and
+uncommitted files are never touched. `set-image` pushes to the branch (no commit when the overlay
+already pins that digest); a push rejected because someone pushed first is fetched, rebased and
+retried a bounded number of times; nothing is ever force-pushed. `promote` pushes a new branch
+`promote/<digest12>` for review and leaves the main branch alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from core.bundle import METADATA_FILE
+from core.cli import entry_point
+from core.errors import DeployError, ServiceUnavailable
+from core.settings import get_settings
+
+OVERLAYS_DIR = Path("infra/k8s/overlays")
+VERSION_ANNOTATION = "mlops-template/model-version"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PLACEHOLDER = "sha256:" + "0" * 64  # what the template's overlays pin before the first deploy
+# registry[:port]/path/name, lower case, as in the OCI distribution spec (tags are not accepted).
+REPOSITORY = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$"
+)
+# Set by git for hooks and by some CI wrappers; they would point our commands at another repository.
+GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_COMMON_DIR")
+REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to update ref")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image pinned by digest: `repository@sha256:<64 hex>`."""
+
+    repository: str
+    digest: str
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+    @property
+    def short(self) -> str:
+        return self.digest.removeprefix("sha256:")[:12]
+
+
+def parse_image(text: str) -> ImageRef:
+    """Accept only `repository@sha256:<64 hex>`; a tag is not a deploy target (it can move)."""
+    repository, sep, digest = text.strip().partition("@")
+    if not sep or not DIGEST.match(digest):
+        raise DeployError(
+            f"image {text!r} is not pinned by digest; give it as "
+            "REPOSITORY@sha256:<64 lower-case hex> (tags like :latest can move, digests cannot)"
+        )
+    if digest == PLACEHOLDER:
+        raise DeployError(
+            f"image {text!r} has the template's all-zero placeholder digest; "
+            "no image was deployed there yet"
+        )
+    if not REPOSITORY.match(repository):
+        raise DeployError(
+            f"image {text!r}: {repository!r} is not a repository name like ghcr.io/org/name "
+            "(lower case, no tag before the @)"
+        )
+    return ImageRef(repository, digest)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What an overlay pins: the image and the model version it carries."""
+
+    image: ImageRef
+    model_version: str
+
+
+_FIELDS = {
+    "newName": re.compile(r"^(\s*-?\s*newName:[ \t]*)(\S.*)?$", re.M),
+    "digest": re.compile(r"^(\s*-?\s*digest:[ \t]*)(\S.*)?$", re.M),
+    "version": re.compile(rf"^(\s*{re.escape(VERSION_ANNOTATION)}:[ \t]*)(\S.*)?$", re.M),
+}
+
+
+def read_pin(text: str, where: str) -> Pin:
+    """Read the one image and the model-version annotation from an overlay kustomization."""
+    try:
+        doc = yaml.safe_load(text)
+        (image,) = doc["images"]
+        version = doc["commonAnnotations"][VERSION_ANNOTATION]
+        return Pin(ImageRef(str(image["newName"]), str(image["digest"])), str(version))
+    except (yaml.YAMLError, KeyError, TypeError, ValueError):
+        raise DeployError(
+            f"{where}: expected exactly one entry under 'images:' with newName and digest, and "
+            f"commonAnnotations.{VERSION_ANNOTATION}"
+        ) from None
+
+
+def _replacer(value: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match.group(1) + value
+
+
+def write_pin(text: str, pin: Pin, where: str) -> str:
+    """Return the kustomization with the pin replaced, keeping every comment and other line."""
+    values = {
+        "newName": pin.image.repository,
+        "digest": pin.image.digest,
+        "version": json.dumps(pin.model_version),
+    }
+    for key, pattern in _FIELDS.items():
+        text, count = pattern.subn(_replacer(values[key]), text)
+        if count != 1:
+            raise DeployError(f"{where}: expected one '{key}' line, found {count}")
+    if read_pin(text, where) != pin:
+        raise DeployError(f"{where}: the edit did not produce the intended pin")
+    return text
+
+
+class Git:
+    """Run git in one folder; errors become DeployError / ServiceUnavailable with git's words."""
+
+    def __init__(self, cwd: Path, identity: list[str] | None = None) -> None:
+        self.cwd = cwd
+        self.identity: list[str] = []
+        if identity is not None:
+            self.identity = identity
+        elif not self.run("config", "user.email", check=False).stdout.strip():
+            # A CI runner often has no git identity; commits then name this tool.
+            self.identity = ["-c", "user.name=mlops-gitops", "-c", "user.email=gitops@localhost"]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["git", *self.identity, *args],
+            cwd=self.cwd,
+            env={k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise DeployError(f"git {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+        return proc
+
+    def fetch(self, remote: str, branch: str) -> str:
+        """Fetch one branch of the remote; return its commit."""
+        proc = self.run("fetch", "--quiet", remote, branch, check=False)
+        if proc.returncode != 0:
+            raise ServiceUnavailable(
+                f"cannot fetch {branch!r} from remote {remote!r}: {proc.stderr.strip()[-300:]}"
+            )
+        return self.run("rev-parse", "FETCH_HEAD").stdout.strip()
+
+    def push(self, remote: str, ref: str) -> bool:
+        """Push HEAD to `ref` without force; False when the remote rejected it as not fast-forward."""
+        proc = self.run("push", "--porcelain", remote, f"HEAD:refs/heads/{ref}", check=False)
+        if proc.returncode == 0:
+            return True
+        output = proc.stdout + proc.stderr
+        if any(marker in output for marker in REJECTED):
+            return False
+        raise ServiceUnavailable(f"cannot push to remote {remote!r}: {proc.stderr.strip()[-300:]}")
+
+
+@contextmanager
+def worktree(repo: Git, commit: str) -> Iterator[Git]:
+    """A throwaway checkout of `commit`, so the caller's working tree is never modified."""
+    folder = Path(tempfile.mkdtemp(prefix="gitops-"))
+    path = folder / "tree"
+    repo.run("worktree", "add", "--quiet", "--detach", str(path), commit)
+    try:
+        yield Git(path, repo.identity)
+    finally:
+        repo.run("worktree", "remove", "--force", str(path), check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        repo.run("worktree", "prune", check=False)
+
+
+def overlay_file(overlay: str) -> Path:
+    """infra/k8s/overlays/<overlay>/kustomization.yaml, refusing names that leave that folder."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", overlay):
+        raise DeployError(f"overlay {overlay!r} is not a folder name under {OVERLAYS_DIR}")
+    return OVERLAYS_DIR / overlay / "kustomization.yaml"
+
+
+def apply_pin(tree: Git, overlay: str, pin: Pin) -> bool:
+    """Write the pin into the overlay in `tree`; False when it was already there."""
+    path = tree.cwd / overlay_file(overlay)
+    if not path.is_file():
+        raise DeployError(f"overlay {overlay!r} not found: {overlay_file(overlay)} does not exist")
+    text = path.read_text()
+    updated = write_pin(text, pin, str(overlay_file(overlay)))
+    if updated == text:
+        return False
+    path.write_text(updated)
+    return True
+
+
+def commit_message(overlay: str, pin: Pin) -> str:
+    return (
+        f"deploy({overlay}): model version {pin.model_version}, image {pin.image.short}\n\n"
+        f"Image: {pin.image}\nModel version: {pin.model_version}\nOverlay: {overlay_file(overlay)}\n"
+    )
+
+
+def set_image(
+    repo: Path,
+    overlay: str,
+    pin: Pin,
+    remote: str = "origin",
+    branch: str = "main",
+    retries: int = 3,
+) -> str | None:
+    """Commit the pin to `overlay` on the remote branch; return the pushed commit, or None if unchanged."""
+    git = Git(repo)
+    base = git.fetch(remote, branch)
+    with worktree(git, base) as tree:
+        attempt = 0
+        while True:
+            if not apply_pin(tree, overlay, pin):
+                return None
+            tree.run("commit", "--quiet", "-am", commit_message(overlay, pin))
+            while True:
+                if tree.push(remote, branch):
+                    return tree.run("rev-parse", "HEAD").stdout.strip()
+                attempt += 1
+                if attempt > retries:
+                    raise DeployError(
+                        f"push to {remote}/{branch} was rejected {attempt} times (others kept "
+                        "pushing first); nothing was forced, run the deploy again"
+                    )
+                latest = tree.fetch(remote, branch)
+                if tree.run("rebase", "--quiet", latest, check=False).returncode == 0:
+                    if tree.run("rev-parse", "HEAD").stdout.strip() == latest:
+                        return None  # our change became empty: the same pin was pushed meanwhile
+                    continue
+                # Someone changed the same lines: start again from their commit and re-apply ours.
+                tree.run("rebase", "--abort", check=False)
+                tree.run("reset", "--quiet", "--hard", latest)
+                break
+
+
+def promote(
+    repo: Path,
+    source: str = "staging",
+    target: str = "production",
+    remote: str = "origin",
+    branch: str = "main",
+) -> str | None:
+    """Push branch promote/<digest12> pinning `source`'s image in `target`; None if already there."""
+    git = Git(repo)
+    base = git.fetch(remote, branch)
+    shown = git.run("show", f"{base}:{overlay_file(source).as_posix()}", check=False)
+    if shown.returncode != 0:
+        raise DeployError(f"overlay {source!r} not found on {remote}/{branch}")
+    pin = read_pin(shown.stdout, f"{remote}/{branch}:{overlay_file(source)}")
+    parse_image(str(pin.image))  # the source overlay must pin a real digest, not the placeholder
+    review_branch = f"promote/{pin.image.short}"
+    with worktree(git, base) as tree:
+        if not apply_pin(tree, target, pin):
+            return None
+        tree.run("commit", "--quiet", "-am", commit_message(target, pin))
+        if tree.push(remote, review_branch):
+            return review_branch
+    existing = git.fetch(remote, review_branch)
+    shown = git.run("show", f"{existing}:{overlay_file(target).as_posix()}")
+    if read_pin(shown.stdout, review_branch) == pin:
+        return review_branch  # already proposed by an earlier run
+    raise DeployError(f"branch {review_branch} exists on {remote} with a different change")
+
+
+def bundle_version() -> str:
+    """The model version of the bundle at MODEL_BUNDLE, for the commit message."""
+    path = get_settings().model_bundle / METADATA_FILE
+    try:
+        return str(json.loads(path.read_text())["model_version"])
+    except (OSError, ValueError, KeyError):
+        raise DeployError(
+            f"no model version: give --model-version, or set MODEL_BUNDLE to the bundle the image "
+            f"was built from ({path} is missing or has no model_version)"
+        ) from None
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repo", type=Path, default=Path("."))
+    common.add_argument("--remote", default="origin")
+    common.add_argument("--branch", default="main")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("set-image", parents=[common], help="pin an image digest in an overlay")
+    s.add_argument("overlay")
+    s.add_argument("image")
+    s.add_argument("--model-version")
+    s.add_argument("--retries", type=int, default=3)
+    p = sub.add_parser("promote", parents=[common], help="propose staging's image for production")
+    p.add_argument("--source", default="staging")
+    p.add_argument("--target", default="production")
+    args = parser.parse_args(argv)
+
+    if args.command == "set-image":
+        image = parse_image(args.image)
+        pin = Pin(image, args.model_version or bundle_version())
+        pushed = set_image(args.repo, args.overlay, pin, args.remote, args.branch, args.retries)
+        if pushed is None:
+            print(f"✓ {args.overlay} already pins {image}; nothing to commit")
+        else:
+            print(
+                f"✓ {args.overlay} → {image} (model version {pin.model_version}), "
+                f"pushed {pushed[:12]} to {args.remote}/{args.branch}"
+            )
+        return 0
+    review = promote(args.repo, args.source, args.target, args.remote, args.branch)
+    if review is None:
+        print(f"✓ {args.target} already pins {args.source}'s image; nothing to promote")
+    else:
+        print(
+            f"✓ pushed branch {review} to {args.remote}: open a pull request from it into "
+            f"{args.branch} to promote {args.source}'s image to {args.target}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""Local staging: start the service exactly as the image does, smoke-test it, stop it cleanly.
+
+Usage: python -m deploy.stage [--config config.yaml] [--dockerfile Dockerfile] [--rows 5]
+
+The command, environment and working directory come from the Dockerfile's final stage
+(`deploy.image`), so what runs here is what the container runs; the only deliberate differences
+are the address (127.0.0.1 and a free port instead of 0.0.0.0:8000), the bundle and config paths,
+and /tmp mapped to a scratch folder. Requests are built from the data contract and real rows of
+the configured data; the report goes to REPORTS_DIR/stage/smoke.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from core.bundle import Bundle, load_bundle
+from core.cli import entry_point, step
+from core.config import Config, Contract, FeatureType, load_config
+from core.data import read_table
+from core.errors import DeployError, ServiceUnavailable
+from core.frames import feature_frame
+from core.io import atomic_write_json
+from core.settings import get_settings
+from deploy.image import local_process, parse_dockerfile
+
+# The serving interface this smoke test relies on (issue 6): POST /predict takes one record as a
+# JSON object of contract features and answers with these keys.
+PROBABILITY_KEY = "probability"
+LABEL_KEY = "label"
+VERSION_KEY = "model_version"
+# Served and in-process probabilities may differ by float rounding (an ONNX path, for example).
+TOLERANCE = 1e-4
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    """A running service process started from the image's command."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    argv: list[str]
+    overrides: dict[str, str]
+    log: Path
+    ready_after: float = math.nan
+    exit_code: int | None = None
+    stop_seconds: float = math.nan
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last non-empty lines the service printed."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+    def first_error(self) -> str:
+        """The first line of the log that reports an error (the cause), else its last line."""
+        lines = self.log_tail(200).splitlines()
+        errors = [line for line in lines if "error" in line.lower()]
+        return (errors or lines or ["(no output)"])[0 if errors else -1].strip()
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Poll /ready until it answers 200; raise if the process dies or time runs out."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise ServiceUnavailable(
+                    f"the service exited with code {self.process.returncode} before it was "
+                    f"ready: {self.first_error()!r} (whole log: {self.log})"
+                )
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    self.ready_after = time.monotonic() - started
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise ServiceUnavailable(
+            f"the service was not ready within {timeout:.0f} s: {self.first_error()!r} "
+            f"(whole log: {self.log})"
+        )
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Send SIGTERM (what Kubernetes sends) and wait; kill the group only if it hangs."""
+        if self.exit_code is not None:
+            return self.exit_code
+        started = time.monotonic()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.exit_code = -int(signal.SIGKILL)
+        self.stop_seconds = time.monotonic() - started
+        return self.exit_code
+
+
+@contextmanager
+def image_service(
+    dockerfile: Path, bundle: Path, config: Path, scratch: Path, log: Path
+) -> Iterator[Service]:
+    """Start the Dockerfile's command from its folder on a free 127.0.0.1 port; stop it on exit."""
+    root = dockerfile.resolve().parent
+    spec = parse_dockerfile(dockerfile, base_env={"PATH": os.environ.get("PATH", "")})
+    port = free_port()
+    overrides = {
+        "UVICORN_HOST": "127.0.0.1",
+        "UVICORN_PORT": str(port),
+        "MODEL_BUNDLE": str(bundle.resolve()),
+        "CONFIG_PATH": str(config.resolve()),
+    }
+    argv, env = local_process(spec, root, scratch, overrides)
+    env.pop("API_KEY", None)  # the smoke test calls /predict without a key, as local use does
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a hung server can be killed whole
+        )
+    service = Service(process, f"http://127.0.0.1:{port}", argv, overrides, log)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def json_value(value: Any, feature_type: FeatureType, integer: bool) -> Any:
+    """Turn one cell into the JSON a client would send: null for missing, ints where exact."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if feature_type is FeatureType.categorical:
+        return str(value)
+    if feature_type is FeatureType.boolean or integer:
+        return int(value)
+    return float(value)
+
+
+def sample_records(frame: pd.DataFrame, contract: Contract, n: int, seed: int) -> pd.DataFrame:
+    """Pick `n` real rows: complete ones, plus one with a missing nullable value when there is one."""
+    features = frame[contract.feature_names]
+    required = [f.name for f in contract.features if not f.nullable]
+    usable = features[features[required].notna().all(axis=1)]
+    if usable.empty:
+        raise DeployError("no row of the data has every non-nullable feature filled")
+    with_null = usable[usable.isna().any(axis=1)]
+    complete = usable[usable.notna().all(axis=1)]
+    picks = [complete.sample(n=min(n - 1, len(complete)), random_state=seed)] if n > 1 else []
+    if not with_null.empty:
+        picks.append(with_null.sample(n=1, random_state=seed))
+    return pd.concat(picks) if picks else usable.head(n)
+
+
+def to_records(rows: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
+    """Rows → JSON request bodies, one per row, keyed by the contract's feature names."""
+    return [
+        {f.name: json_value(row[f.name], f.type, f.integer) for f in contract.features}
+        for _, row in rows.iterrows()
+    ]
+
+
+def bad_record(record: dict[str, Any], contract: Contract) -> tuple[dict[str, Any], str]:
+    """Break one field the contract forbids: an unknown category, else text in a numeric field."""
+    categorical = contract.of_type(FeatureType.categorical)
+    target = categorical[0] if categorical else contract.features[0]
+    broken = dict(record)
+    broken[target.name] = "__not_in_the_contract__" if categorical else "not-a-number"
+    return broken, target.name
+
+
+def label_agrees(label: Any, probability: float, threshold: float, contract: Contract) -> bool:
+    """The served label is the positive class exactly when the probability reaches the threshold."""
+    positive = probability >= threshold
+    if isinstance(label, str) and label in contract.target.classes:
+        return (label == contract.target.positive) == positive
+    if isinstance(label, bool | int):
+        return bool(label) == positive
+    return False
+
+
+def smoke(service: Service, bundle: Bundle, config: Config, n_rows: int) -> dict[str, Any]:
+    """Call /health, /ready, /predict with real rows and one bad request; return the findings."""
+    contract = config.contract
+    rows = sample_records(read_table(config.data_path, config.data.format), contract, n_rows, 0)
+    expected = bundle.pipeline.predict_proba(feature_frame(rows, contract))[:, 1]
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, detail: Any = None) -> None:
+        checks.append({"name": name, "ok": bool(ok), "detail": detail})
+
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        for path in ("/health", "/ready"):
+            response = client.get(path)
+            check(f"GET {path} is 200", response.status_code == 200, response.status_code)
+        predictions = []
+        for record, want in zip(to_records(rows, contract), expected, strict=True):
+            response = client.post("/predict", json=record)
+            body = response.json() if response.status_code == 200 else {}
+            got = body.get(PROBABILITY_KEY)
+            ok = (
+                response.status_code == 200
+                and isinstance(got, int | float)
+                and abs(float(got) - float(want)) <= TOLERANCE
+                and label_agrees(body.get(LABEL_KEY), float(got), bundle.threshold, contract)
+                and str(body.get(VERSION_KEY)) == bundle.version
+            )
+            predictions.append(
+                {"status": response.status_code, "expected": float(want), "served": body}
+            )
+            check("POST /predict matches the bundle in process", ok, predictions[-1])
+        broken, field_name = bad_record(to_records(rows, contract)[0], contract)
+        response = client.post("/predict", json=broken)
+        check(
+            f"POST /predict with a bad {field_name!r} is 422 naming it",
+            response.status_code == 422 and field_name in response.text,
+            {"status": response.status_code, "body": response.text[:500]},
+        )
+    code = service.stop()
+    check("SIGTERM stops the service with exit code 0", code == 0, code)
+    return {
+        "passed": all(c["ok"] for c in checks),
+        "command": service.argv,
+        "env_overrides": service.overrides,
+        "url": service.url,
+        "ready_after_s": round(service.ready_after, 2),
+        "stop_after_s": round(service.stop_seconds, 2),
+        "model": {"name": bundle.metadata.get("model_name"), "version": bundle.version},
+        "checks": checks,
+        "predictions": predictions,
+    }
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="config.yaml", type=Path)
+    parser.add_argument("--dockerfile", default="Dockerfile", type=Path)
+    parser.add_argument("--rows", default=5, type=int, help="real rows to send to /predict")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    config = load_config(args.config)
+    out_dir = settings.reports_dir / "stage"
+    report_path = out_dir / "smoke.json"
+    with step("bundle verified and loaded", str(settings.model_bundle)):
+        bundle = load_bundle(settings.model_bundle)
+    with (
+        tempfile.TemporaryDirectory(prefix="stage-tmp-") as scratch,
+        image_service(
+            args.dockerfile,
+            settings.model_bundle,
+            args.config,
+            Path(scratch),
+            out_dir / "server.log",
+        ) as service,
+    ):
+        with step(f"service started with the image's command ({' '.join(service.argv)})"):
+            service.wait_ready()
+        with step("smoke test", str(report_path)):
+            report = smoke(service, bundle, config, args.rows)
+            atomic_write_json(report_path, report)
+    failed = [c["name"] for c in report["checks"] if not c["ok"]]
+    if failed:
+        raise DeployError(f"local staging failed: {'; '.join(failed)} (see {report_path})")
+    print(
+        f"local staging passed: {len(report['checks'])} checks, ready in "
+        f"{report['ready_after_s']} s, stopped in {report['stop_after_s']} s → {report_path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
