@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # The stages `make pipeline` runs, in order. Each stage adds its target here as it lands.
 PIPELINE_STEPS := check-config data-check
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean drift simulate retrain
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,17 @@ lint: install ## Lint and type-check: ruff check, ruff format --check, mypy
 fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff format .
 	@$(PY) -m ruff check --fix .
+
+# make's own exit status is 2 for any failing recipe, so workflows branch on the drift verdict
+# through reports/drift/drift.json or the `drifted` step output (GITHUB_OUTPUT), not on make's code.
+drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the training reference; fails on drift
+	@$(PY) -m validation.drift_cli --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)")
+
+simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
+	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
+
+retrain: install ## After a drift verdict: retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch
+	@$(PY) -m tools.retrain --config $(CONFIG)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
 	@rm -rf reports mlruns build .pytest_cache .mypy_cache .ruff_cache

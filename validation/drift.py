@@ -1,0 +1,419 @@
+"""Drift statistics: pure functions comparing a current window of traffic with the training reference.
+
+Choice of test, from the contract's type:
+- numeric: two-sample Kolmogorov-Smirnov on the non-null values (`scipy.stats.ks_2samp`);
+- categorical: chi-squared on the reference/current contingency table (`chi2_contingency`), with
+  nulls as their own level and categories the reference never saw kept as their own columns;
+- boolean: chi-squared too, on the 2 x 2 table (plus a null level), without Yates' correction. A
+  boolean is one Bernoulli proportion: the chi-squared test is the two-proportion z-test, well
+  calibrated at our minimum sample sizes, while KS on a two-point distribution is far from its
+  continuous null distribution (very conservative, so it would miss real changes).
+PSI is computed for every feature and the score, on quantile bins of the reference (numeric) or on
+levels (categorical, boolean); a missing level is always its own bin.
+
+The p-values of all features and of the score form one family, corrected with Benjamini-Hochberg.
+A feature counts as drifted when its adjusted p-value is below `fdr_alpha` AND its PSI reaches
+`psi_threshold`: significance alone flags negligible shifts once windows are large.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from core.config import Contract, Drift, FeatureType
+from validation.profile import SCORE_COLUMN
+
+LABEL_COLUMN = "__label__"
+MISSING = "(missing)"
+# `make drift` exits with this when the verdict is drift; 0 means no drift (or not enough data).
+# Errors use their own codes (core/errors.py), which are all different from this one.
+DRIFT_EXIT_CODE = 1
+
+Status = Literal["drift", "ok", "not enough data"]
+Verdict = Literal["drift", "no drift", "not enough data"]
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's (or the score's) comparison."""
+
+    name: str
+    type: str
+    test: str
+    statistic: float | None
+    p_value: float | None
+    psi: float | None
+    n_reference: int
+    n_current: int
+    null_share_reference: float
+    null_share_current: float
+    unseen: list[str] = field(default_factory=list)
+    q_value: float | None = None
+    status: Status = "ok"
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
+
+
+@dataclass(frozen=True)
+class PerformanceDrift:
+    """Live metrics on the labelled rows of the window, against the training ones."""
+
+    metric: str
+    training: float | None
+    live: float | None
+    drop: float | None
+    n_labelled: int
+    live_metrics: dict[str, float]
+    status: Status
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Everything the report shows, and the verdict."""
+
+    verdict: Verdict
+    reasons: list[str]
+    n_reference: int
+    n_current: int
+    features: list[FeatureDrift]
+    score: FeatureDrift | None
+    performance: PerformanceDrift | None
+    invalid_share: dict[str, float] | None
+    invalid_columns: list[str]
+    settings: dict[str, Any]
+
+    @property
+    def drifted(self) -> bool:
+        return self.verdict == "drift"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return every statistic as plain JSON-able values."""
+        out = asdict(self)
+        out["drifted"] = self.drifted
+        return out
+
+
+# --- PSI -------------------------------------------------------------------------------------
+
+
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray, epsilon: float = 1e-4) -> float:
+    """Population stability index of two histograms over the same bins.
+
+    PSI = sum((c - r) * ln(c / r)) over bins, with r and c the reference and current shares.
+    A bin empty on one side would make the logarithm infinite, so shares are floored at `epsilon`
+    (not renormalised): an empty reference bin holding a share c of the current data contributes
+    about c * ln(c / epsilon), e.g. 0.2 * ln(2000) = 1.52 for c = 0.2 and epsilon = 1e-4.
+    """
+    ref = np.asarray(reference_counts, dtype="float64")
+    cur = np.asarray(current_counts, dtype="float64")
+    if ref.shape != cur.shape:
+        raise ValueError(f"psi: bins differ ({ref.shape} vs {cur.shape})")
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError("psi: both histograms need at least one count")
+    r = np.maximum(ref / ref.sum(), epsilon)
+    c = np.maximum(cur / cur.sum(), epsilon)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
+    """Return the inner bin edges at the reference's 1/bins ... (bins-1)/bins quantiles, deduplicated.
+
+    Ties (integer features) merge bins rather than create empty ones.
+    """
+    if reference.size == 0:
+        return np.array([], dtype="float64")
+    return np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def binned_counts(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
+    """Count values per bin (value == edge goes up), plus a last bin for NaN."""
+    present = ~np.isnan(values)
+    index = np.searchsorted(inner_edges, values[present], side="right")
+    counts = np.bincount(index, minlength=inner_edges.size + 1)
+    return np.append(counts, int((~present).sum()))
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def level_counts(
+    reference: pd.Series, current: pd.Series
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Count each level on both sides: the reference's levels first, then unseen ones, then nulls."""
+
+    def counts(s: pd.Series) -> pd.Series:
+        labels = s.astype(object).where(s.notna(), MISSING).map(_level_name)
+        return labels.value_counts(sort=False)
+
+    ref, cur = counts(reference), counts(current)
+    levels = [lv for lv in ref.index if lv != MISSING]
+    levels += sorted(lv for lv in cur.index if lv not in ref.index and lv != MISSING)
+    if MISSING in ref.index or MISSING in cur.index:
+        levels.append(MISSING)
+    return (
+        levels,
+        ref.reindex(levels, fill_value=0).to_numpy(dtype="int64"),
+        cur.reindex(levels, fill_value=0).to_numpy(dtype="int64"),
+    )
+
+
+def _level_name(value: object) -> str:
+    # Boolean features arrive as 0.0 / 1.0 floats; show them as 0 / 1.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def chi2_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    """Chi-squared test of homogeneity on a 2 x k table; levels empty on both sides are dropped."""
+    table = np.vstack([reference_counts, current_counts]).astype("float64")
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 0.0, 1.0  # one level on both sides: nothing can differ
+    result = stats.chi2_contingency(table, correction=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov test on the non-null values."""
+    result = stats.ks_2samp(reference, current)
+    return float(result.statistic), float(result.pvalue)
+
+
+def compare_numeric(
+    name: str, reference: pd.Series, current: pd.Series, cfg: Drift, kind: str = "numeric"
+) -> FeatureDrift:
+    """KS test and PSI on quantile bins for one numeric column (also used for the score)."""
+    ref = reference.to_numpy(dtype="float64", na_value=np.nan)
+    cur = current.to_numpy(dtype="float64", na_value=np.nan)
+    ref_present, cur_present = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    base: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "test": "ks",
+        "n_reference": int(ref_present.size),
+        "n_current": int(cur_present.size),
+        "null_share_reference": _share_null(ref),
+        "null_share_current": _share_null(cur),
+    }
+    if min(ref_present.size, cur_present.size) < cfg.min_samples:
+        return FeatureDrift(
+            statistic=None, p_value=None, psi=None, status="not enough data", **base
+        )
+    statistic, p_value = ks_test(ref_present, cur_present)
+    edges = quantile_edges(ref_present, cfg.psi_bins)
+    index = psi(binned_counts(ref, edges), binned_counts(cur, edges), cfg.psi_epsilon)
+    return FeatureDrift(statistic=statistic, p_value=p_value, psi=index, **base)
+
+
+def compare_levels(
+    name: str, kind: FeatureType, reference: pd.Series, current: pd.Series, cfg: Drift
+) -> FeatureDrift:
+    """Chi-squared test and PSI on levels for one categorical or boolean column."""
+    levels, ref_counts, cur_counts = level_counts(reference, current)
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    unseen = [lv for lv, r in zip(levels, ref_counts, strict=True) if r == 0 and lv != MISSING]
+    base: dict[str, Any] = {
+        "name": name,
+        "type": kind.value,
+        "test": "chi2",
+        "n_reference": n_ref,
+        "n_current": n_cur,
+        "null_share_reference": float(reference.isna().mean()) if len(reference) else 0.0,
+        "null_share_current": float(current.isna().mean()) if len(current) else 0.0,
+        "unseen": unseen,
+    }
+    if min(n_ref, n_cur) < cfg.min_samples:
+        return FeatureDrift(
+            statistic=None, p_value=None, psi=None, status="not enough data", **base
+        )
+    statistic, p_value = chi2_test(ref_counts, cur_counts)
+    index = psi(ref_counts, cur_counts, cfg.psi_epsilon)
+    return FeatureDrift(statistic=statistic, p_value=p_value, psi=index, **base)
+
+
+def _share_null(values: np.ndarray) -> float:
+    return float(np.isnan(values).mean()) if values.size else 0.0
+
+
+def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
+    """Adjust p-values with Benjamini-Hochberg; None (not tested) stays None and is not counted."""
+    tested = [p for p in p_values if p is not None]
+    if not tested:
+        return [None] * len(p_values)
+    adjusted = iter(stats.false_discovery_control(np.array(tested), method="bh").tolist())
+    return [None if p is None else float(next(adjusted)) for p in p_values]
+
+
+def _decide(result: FeatureDrift, q_value: float | None, cfg: Drift) -> FeatureDrift:
+    if result.status == "not enough data" or q_value is None or result.psi is None:
+        return result
+    drifted = q_value < cfg.fdr_alpha and result.psi >= cfg.psi_threshold
+    return replace(result, q_value=q_value, status="drift" if drifted else "ok")
+
+
+# --- performance -------------------------------------------------------------------------------
+
+
+def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Compute the METRICS names on labelled rows (ranking metrics need both classes)."""
+    from sklearn import metrics
+
+    predicted = (scores >= threshold).astype(int)
+    out = {
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
+        "brier": float(metrics.brier_score_loss(labels, scores)),
+    }
+    if len(np.unique(labels)) == 2:
+        out["roc_auc"] = float(metrics.roc_auc_score(labels, scores))
+        out["pr_auc"] = float(metrics.average_precision_score(labels, scores))
+        out["log_loss"] = float(metrics.log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15)))
+    return out
+
+
+def compare_performance(
+    current: pd.DataFrame,
+    threshold: float,
+    training_metrics: dict[str, float],
+    cfg: Drift,
+) -> PerformanceDrift | None:
+    """Compare the configured live metric with training, when enough feedback exists."""
+    if LABEL_COLUMN not in current.columns or SCORE_COLUMN not in current.columns:
+        return None
+    labelled = current[current[LABEL_COLUMN].notna() & current[SCORE_COLUMN].notna()]
+    n = len(labelled)
+    if n == 0:
+        return None
+    metric = cfg.performance_metric
+    training = training_metrics.get(metric)
+    if n < cfg.min_feedback:
+        return PerformanceDrift(metric, training, None, None, n, {}, "not enough data")
+    values = live_metrics(
+        labelled[LABEL_COLUMN].to_numpy(dtype="int64"),
+        labelled[SCORE_COLUMN].to_numpy(dtype="float64"),
+        threshold,
+    )
+    live = values.get(metric)
+    if live is None or training is None:
+        return PerformanceDrift(metric, training, live, None, n, values, "not enough data")
+    from core.config import METRICS
+
+    # Drop is positive when the live metric is worse, whichever direction is better.
+    drop = training - live if METRICS[metric] else live - training
+    status: Status = "drift" if drop > cfg.max_metric_drop else "ok"
+    return PerformanceDrift(metric, float(training), live, float(drop), n, values, status)
+
+
+# --- the whole comparison ----------------------------------------------------------------------
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    contract: Contract,
+    cfg: Drift,
+    *,
+    threshold: float = 0.5,
+    training_metrics: dict[str, float] | None = None,
+    invalid_share: dict[str, float] | None = None,
+) -> DriftResult:
+    """Compare every contract feature, the score and live metrics, and give one verdict.
+
+    `reference` and `current` hold the contract's features in pipeline dtypes (core.frames) and
+    `__score__`; `current` may hold `__label__` (0/1, NaN when no feedback). `invalid_share` is the
+    per-column share of rows failing validation, as `validate_features` returns it.
+    """
+    settings = cfg.model_dump(mode="json")
+    n_ref, n_cur = len(reference), len(current)
+    if n_cur < cfg.min_samples or n_ref < cfg.min_samples:
+        return DriftResult(
+            verdict="not enough data",
+            reasons=[
+                f"{n_cur} current and {n_ref} reference rows; at least {cfg.min_samples} "
+                "of each are needed (drift.min_samples)"
+            ],
+            n_reference=n_ref,
+            n_current=n_cur,
+            features=[],
+            score=None,
+            performance=None,
+            invalid_share=invalid_share,
+            invalid_columns=_invalid_columns(invalid_share, cfg),
+            settings=settings,
+        )
+    raw: list[FeatureDrift] = []
+    for f in contract.features:
+        if f.type is FeatureType.numeric:
+            raw.append(compare_numeric(f.name, reference[f.name], current[f.name], cfg))
+        else:
+            raw.append(compare_levels(f.name, f.type, reference[f.name], current[f.name], cfg))
+    has_score = SCORE_COLUMN in reference.columns and SCORE_COLUMN in current.columns
+    if has_score:
+        raw.append(
+            compare_numeric(
+                "prediction score", reference[SCORE_COLUMN], current[SCORE_COLUMN], cfg, "score"
+            )
+        )
+    q_values = benjamini_hochberg([r.p_value for r in raw])
+    decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=True)]
+    features = decided[: len(contract.features)]
+    score = decided[-1] if has_score else None
+    performance = compare_performance(current, threshold, training_metrics or {}, cfg)
+    invalid_columns = _invalid_columns(invalid_share, cfg)
+
+    reasons: list[str] = []
+    drifted = [r.name for r in features if r.drifted]
+    if len(drifted) >= cfg.min_drifted_features:
+        reasons.append(f"{len(drifted)} feature(s) drifted: {', '.join(drifted)}")
+    if score is not None and score.drifted:
+        reasons.append(f"prediction scores drifted (PSI {score.psi:.3f})")
+    if performance is not None and performance.status == "drift":
+        reasons.append(
+            f"live {performance.metric} {performance.live:.3f} vs training "
+            f"{performance.training:.3f} (drop {performance.drop:.3f} > {cfg.max_metric_drop})"
+        )
+    if invalid_columns:
+        reasons.append(
+            f"rows failing validation above {cfg.max_invalid_share:.0%} in: {', '.join(invalid_columns)}"
+        )
+    tested = [r for r in decided if r.status != "not enough data"]
+    if reasons:
+        verdict: Verdict = "drift"
+    elif not tested:
+        verdict = "not enough data"
+        reasons.append(f"no feature has {cfg.min_samples} non-null values on both sides")
+    else:
+        verdict = "no drift"
+    return DriftResult(
+        verdict=verdict,
+        reasons=reasons,
+        n_reference=n_ref,
+        n_current=n_cur,
+        features=features,
+        score=score,
+        performance=performance,
+        invalid_share=invalid_share,
+        invalid_columns=invalid_columns,
+        settings=settings,
+    )
+
+
+def _invalid_columns(invalid_share: dict[str, float] | None, cfg: Drift) -> list[str]:
+    if not invalid_share:
+        return []
+    return [
+        c
+        for c, share in invalid_share.items()
+        if not math.isnan(share) and share > cfg.max_invalid_share
+    ]
