@@ -31,9 +31,10 @@ from validation.profile import SCORE_COLUMN
 
 LABEL_COLUMN = "__label__"
 MISSING = "(missing)"
-# `make drift` exits with this when the verdict is drift; 0 means no drift (or not enough data).
-# Errors use their own codes (core/errors.py), which are all different from this one.
-DRIFT_EXIT_CODE = 1
+# The drift command exits with this when the verdict is drift; 0 means no drift (or not enough
+# data). Not 1 (an uncaught Python exception) nor 2 (argparse, make): a crash never reads as drift.
+# Errors use their own codes (core/errors.py), all different from this one.
+DRIFT_EXIT_CODE = 10
 
 Status = Literal["drift", "ok", "not enough data"]
 Verdict = Literal["drift", "no drift", "not enough data"]

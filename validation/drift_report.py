@@ -17,9 +17,9 @@ from core.io import atomic_write_json, atomic_write_text
 from validation.drift import DriftResult, FeatureDrift, level_counts
 from validation.profile import SCORE_COLUMN
 
-JSON_FILE = "drift.json"
-MARKDOWN_FILE = "drift.md"
-HTML_FILE = "drift.html"
+JSON_FILE = "report.json"
+MARKDOWN_FILE = "report.md"
+HTML_FILE = "report.html"
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -233,7 +233,7 @@ def write_report(
     current: pd.DataFrame,
     contract: Contract,
 ) -> dict[str, Path]:
-    """Write drift.json, drift.md and drift.html atomically into `out_dir`."""
+    """Write report.json, report.md and report.html atomically into `out_dir`."""
     images = plots(result, reference, current, contract)
     markdown = render_markdown(result, context)
     page = render_html(result, context, images)

@@ -73,7 +73,7 @@ def run(
 
 
 def report(tmp_path: Path) -> dict[str, object]:
-    return json.loads((tmp_path / "reports" / "drift" / "drift.json").read_text())
+    return json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())
 
 
 def test_held_out_rows_are_no_drift_and_the_report_has_plots(
@@ -84,22 +84,31 @@ def test_held_out_rows_are_no_drift_and_the_report_has_plots(
     out = report(tmp_path)
     assert out["verdict"] == "no drift" and out["context"]["model_version"] == "3"
     assert out["performance"]["n_labelled"] == 1000  # the target column is used as feedback
-    html = (tmp_path / "reports" / "drift" / "drift.html").read_text()
+    html = (tmp_path / "reports" / "drift" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(out["features"]) + 1
-    assert "| feature |" in (tmp_path / "reports" / "drift" / "drift.md").read_text()
+    assert "| feature |" in (tmp_path / "reports" / "drift" / "report.md").read_text()
 
 
-def test_shifted_rows_are_drift_with_exit_code_one(
-    run: Runner, split: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path, config: Config
+def test_shifted_rows_are_drift_with_the_drift_exit_code(
+    run: Runner,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    tmp_path: Path,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, held_out = split
     shifted = held_out.iloc[:1000].copy()
     numeric = config.contract.of_type(FeatureType.numeric)[0].name
     shifted[numeric] = shifted[numeric] * 1.8
-    assert run(shifted, name="window.parquet") == DRIFT_EXIT_CODE == 1
+    assert run(shifted, name="window.parquet") == DRIFT_EXIT_CODE == 10
     out = report(tmp_path)
     assert out["drifted"] is True
     assert numeric in out["reasons"][0]
+    github_output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
+    get_settings.cache_clear()
+    assert run(shifted, "--exit-zero-on-drift") == 0
+    assert github_output.read_text() == "drift=true\nverdict=drift\n"
 
 
 def test_a_small_window_is_not_enough_data_and_exits_zero(
