@@ -4,7 +4,7 @@ Every column they touch is chosen from the contract (by type, then by a seeded d
 - none: rows drawn from the data as they are;
 - covariate: some numeric features shifted by `strength` standard deviations (kept inside the
   contract's range, rounded when integer) and one categorical feature re-mixed (with probability
-  `strength`, a value is swapped for its mirror in frequency order: most common <-> rarest);
+  `strength`, a value becomes the feature's rarest level);
 - prior: rows resampled so the positive class has the share `strength` (default: one half, or the
   base share moved by 0.3 when it is already near one half);
 - concept: features untouched; the labels sent as feedback are flipped with probability `strength`.
@@ -57,12 +57,18 @@ def shift_numeric(
 
 
 def remix_categorical(column: pd.Series, strength: float, rng: np.random.Generator) -> pd.Series:
-    """Swap values for their mirror in frequency order, each with probability `strength`."""
-    order = column.dropna().value_counts().index.tolist()
-    mirror = dict(zip(order, reversed(order), strict=True))
+    """Replace each value by the column's rarest level with probability `strength`.
+
+    The rarest level's share grows by strength * (1 - its share), a clear change even when the
+    levels are about equally frequent.
+    """
+    counts = column.dropna().value_counts()
+    if counts.empty:
+        return column.copy()
+    rarest = counts.index[-1]
     swap = (rng.random(len(column)) < strength) & column.notna().to_numpy()
     out = column.copy()
-    out[swap] = column[swap].map(mirror)
+    out[swap] = rarest
     return out
 
 
