@@ -246,7 +246,7 @@ class Drift(Strict):
     fdr_alpha: float = Field(0.05, gt=0, lt=1)
     # A feature counts as drifted when its test is significant after Benjamini-Hochberg AND its
     # PSI reaches this: with large windows a test alone flags shifts too small to matter.
-    psi_threshold: float = Field(0.2, gt=0)
+    psi_threshold: float = Field(0.03, gt=0)
     window_hours: float = Field(24 * 7, gt=0)
     max_rows: int = Field(100_000, ge=100)
     psi_bins: int = Field(10, ge=2, le=100)

@@ -149,12 +149,7 @@ def level_counts(
     reference: pd.Series, current: pd.Series
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Count each level on both sides: the reference's levels first, then unseen ones, then nulls."""
-
-    def counts(s: pd.Series) -> pd.Series:
-        labels = s.astype(object).where(s.notna(), MISSING).map(_level_name)
-        return labels.value_counts(sort=False)
-
-    ref, cur = counts(reference), counts(current)
+    ref, cur = _counts(reference), _counts(current)
     levels = [lv for lv in ref.index if lv != MISSING]
     levels += sorted(lv for lv in cur.index if lv not in ref.index and lv != MISSING)
     if MISSING in ref.index or MISSING in cur.index:
@@ -164,6 +159,13 @@ def level_counts(
         ref.reindex(levels, fill_value=0).to_numpy(dtype="int64"),
         cur.reindex(levels, fill_value=0).to_numpy(dtype="int64"),
     )
+
+
+def _counts(values: pd.Series) -> pd.Series:
+    # Count first, then name the few distinct values: naming a million rows one by one is slow.
+    counts = values.value_counts(dropna=False, sort=False)
+    names = [MISSING if pd.isna(v) else _level_name(v) for v in counts.index]
+    return pd.Series(counts.to_numpy(), index=names).groupby(level=0, sort=False).sum()
 
 
 def _level_name(value: object) -> str:
