@@ -90,6 +90,7 @@ def branches(repo: Path) -> list[str]:
     return sorted(line.split("\t")[1] for line in out.splitlines())
 
 
+@pytest.mark.slow
 def test_no_drift_means_no_training_and_no_branch(
     setup: tuple[Settings, Path], config: Config, default_frame: pd.DataFrame
 ) -> None:
@@ -106,6 +107,7 @@ def test_no_drift_means_no_training_and_no_branch(
     assert not (settings.reports_dir / "retrain").exists()
 
 
+@pytest.mark.slow
 def test_drift_gives_a_pr_body_and_one_branch_per_model(
     setup: tuple[Settings, Path], config: Config, default_frame: pd.DataFrame
 ) -> None:
@@ -136,6 +138,7 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
     )
 
 
+@pytest.mark.slow
 def test_a_rejected_challenger_pushes_nothing(
     setup: tuple[Settings, Path], config: Config, default_frame: pd.DataFrame
 ) -> None:

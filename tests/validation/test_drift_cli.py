@@ -76,6 +76,7 @@ def report(tmp_path: Path) -> dict[str, object]:
     return json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_held_out_rows_are_no_drift_and_the_report_has_plots(
     run: Runner, split: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -89,6 +90,7 @@ def test_held_out_rows_are_no_drift_and_the_report_has_plots(
     assert "| feature |" in (tmp_path / "reports" / "drift" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_shifted_rows_are_drift_with_the_drift_exit_code(
     run: Runner,
     split: tuple[pd.DataFrame, pd.DataFrame],
