@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core.config import Config, Drift, FeatureType
+from core.config import Config, Drift, FeatureType, load_config
+from core.data import read_table
 from core.frames import feature_frame
+from tests.conftest import CONFIGS
+from tools.scenarios import generate
 from validation.drift import (
     LABEL_COLUMN,
     benjamini_hochberg,
@@ -185,3 +188,21 @@ def test_validation_failures_above_the_limit_are_a_reason(
         data, data, config.contract, config.drift, invalid_share={name: 0.2, "other": 0.0}
     )
     assert result.verdict == "drift" and result.invalid_columns == [name]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_shipped_config_compares_without_names_in_code(name: str) -> None:
+    config = load_config(CONFIGS[name])
+    frame = read_table(config.data_path).sample(frac=1, random_state=0).reset_index(drop=True)
+    half = len(frame) // 2
+    reference = _sample(frame.iloc[:half], config, half, 1)
+    current = _sample(frame.iloc[half:], config, len(frame) - half, 2)
+    result = detect_drift(reference, current, config.contract, config.drift)
+    assert result.verdict == "no drift", result.reasons
+    assert [f.name for f in result.features] == config.contract.feature_names
+    moved = generate(frame.iloc[half:], config.contract, "covariate", 1000, seed=3)
+    shifted = feature_frame(moved.rows, config.contract)
+    shifted[SCORE_COLUMN] = current[SCORE_COLUMN].to_numpy()[:1000]
+    drifted = detect_drift(reference, shifted, config.contract, config.drift)
+    assert {f.name for f in drifted.features if f.drifted} <= set(moved.changed)
+    assert drifted.verdict == "drift"
