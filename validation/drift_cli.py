@@ -282,9 +282,8 @@ def _main(argv: list[str] | None = None) -> int:
             raise DataError(f"--since {args.since!r} is not an ISO date or time") from None
     result, paths = run(args)
     if result.features:
-        print(
-            table(feature_rows(result)[:12], ["feature", "test", "q-value (BH)", "PSI", "status"])
-        )
+        rows = [{**r, "status": str(r["status"]).strip("*")} for r in feature_rows(result)[:12]]
+        print(table(rows, ["feature", "test", "q-value (BH)", "PSI", "status"]))
     print(
         f"verdict: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else "")
     )
