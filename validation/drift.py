@@ -11,9 +11,11 @@ Choice of test, from the contract's type:
 PSI is computed for every feature and the score, on quantile bins of the reference (numeric) or on
 levels (categorical, boolean); a missing level is always its own bin.
 
-The p-values of all features and of the score form one family, corrected with Benjamini-Hochberg.
-A feature counts as drifted when its adjusted p-value is below `fdr_alpha` AND its PSI reaches
-`psi_threshold`: significance alone flags negligible shifts once windows are large.
+The p-values of all features, of the score and of the live-metric drop (when feedback exists) form
+one family, corrected with Benjamini-Hochberg. A feature counts as drifted when its adjusted p-value
+is below `fdr_alpha` AND its PSI reaches `psi_threshold`; the live metric when its drop is
+significant AND larger than `max_metric_drop`: significance alone flags negligible shifts once
+windows are large, and a size threshold alone fires on the noise of small windows.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class PerformanceDrift:
     n_labelled: int
     live_metrics: dict[str, float]
     status: Status
+    standard_error: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -266,23 +271,65 @@ def _decide(result: FeatureDrift, q_value: float | None, cfg: Drift) -> FeatureD
 # --- performance -------------------------------------------------------------------------------
 
 
-def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute the METRICS names on labelled rows (ranking metrics need both classes)."""
+def metric_value(
+    name: str, labels: np.ndarray, scores: np.ndarray, threshold: float
+) -> float | None:
+    """Compute one METRICS name on labelled rows; None for a ranking metric with one class."""
     from sklearn import metrics
 
+    if name in {"roc_auc", "pr_auc", "log_loss"} and len(np.unique(labels)) < 2:
+        return None
     predicted = (scores >= threshold).astype(int)
-    out = {
-        "accuracy": float(metrics.accuracy_score(labels, predicted)),
-        "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
-        "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
-        "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
-        "brier": float(metrics.brier_score_loss(labels, scores)),
-    }
-    if len(np.unique(labels)) == 2:
-        out["roc_auc"] = float(metrics.roc_auc_score(labels, scores))
-        out["pr_auc"] = float(metrics.average_precision_score(labels, scores))
-        out["log_loss"] = float(metrics.log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15)))
-    return out
+    if name == "roc_auc":
+        return float(metrics.roc_auc_score(labels, scores))
+    if name == "pr_auc":
+        return float(metrics.average_precision_score(labels, scores))
+    if name == "log_loss":
+        return float(metrics.log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]))
+    if name == "brier":
+        return float(metrics.brier_score_loss(labels, scores))
+    if name == "accuracy":
+        return float(metrics.accuracy_score(labels, predicted))
+    if name == "precision":
+        return float(metrics.precision_score(labels, predicted, zero_division=0))
+    if name == "recall":
+        return float(metrics.recall_score(labels, predicted, zero_division=0))
+    if name == "f1":
+        return float(metrics.f1_score(labels, predicted, zero_division=0))
+    raise ValueError(f"unknown metric {name!r}")
+
+
+def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Compute every METRICS name that is defined on these labelled rows."""
+    from core.config import METRICS
+
+    values = {name: metric_value(name, labels, scores, threshold) for name in METRICS}
+    return {name: v for name, v in values.items() if v is not None}
+
+
+BOOTSTRAP = 200
+BOOTSTRAP_MAX_ROWS = 20_000
+
+
+def bootstrap_se(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, metric: str, seed: int = 0
+) -> float:
+    """Standard error of a live metric by a seeded bootstrap (on at most 20,000 labelled rows)."""
+    rng = np.random.default_rng(seed)
+    n = labels.size
+    if n > BOOTSTRAP_MAX_ROWS:
+        keep = rng.choice(n, size=BOOTSTRAP_MAX_ROWS, replace=False)
+        labels, scores = labels[keep], scores[keep]
+        scale = math.sqrt(BOOTSTRAP_MAX_ROWS / n)  # the SE shrinks with the square root of n
+    else:
+        scale = 1.0
+    values = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(labels.size, size=labels.size)
+        value = metric_value(metric, labels[pick], scores[pick], threshold)
+        if value is not None:
+            values.append(value)
+    return float(np.std(values, ddof=1)) * scale if len(values) > 1 else math.inf
 
 
 def compare_performance(
@@ -291,7 +338,12 @@ def compare_performance(
     training_metrics: dict[str, float],
     cfg: Drift,
 ) -> PerformanceDrift | None:
-    """Compare the configured live metric with training, when enough feedback exists."""
+    """Compare the configured live metric with training, when enough feedback exists.
+
+    The p-value is one-sided (is the live metric worse than training?), from the bootstrap
+    standard error of the live metric; it joins the features' Benjamini-Hochberg family so the
+    verdict's false-alarm rate stays at fdr_alpha when feedback exists too.
+    """
     if LABEL_COLUMN not in current.columns or SCORE_COLUMN not in current.columns:
         return None
     labelled = current[current[LABEL_COLUMN].notna() & current[SCORE_COLUMN].notna()]
@@ -302,11 +354,9 @@ def compare_performance(
     training = training_metrics.get(metric)
     if n < cfg.min_feedback:
         return PerformanceDrift(metric, training, None, None, n, {}, "not enough data")
-    values = live_metrics(
-        labelled[LABEL_COLUMN].to_numpy(dtype="int64"),
-        labelled[SCORE_COLUMN].to_numpy(dtype="float64"),
-        threshold,
-    )
+    labels = labelled[LABEL_COLUMN].to_numpy(dtype="int64")
+    scores = labelled[SCORE_COLUMN].to_numpy(dtype="float64")
+    values = live_metrics(labels, scores, threshold)
     live = values.get(metric)
     if live is None or training is None:
         return PerformanceDrift(metric, training, live, None, n, values, "not enough data")
@@ -314,8 +364,20 @@ def compare_performance(
 
     # Drop is positive when the live metric is worse, whichever direction is better.
     drop = training - live if METRICS[metric] else live - training
-    status: Status = "drift" if drop > cfg.max_metric_drop else "ok"
-    return PerformanceDrift(metric, float(training), live, float(drop), n, values, status)
+    se = bootstrap_se(labels, scores, threshold, metric)
+    p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
+    return PerformanceDrift(
+        metric, float(training), live, float(drop), n, values, "ok", se, p_value
+    )
+
+
+def _decide_performance(
+    result: PerformanceDrift | None, q_value: float | None, cfg: Drift
+) -> PerformanceDrift | None:
+    if result is None or result.drop is None or q_value is None:
+        return result
+    drifted = q_value < cfg.fdr_alpha and result.drop > cfg.max_metric_drop
+    return replace(result, q_value=q_value, status="drift" if drifted else "ok")
 
 
 # --- the whole comparison ----------------------------------------------------------------------
@@ -368,11 +430,14 @@ def detect_drift(
                 "prediction score", reference[SCORE_COLUMN], current[SCORE_COLUMN], cfg, "score"
             )
         )
-    q_values = benjamini_hochberg([r.p_value for r in raw])
-    decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=True)]
+    measured = compare_performance(current, threshold, training_metrics or {}, cfg)
+    q_values = benjamini_hochberg(
+        [r.p_value for r in raw] + [measured.p_value if measured is not None else None]
+    )
+    decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=False)]
+    performance = _decide_performance(measured, q_values[-1], cfg)
     features = decided[: len(contract.features)]
     score = decided[-1] if has_score else None
-    performance = compare_performance(current, threshold, training_metrics or {}, cfg)
     invalid_columns = _invalid_columns(invalid_share, cfg)
 
     reasons: list[str] = []

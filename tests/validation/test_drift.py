@@ -23,6 +23,7 @@ from validation.drift import (
     detect_drift,
     ks_test,
     level_counts,
+    live_metrics,
     psi,
     quantile_edges,
 )
@@ -206,3 +207,52 @@ def test_every_shipped_config_compares_without_names_in_code(name: str) -> None:
     drifted = detect_drift(reference, shifted, config.contract, config.drift)
     assert {f.name for f in drifted.features if f.drifted} <= set(moved.changed)
     assert drifted.verdict == "drift"
+
+
+def test_a_live_metric_drop_must_be_significant_and_large(
+    config: Config, default_frame: pd.DataFrame
+) -> None:
+    reference = _sample(default_frame, config, 2000, 12)
+    current = _sample(default_frame, config, 1000, 13)
+    current[LABEL_COLUMN] = (np.random.default_rng(1).random(1000) < current[SCORE_COLUMN]).astype(
+        float
+    )
+    small = current.copy()
+    small.loc[small.index[150:], LABEL_COLUMN] = np.nan
+    live = {
+        n: live_metrics(
+            f[LABEL_COLUMN].dropna().to_numpy(int),
+            f.loc[f[LABEL_COLUMN].notna(), SCORE_COLUMN].to_numpy(),
+            0.5,
+        )["roc_auc"]
+        for n, f in (("small", small), ("big", current))
+    }
+    noisy = detect_drift(
+        reference,
+        small,
+        config.contract,
+        config.drift,
+        training_metrics={"roc_auc": live["small"] + 0.06},
+    )
+    assert noisy.performance is not None and noisy.performance.drop == pytest.approx(0.06)
+    assert noisy.performance.standard_error is not None and noisy.performance.standard_error > 0.03
+    assert noisy.performance.status == "ok" and noisy.verdict == "no drift"
+    clear = detect_drift(
+        reference,
+        current,
+        config.contract,
+        config.drift,
+        training_metrics={"roc_auc": live["big"] + 0.15},
+    )
+    assert clear.performance is not None and clear.performance.q_value is not None
+    assert clear.performance.q_value < 0.05 and clear.performance.status == "drift"
+    within = detect_drift(
+        reference,
+        current,
+        config.contract,
+        config.drift,
+        training_metrics={"roc_auc": live["big"] + 0.03},
+    )
+    assert (
+        within.performance is not None and within.performance.status == "ok"
+    )  # below max_metric_drop
