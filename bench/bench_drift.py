@@ -5,8 +5,10 @@ Setup: the default data is shuffled (seed 0); 40 % fits the default model
 REFERENCE rows (scored by the model, out of sample, as `build_reference` takes them) and a pool,
 and draws a window of WINDOW rows from the pool:
 - false alarms: the window as drawn (no drift): verdict "drift" in at most 5 % of the trials;
-- detection: the window shifted by the `covariate` or `prior` scenario (tools/scenarios.py,
-  default strengths) and re-scored: verdict "drift" in at least 95 % of the trials.
+- detection: the window shifted by the `covariate`, `prior` or `concept` scenario
+  (tools/scenarios.py, default strengths) and re-scored: verdict "drift" in at least 95 % of the
+  trials. Every window carries its rows' labels as feedback (flipped in `concept`), so the live
+  roc_auc test is part of every verdict, against the model's roc_auc on the reference rows.
 A fresh split per trial makes the trials independent draws, so the rate estimates what the tests
 promise (at most fdr_alpha under no drift); windows re-drawn from one fixed small pool would share
 that pool's own sampling error and overstate the rate.
@@ -24,13 +26,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from core.cli import table
 from core.config import Config, load_config
 from core.data import read_table
 from core.frames import feature_frame, target_vector
 from tools.scenarios import generate
-from validation.drift import detect_drift
+from validation.drift import LABEL_COLUMN, DriftResult, detect_drift
 from validation.profile import SCORE_COLUMN, build_reference, contract_features
 
 TRIALS = 200
@@ -70,35 +73,35 @@ def scored(setup: Setup, rows: pd.DataFrame) -> pd.DataFrame:
     return features
 
 
-def trial(
-    setup: Setup, scenario: str, seed: int, size: int = WINDOW
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split reference and pool afresh; return the reference and a (maybe shifted) scored window."""
+def trial(setup: Setup, scenario: str, seed: int, size: int = WINDOW) -> DriftResult:
+    """Split reference and pool afresh, draw a (maybe shifted) window with feedback, compare."""
+    config = setup.config
     order = np.random.default_rng(seed).permutation(len(setup.rest))
     ref_rows = setup.rest.iloc[order[:REFERENCE]]
     pool = setup.rest.iloc[order[REFERENCE:]].reset_index(drop=True)
-    reference, _ = build_reference(
-        ref_rows, scored(setup, ref_rows)[SCORE_COLUMN], setup.config.contract, seed=seed
-    )
-    if scenario == "none":
-        rows = pool.sample(size, random_state=seed)
-    else:
-        rows = generate(pool, setup.config.contract, scenario, size, seed).rows
-    return reference, scored(setup, rows)
+    ref_scores = scored(setup, ref_rows)[SCORE_COLUMN].to_numpy()
+    reference, _ = build_reference(ref_rows, ref_scores, config.contract, seed=seed)
+    # The "training" metric: the model on the reference rows, as the bundle's test metric would be.
+    labels = target_vector(ref_rows, config.contract)
+    training = {"roc_auc": float(roc_auc_score(labels, ref_scores))}
+    traffic = generate(pool, config.contract, scenario, size, seed)
+    window = scored(setup, traffic.rows)
+    if traffic.labels is not None:
+        window[LABEL_COLUMN] = traffic.labels.astype("float64")
+    return detect_drift(reference, window, config.contract, config.drift, training_metrics=training)
 
 
 def alarm_rate(setup: Setup, scenario: str, trials: int, size: int = WINDOW) -> float:
     """Share of trials whose verdict is drift."""
-    fired = 0
-    for i in range(trials):
-        reference, window = trial(setup, scenario, i, size)
-        fired += detect_drift(reference, window, setup.config.contract, setup.config.drift).drifted
-    return fired / trials
+    return sum(trial(setup, scenario, i, size).drifted for i in range(trials)) / trials
 
 
 def speed(setup: Setup, n: int) -> dict[str, float]:
     """Time pandas reading n rows from Parquet, and the drift check on them (dtypes + statistics)."""
-    reference, _ = trial(setup, "none", 0)
+    ref_rows = setup.rest.iloc[:REFERENCE]
+    reference, _ = build_reference(
+        ref_rows, scored(setup, ref_rows)[SCORE_COLUMN], setup.config.contract
+    )
     rng = np.random.default_rng(1)
     base = scored(setup, setup.rest).assign(
         **{c: setup.rest[c] for c in setup.config.contract.feature_names}
@@ -137,6 +140,7 @@ def main() -> int:
         ("none", MAX_FALSE_ALARMS),
         ("covariate", MIN_DETECTION),
         ("prior", MIN_DETECTION),
+        ("concept", MIN_DETECTION),
     ):
         t = time.perf_counter()
         rate = alarm_rate(setup, scenario, TRIALS)

@@ -208,6 +208,10 @@ def retrain(
             + "\n".join(drift.get("reasons", [])),
         )
     print(result.reason)
+    if settings.github_output is not None:
+        # The workflow opens the pull request from this branch (when created) with pr.md as body.
+        with settings.github_output.open("a") as fh:
+            fh.write(f"branch={result.name}\ncreated={str(result.created).lower()}\n")
     return result
 
 

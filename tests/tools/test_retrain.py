@@ -112,6 +112,8 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
     setup: tuple[Settings, Path], config: Config, default_frame: pd.DataFrame
 ) -> None:
     settings, repo = setup
+    out = repo.parent / "github_output"
+    settings = Settings(REPORTS_DIR=settings.reports_dir, GITHUB_OUTPUT=out)  # type: ignore[call-arg]
     write_drift(settings, config, default_frame, shift=True)
     result = retrain(config, settings, repo=repo, trainer=fit_and_measure)
     assert result is not None and result.created
@@ -130,6 +132,7 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
     assert {f"{folder}/pr.md", f"{folder}/drift-report.json", f"{folder}/drift-report.html"} <= set(
         listed.stdout.split()
     )
+    assert out.read_text().splitlines() == [f"branch={name}", "created=true"]
     again = retrain(config, settings, repo=repo, trainer=fit_and_measure)
     assert (
         again is not None
