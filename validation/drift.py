@@ -332,6 +332,20 @@ def bootstrap_se(
     return float(np.std(values, ddof=1)) * scale if len(values) > 1 else math.inf
 
 
+def auc_standard_error(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Standard error of the ROC AUC by DeLong's method (placement values from mid-ranks)."""
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    m, n = positives.size, negatives.size
+    if m < 2 or n < 2:
+        return math.inf
+    ranks = stats.rankdata(np.concatenate([positives, negatives]))
+    # For a positive: the share of negatives it outscores (ties count half); for a negative: the
+    # share of positives that outscore it.
+    v10 = (ranks[:m] - stats.rankdata(positives)) / n
+    v01 = 1.0 - (ranks[m:] - stats.rankdata(negatives)) / m
+    return float(math.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n))
+
+
 def compare_performance(
     current: pd.DataFrame,
     threshold: float,
@@ -340,8 +354,8 @@ def compare_performance(
 ) -> PerformanceDrift | None:
     """Compare the configured live metric with training, when enough feedback exists.
 
-    The p-value is one-sided (is the live metric worse than training?), from the bootstrap
-    standard error of the live metric; it joins the features' Benjamini-Hochberg family so the
+    The p-value is one-sided (is the live metric worse than training?), from the standard error
+    of the live metric (DeLong for roc_auc, a seeded bootstrap for the others); it joins the features' Benjamini-Hochberg family so the
     verdict's false-alarm rate stays at fdr_alpha when feedback exists too.
     """
     if LABEL_COLUMN not in current.columns or SCORE_COLUMN not in current.columns:
@@ -364,7 +378,11 @@ def compare_performance(
 
     # Drop is positive when the live metric is worse, whichever direction is better.
     drop = training - live if METRICS[metric] else live - training
-    se = bootstrap_se(labels, scores, threshold, metric)
+    se = (
+        auc_standard_error(labels, scores)
+        if metric == "roc_auc"
+        else bootstrap_se(labels, scores, threshold, metric)
+    )
     p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
     return PerformanceDrift(
         metric, float(training), live, float(drop), n, values, "ok", se, p_value

@@ -16,8 +16,10 @@ from tests.conftest import CONFIGS
 from tools.scenarios import generate
 from validation.drift import (
     LABEL_COLUMN,
+    auc_standard_error,
     benjamini_hochberg,
     binned_counts,
+    bootstrap_se,
     chi2_test,
     compare_levels,
     detect_drift,
@@ -256,3 +258,14 @@ def test_a_live_metric_drop_must_be_significant_and_large(
     assert (
         within.performance is not None and within.performance.status == "ok"
     )  # below max_metric_drop
+
+
+def test_delong_standard_error_agrees_with_the_bootstrap_and_a_closed_form() -> None:
+    rng = np.random.default_rng(5)
+    labels = (rng.random(800) < 0.3).astype(int)
+    scores = rng.normal(labels * 1.0, 1.0)
+    delong = auc_standard_error(labels, scores)
+    assert delong == pytest.approx(bootstrap_se(labels, scores, 0.5, "roc_auc"), rel=0.15)
+    # Perfect separation: every placement value is 1 (or 0), so the variance is zero.
+    assert auc_standard_error(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
+    assert auc_standard_error(np.array([0, 1]), np.array([0.1, 0.9])) == math.inf
