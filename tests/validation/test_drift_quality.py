@@ -11,8 +11,9 @@ TRIALS = 40  # make bench runs 200; 40 keeps this under a minute on a busy machi
 
 
 @pytest.mark.slow
-def test_no_drift_rarely_alarms_and_prior_shift_is_found(config: Config) -> None:
+def test_no_drift_rarely_alarms_and_shifts_are_found(config: Config) -> None:
     setup = prepare(config)
     assert alarm_rate(setup, "none", TRIALS) <= 0.05
     assert alarm_rate(setup, "prior", TRIALS) >= 0.95
     assert alarm_rate(setup, "covariate", 10) == 1.0
+    assert alarm_rate(setup, "concept", 10) == 1.0
