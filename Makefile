@@ -17,7 +17,7 @@ PIPELINE_STEPS := check-config data-check
 # Local staging (deploy) runs after package: the merged order is ... package stage.
 PIPELINE_STEPS += stage
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean lint-infra stage deploy-staging promote
+.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean lint-infra stage deploy-staging promote drift simulate retrain
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,18 @@ lint: install ## Lint and type-check: ruff check, ruff format --check, mypy
 fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff format .
 	@$(PY) -m ruff check --fix .
+
+# make's own exit status is 2 for any failing recipe, so a workflow runs `make drift FAIL_ON_DRIFT=0`
+# and branches on the `drift` step output the command appends to $GITHUB_OUTPUT.
+FAIL_ON_DRIFT ?= 1
+drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the training reference; fails on drift
+	@$(PY) -m validation.drift_cli --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 0,$(FAIL_ON_DRIFT)),--exit-zero-on-drift)
+
+simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
+	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
+
+retrain: install ## After a drift verdict: retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: no push)
+	@$(PY) -m tools.retrain --config $(CONFIG) $(if $(filter 0,$(PUSH)),--no-push)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
 	@rm -rf reports mlruns build .pytest_cache .mypy_cache .ruff_cache

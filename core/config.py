@@ -244,9 +244,28 @@ class Validation(Strict):
 class Drift(Strict):
     min_samples: int = Field(200, ge=10)
     fdr_alpha: float = Field(0.05, gt=0, lt=1)
-    psi_threshold: float = Field(0.2, gt=0)
+    # A feature counts as drifted when its test is significant after Benjamini-Hochberg AND its
+    # PSI reaches this: with large windows a test alone flags shifts too small to matter.
+    psi_threshold: float = Field(0.03, gt=0)
     window_hours: float = Field(24 * 7, gt=0)
     max_rows: int = Field(100_000, ge=100)
+    psi_bins: int = Field(10, ge=2, le=100)
+    psi_epsilon: float = Field(1e-4, gt=0, lt=0.01)
+    min_drifted_features: int = Field(1, ge=1)
+    max_invalid_share: float = Field(0.05, ge=0, le=1)
+    performance_metric: str = "roc_auc"
+    max_metric_drop: float = Field(0.05, ge=0)
+    min_feedback: int = Field(100, ge=10)
+    retrain_remote: str = "origin"
+    retrain_base: str = "main"
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> Drift:
+        if self.performance_metric not in METRICS:
+            raise ValueError(
+                f"unknown metric {self.performance_metric!r}; allowed: {', '.join(METRICS)}"
+            )
+        return self
 
 
 class Serving(Strict):

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, validation_alias=AliasChoices("WEB_CONCURRENCY", "WORKERS"))
     api_key: SecretStr | None = Field(None, validation_alias="API_KEY")
     reports_dir: Path = Field(Path("reports"), validation_alias="REPORTS_DIR")
+    # Set by GitHub Actions: steps append `key=value` lines there to pass outputs to later steps.
+    github_output: Path | None = Field(None, validation_alias="GITHUB_OUTPUT")
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,163 @@
+"""The drift loop across processes: serve -> simulate -> make drift -> make retrain -> branch.
+
+Needs the serving stage (serving.app, serving.api) and training.api; on a branch without them it
+is skipped, which is not a pass: it runs once the stages are merged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from core.bundle import write_bundle
+from core.config import Config
+from core.frames import feature_frame, target_vector
+from validation.profile import build_reference, reference_files
+
+ROOT = Path(__file__).resolve().parents[2]
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@x",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@x",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "serving.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"service did not start: {server.stderr.read() if server.stderr else ''}"
+                    ) from None
+                time.sleep(0.3)
+        done = run(
+            "-m",
+            "tools.simulate",
+            "--scenario",
+            scenario,
+            "-n",
+            "400",
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--data",
+            str(held_out),
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)  # graceful: the prediction log is flushed
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["covariate", "none"])
+def test_drift_loop(
+    scenario: str, tmp_path: Path, config: Config, default_frame: pd.DataFrame
+) -> None:
+    pytest.importorskip("serving.app", reason="needs the serving stage")
+    pytest.importorskip("serving.api", reason="needs the serving stage")
+    pytest.importorskip("training.api", reason="needs the training stage")
+    from training.model import build_pipeline
+
+    shuffled = default_frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    train, held_out = shuffled.iloc[:5000], shuffled.iloc[5000:]
+    held_out_path = tmp_path / "held_out.csv"
+    held_out.to_csv(held_out_path, index=False)
+    pipeline = build_pipeline(config)
+    features = feature_frame(train, config.contract)
+    pipeline.fit(features, target_vector(train, config.contract))
+    reference, profile = build_reference(
+        train, pipeline.predict_proba(features)[:, 1], config.contract
+    )
+    metadata = {
+        "model_name": config.mlflow.registered_model,
+        "model_version": "1",
+        "threshold": 0.5,
+        "metrics": {},
+        "contract": config.contract.model_dump(mode="json"),
+        "config_sha256": config.sha256,
+    }
+    bundle = write_bundle(
+        tmp_path / "bundle", pipeline, metadata, reference_files(reference, profile)
+    )
+
+    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    subprocess.run(["git", "clone", "-q", str(remote), str(repo)], check=True)
+    (repo / "README.md").write_text("fork\n")
+    for args in (["add", "."], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env={**os.environ, **GIT_ENV})
+
+    env = {
+        **os.environ,
+        "MODEL_BUNDLE": str(bundle),
+        "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "CONFIG_PATH": str(config.source),
+    }
+    serve_and_simulate(scenario, env, held_out_path)
+
+    drift = run("-m", "validation.drift_cli", "--config", str(config.source), env=env)
+    expected = 10 if scenario == "covariate" else 0
+    assert drift.returncode == expected, drift.stdout + drift.stderr
+    retrain = run(
+        "-m", "tools.retrain", "--config", str(config.source), "--repo", str(repo), env=env
+    )
+    assert retrain.returncode == 0, retrain.stdout + retrain.stderr
+    heads = subprocess.run(
+        ["git", "ls-remote", "--heads", str(remote)], capture_output=True, text=True, check=True
+    ).stdout
+    retrain_heads = [line for line in heads.splitlines() if "refs/heads/retrain/" in line]
+    if scenario == "covariate":
+        assert len(retrain_heads) == 1
+        assert (tmp_path / "reports" / "retrain" / "pr.md").is_file()
+    else:
+        assert retrain_heads == []

@@ -1,0 +1,176 @@
+"""`make drift` end to end on files: exit codes for drift, no drift and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.bundle import write_bundle
+from core.config import Config, FeatureType
+from core.frames import feature_frame, target_vector
+from core.settings import get_settings
+from validation.drift import DRIFT_EXIT_CODE
+from validation.drift_cli import main
+from validation.profile import build_reference, reference_files
+
+Runner = Callable[..., int]
+
+
+@pytest.fixture(scope="module")
+def split(default_frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    shuffled = default_frame.sample(frac=1, random_state=0).reset_index(drop=True)
+    return shuffled.iloc[:4500], shuffled.iloc[4500:].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def bundle(
+    tmp_path_factory: pytest.TempPathFactory,
+    config: Config,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+) -> Path:
+    from training.model import build_pipeline
+
+    train, _ = split
+    pipeline = build_pipeline(config)
+    features = feature_frame(train, config.contract)
+    pipeline.fit(features, target_vector(train, config.contract))
+    reference, profile = build_reference(
+        train, pipeline.predict_proba(features)[:, 1], config.contract
+    )
+    metadata = {
+        "model_name": config.mlflow.registered_model,
+        "model_version": "3",
+        "threshold": 0.5,
+        "metrics": {"test": {"roc_auc": 0.84}},
+    }
+    path = tmp_path_factory.mktemp("drift") / "bundle"
+    return write_bundle(path, pipeline, metadata, reference_files(reference, profile))
+
+
+@pytest.fixture
+def run(
+    tmp_path: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch, config: Config
+) -> Iterator[Runner]:
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("MODEL_BUNDLE", str(bundle))
+    monkeypatch.setenv("PREDICTION_LOG_URL", f"sqlite:///{tmp_path}/missing/dir/log.db")
+    get_settings.cache_clear()
+
+    def call(frame: pd.DataFrame | None, *extra: str, name: str = "window.csv") -> int:
+        args = ["--config", str(config.source), *extra]
+        if frame is not None:
+            path = tmp_path / name
+            frame.to_parquet(path) if name.endswith(".parquet") else frame.to_csv(path, index=False)
+            args += ["--current", str(path)]
+        return main(args)
+
+    yield call
+    get_settings.cache_clear()
+
+
+def report(tmp_path: Path) -> dict[str, object]:
+    return json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())
+
+
+@pytest.mark.slow
+def test_held_out_rows_are_no_drift_and_the_report_has_plots(
+    run: Runner, split: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
+) -> None:
+    _, held_out = split
+    assert run(held_out.iloc[:1000]) == 0
+    out = report(tmp_path)
+    assert out["verdict"] == "no drift" and out["context"]["model_version"] == "3"
+    assert out["performance"]["n_labelled"] == 1000  # the target column is used as feedback
+    html = (tmp_path / "reports" / "drift" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(out["features"]) + 1
+    assert "| feature |" in (tmp_path / "reports" / "drift" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_shifted_rows_are_drift_with_the_drift_exit_code(
+    run: Runner,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    tmp_path: Path,
+    config: Config,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, held_out = split
+    shifted = held_out.iloc[:1000].copy()
+    numeric = config.contract.of_type(FeatureType.numeric)[0].name
+    shifted[numeric] = shifted[numeric] * 1.8
+    assert run(shifted, name="window.parquet") == DRIFT_EXIT_CODE == 10
+    out = report(tmp_path)
+    assert out["drifted"] is True
+    assert numeric in out["reasons"][0]
+    github_output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(github_output))
+    get_settings.cache_clear()
+    assert run(shifted, "--exit-zero-on-drift") == 0
+    assert github_output.read_text() == "drift=true\nverdict=drift\n"
+
+
+def test_a_small_window_is_not_enough_data_and_exits_zero(
+    run: Runner,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(split[1].iloc[:50]) == 0
+    assert report(tmp_path)["verdict"] == "not enough data"
+    assert "verdict: not enough data" in capsys.readouterr().out
+
+
+def test_bad_windows_name_the_problem(
+    run: Runner,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    config: Config,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, held_out = split
+    assert run(held_out.iloc[:0]) == 3
+    assert "empty" in capsys.readouterr().err
+    name = config.contract.feature_names[2]
+    assert run(held_out.drop(columns=[name])) == 3
+    assert name in capsys.readouterr().err
+    other = held_out.iloc[:500].assign(model_version="4")
+    assert run(other) == 3
+    err = capsys.readouterr().err
+    assert "version(s) 4" in err and "version 3" in err
+    bad_label = held_out.iloc[:500].assign(**{config.contract.target.name: "maybe"})
+    assert run(bad_label) == 3
+    assert "'maybe'" in capsys.readouterr().err
+    assert run(None, "--since", "yesterday") == 3
+
+
+def test_an_unreachable_prediction_log_is_service_unavailable(
+    run: Runner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(None) == 6
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "prediction" in err[0]
+
+
+def test_a_tampered_or_reference_less_bundle_is_refused(
+    run: Runner,
+    bundle: Path,
+    tmp_path: Path,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(bundle, copy)
+    (copy / "reference_profile.json").write_text("{}")
+    assert run(split[1], "--bundle", str(copy)) == 5
+    assert "sha256" in capsys.readouterr().err
+    from core.bundle import load_bundle
+
+    loaded = load_bundle(bundle)
+    bare = write_bundle(tmp_path / "bare", loaded.pipeline, loaded.metadata)
+    assert run(split[1], "--bundle", str(bare)) == 5
+    assert "reference.parquet" in capsys.readouterr().err

@@ -1,0 +1,1 @@
+"""Tools that drive the running system from outside: traffic simulation, retraining pull requests."""

@@ -1,0 +1,237 @@
+"""After a drift verdict: train a challenger, gate it against the champion, prepare the PR packet.
+
+Usage: python -m tools.retrain [--config config.yaml] [--no-push] [--force] [--repo .]
+
+Reads REPORTS_DIR/drift/report.json (written by `make drift`). With no drift there, it does
+nothing. Otherwise it trains and gates a challenger through training/api.py (a dry run: nothing is
+registered; merging the pull request runs the normal pipeline, which trains and registers), writes
+REPORTS_DIR/retrain/pr.md, and pushes the packet as branch `retrain/<model>-<window-date>` to
+drift.retrain_remote unless one is already open for the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.cli import entry_point, markdown_table, step
+from core.config import METRICS, Config, load_config
+from core.errors import DataError, GateRejected, TemplateError
+from core.io import atomic_write_json, atomic_write_text
+from core.settings import Settings, get_settings
+from tools.retrain_branch import BranchResult, branch_name, push_retrain_branch
+
+
+class TrainingUnavailable(TemplateError):
+    """training/api.py is missing or lacks the function retraining calls."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """What retraining needs from a training run."""
+
+    passed: bool
+    gate: str
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    champion_version: str | None
+    training_report: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_challenger(config: Config, settings: Settings) -> Challenger:
+    """Train and gate through `training.api.train_and_gate(config, settings, register=, log=)`.
+
+    Expected (training helper's interface): it returns an object with `.decision.passed`,
+    `.decision.reason`, `.metrics`, `.champion_metrics`, `.champion_version`, writes
+    REPORTS_DIR/training/pr_comment.md, and raises GateRejected when the gate fails.
+    """
+    try:
+        api = importlib.import_module("training.api")
+    except ImportError:
+        raise TrainingUnavailable(
+            "training/api.py is not available, so make retrain cannot train a challenger"
+        ) from None
+    train_and_gate = getattr(api, "train_and_gate", None)
+    if train_and_gate is None:
+        raise TrainingUnavailable("training/api.py has no train_and_gate(config, settings, ...)")
+    comment = settings.reports_dir / "training" / "pr_comment.md"
+    try:
+        result = train_and_gate(config, settings, register=False, log=False)
+    except GateRejected as exc:
+        return Challenger(
+            passed=False,
+            gate=str(exc),
+            metrics={},
+            champion_metrics=None,
+            champion_version=None,
+            training_report=comment.read_text() if comment.is_file() else "",
+        )
+    return Challenger(
+        passed=bool(result.decision.passed),
+        gate=str(result.decision.reason),
+        metrics={k: float(v) for k, v in result.metrics.items()},
+        champion_metrics=(
+            {k: float(v) for k, v in result.champion_metrics.items()}
+            if result.champion_metrics
+            else None
+        ),
+        champion_version=result.champion_version,
+        training_report=comment.read_text() if comment.is_file() else "",
+    )
+
+
+def metric_rows(challenger: Challenger) -> list[dict[str, object]]:
+    """Champion vs challenger, one row per metric the challenger has."""
+    rows: list[dict[str, object]] = []
+    for name, higher_is_better in METRICS.items():
+        if name not in challenger.metrics:
+            continue
+        new = challenger.metrics[name]
+        row: dict[str, object] = {"metric": name, "challenger": f"{new:.4f}"}
+        old = (challenger.champion_metrics or {}).get(name)
+        row["champion"] = "-" if old is None else f"{old:.4f}"
+        if old is not None:
+            better = new > old if higher_is_better else new < old
+            row["change"] = f"{new - old:+.4f}" + (" (better)" if better and new != old else "")
+        else:
+            row["change"] = "-"
+        rows.append(row)
+    return rows
+
+
+def render_pr(
+    drift: dict[str, Any], drift_markdown: str, challenger: Challenger, branch: str
+) -> str:
+    """Write the pull-request body: why, the drift table, champion vs challenger, how to review."""
+    context = drift.get("context", {})
+    lines = [
+        f"# Retrain {context.get('model', 'the model')}: drift in traffic {context.get('window', '')}",
+        "",
+        "Opened by `make retrain` after `make drift` found drift. Nothing merges by itself: review "
+        "the drift and the challenger below. Merging runs the normal pipeline (validate, train, "
+        "gate, register, package, deploy to staging).",
+        "",
+        "## Why",
+        "",
+        *[f"- {reason}" for reason in drift.get("reasons", [])],
+        "",
+        "## Champion vs challenger",
+        "",
+        f"Champion: version {challenger.champion_version or '(none registered)'}. "
+        f"Gate: **{'passed' if challenger.passed else 'rejected'}** ({challenger.gate}).",
+        "",
+        markdown_table(metric_rows(challenger)) if challenger.metrics else "_No metrics._",
+        "",
+        drift_markdown.replace("## Drift report", "## Drift report (reference vs current)", 1),
+        "",
+        "## Files in this branch",
+        "",
+        f"`retraining/{branch.split('/', 1)[1]}/`: this text, the drift report as markdown, JSON "
+        "and HTML with the per-feature plots (open report.html), and the training report.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+Trainer = Callable[[Config, Settings], Challenger]
+
+
+def retrain(
+    config: Config,
+    settings: Settings,
+    *,
+    repo: Path,
+    push: bool = True,
+    force: bool = False,
+    trainer: Trainer = train_challenger,
+) -> BranchResult | None:
+    """Do the retraining step; return what happened to the branch (None when nothing was pushed)."""
+    drift_dir = settings.reports_dir / "drift"
+    report_path = drift_dir / "report.json"
+    if not report_path.is_file():
+        raise DataError(f"{report_path} not found: run make drift first")
+    try:
+        drift = json.loads(report_path.read_text())
+    except ValueError:
+        raise DataError(f"{report_path} is not valid JSON; run make drift again") from None
+    if not drift.get("drifted") and not force:
+        print(f"no drift in {report_path} (verdict: {drift.get('verdict')}): nothing to retrain")
+        return None
+    context = drift.get("context", {})
+    model = str(context.get("model") or config.mlflow.registered_model)
+    window_date = str(context.get("created_at", ""))[:10]
+    branch = branch_name(model, window_date)
+    out = settings.reports_dir / "retrain"
+    with step("train and gate a challenger", str(settings.reports_dir / "training")):
+        challenger = trainer(config, settings)
+    drift_markdown = (drift_dir / "report.md").read_text()
+    pr = render_pr(drift, drift_markdown, challenger, branch)
+    atomic_write_text(out / "pr.md", pr)
+    atomic_write_json(out / "challenger.json", asdict(challenger))
+    print(f"✓ pull-request body → {out / 'pr.md'}")
+    if not challenger.passed:
+        raise GateRejected(
+            f"the challenger failed the gate, so no branch is pushed: {challenger.gate}"
+        )
+    if not push:
+        return None
+    folder = f"retraining/{branch.split('/', 1)[1]}"
+    files = {
+        f"{folder}/pr.md": pr.encode(),
+        f"{folder}/drift-report.md": drift_markdown.encode(),
+        f"{folder}/drift-report.json": report_path.read_bytes(),
+        f"{folder}/challenger.json": (out / "challenger.json").read_bytes(),
+    }
+    html = drift_dir / "report.html"
+    if html.is_file():
+        files[f"{folder}/drift-report.html"] = html.read_bytes()
+    if challenger.training_report:
+        files[f"{folder}/training-report.md"] = challenger.training_report.encode()
+    remote = config.drift.retrain_remote
+    with step(f"branch {branch} on {remote}"):
+        result = push_retrain_branch(
+            repo,
+            remote,
+            config.drift.retrain_base,
+            model,
+            window_date,
+            files,
+            f"Retrain {model}: drift in traffic up to {window_date}\n\n"
+            + "\n".join(drift.get("reasons", [])),
+        )
+    print(result.reason)
+    if settings.github_output is not None:
+        # The workflow opens the pull request from this branch (when created) with pr.md as body.
+        with settings.github_output.open("a") as fh:
+            fh.write(f"branch={result.name}\ncreated={str(result.created).lower()}\n")
+    return result
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--config", default="config.yaml")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="git repository to push from")
+    parser.add_argument("--no-push", action="store_true", help="write the packet, push nothing")
+    parser.add_argument("--force", action="store_true", help="retrain even without a drift verdict")
+    args = parser.parse_args(argv)
+    retrain(
+        load_config(args.config),
+        get_settings(),
+        repo=args.repo,
+        push=not args.no_push,
+        force=args.force,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

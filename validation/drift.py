@@ -1,0 +1,505 @@
+"""Drift statistics: pure functions comparing a current window of traffic with the training reference.
+
+Choice of test, from the contract's type:
+- numeric: two-sample Kolmogorov-Smirnov on the non-null values (`scipy.stats.ks_2samp`);
+- categorical: chi-squared on the reference/current contingency table (`chi2_contingency`), with
+  nulls as their own level and categories the reference never saw kept as their own columns;
+- boolean: chi-squared too, on the 2 x 2 table (plus a null level), without Yates' correction. A
+  boolean is one Bernoulli proportion: the chi-squared test is the two-proportion z-test, well
+  calibrated at our minimum sample sizes, while KS on a two-point distribution is far from its
+  continuous null distribution (very conservative, so it would miss real changes).
+PSI is computed for every feature and the score, on quantile bins of the reference (numeric) or on
+levels (categorical, boolean); a missing level is always its own bin.
+
+The p-values of all features, of the score and of the live-metric drop (when feedback exists) form
+one family, corrected with Benjamini-Hochberg. A feature counts as drifted when its adjusted p-value
+is below `fdr_alpha` AND its PSI reaches `psi_threshold`; the live metric when its drop is
+significant AND larger than `max_metric_drop`: significance alone flags negligible shifts once
+windows are large, and a size threshold alone fires on the noise of small windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from core.config import Contract, Drift, FeatureType
+from validation.profile import SCORE_COLUMN
+
+LABEL_COLUMN = "__label__"
+MISSING = "(missing)"
+# The drift command exits with this when the verdict is drift; 0 means no drift (or not enough
+# data). Not 1 (an uncaught Python exception) nor 2 (argparse, make): a crash never reads as drift.
+# Errors use their own codes (core/errors.py), all different from this one.
+DRIFT_EXIT_CODE = 10
+
+Status = Literal["drift", "ok", "not enough data"]
+Verdict = Literal["drift", "no drift", "not enough data"]
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's (or the score's) comparison."""
+
+    name: str
+    type: str
+    test: str
+    statistic: float | None
+    p_value: float | None
+    psi: float | None
+    n_reference: int
+    n_current: int
+    null_share_reference: float
+    null_share_current: float
+    unseen: list[str] = field(default_factory=list)
+    q_value: float | None = None
+    status: Status = "ok"
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
+
+
+@dataclass(frozen=True)
+class PerformanceDrift:
+    """Live metrics on the labelled rows of the window, against the training ones."""
+
+    metric: str
+    training: float | None
+    live: float | None
+    drop: float | None
+    n_labelled: int
+    live_metrics: dict[str, float]
+    status: Status
+    standard_error: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Everything the report shows, and the verdict."""
+
+    verdict: Verdict
+    reasons: list[str]
+    n_reference: int
+    n_current: int
+    features: list[FeatureDrift]
+    score: FeatureDrift | None
+    performance: PerformanceDrift | None
+    invalid_share: dict[str, float] | None
+    invalid_columns: list[str]
+    settings: dict[str, Any]
+
+    @property
+    def drifted(self) -> bool:
+        return self.verdict == "drift"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return every statistic as plain JSON-able values."""
+        out = asdict(self)
+        out["drifted"] = self.drifted
+        return out
+
+
+# --- PSI -------------------------------------------------------------------------------------
+
+
+def psi(reference_counts: np.ndarray, current_counts: np.ndarray, epsilon: float = 1e-4) -> float:
+    """Population stability index of two histograms over the same bins.
+
+    PSI = sum((c - r) * ln(c / r)) over bins, with r and c the reference and current shares.
+    A bin empty on one side would make the logarithm infinite, so shares are floored at `epsilon`
+    (not renormalised): an empty reference bin holding a share c of the current data contributes
+    about c * ln(c / epsilon), e.g. 0.2 * ln(2000) = 1.52 for c = 0.2 and epsilon = 1e-4.
+    """
+    ref = np.asarray(reference_counts, dtype="float64")
+    cur = np.asarray(current_counts, dtype="float64")
+    if ref.shape != cur.shape:
+        raise ValueError(f"psi: bins differ ({ref.shape} vs {cur.shape})")
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError("psi: both histograms need at least one count")
+    r = np.maximum(ref / ref.sum(), epsilon)
+    c = np.maximum(cur / cur.sum(), epsilon)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
+    """Return the inner bin edges at the reference's 1/bins ... (bins-1)/bins quantiles, deduplicated.
+
+    Ties (integer features) merge bins rather than create empty ones.
+    """
+    if reference.size == 0:
+        return np.array([], dtype="float64")
+    return np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def binned_counts(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
+    """Count values per bin (value == edge goes up), plus a last bin for NaN."""
+    present = ~np.isnan(values)
+    index = np.searchsorted(inner_edges, values[present], side="right")
+    counts = np.bincount(index, minlength=inner_edges.size + 1)
+    return np.append(counts, int((~present).sum()))
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def level_counts(
+    reference: pd.Series, current: pd.Series
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Count each level on both sides: the reference's levels first, then unseen ones, then nulls."""
+    ref, cur = _counts(reference), _counts(current)
+    levels = [lv for lv in ref.index if lv != MISSING]
+    levels += sorted(lv for lv in cur.index if lv not in ref.index and lv != MISSING)
+    if MISSING in ref.index or MISSING in cur.index:
+        levels.append(MISSING)
+    return (
+        levels,
+        ref.reindex(levels, fill_value=0).to_numpy(dtype="int64"),
+        cur.reindex(levels, fill_value=0).to_numpy(dtype="int64"),
+    )
+
+
+def _counts(values: pd.Series) -> pd.Series:
+    # Count first, then name the few distinct values: naming a million rows one by one is slow.
+    counts = values.value_counts(dropna=False, sort=False)
+    names = [MISSING if pd.isna(v) else _level_name(v) for v in counts.index]
+    return pd.Series(counts.to_numpy(), index=names).groupby(level=0, sort=False).sum()
+
+
+def _level_name(value: object) -> str:
+    # Boolean features arrive as 0.0 / 1.0 floats; show them as 0 / 1.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def chi2_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    """Chi-squared test of homogeneity on a 2 x k table; levels empty on both sides are dropped."""
+    table = np.vstack([reference_counts, current_counts]).astype("float64")
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        return 0.0, 1.0  # one level on both sides: nothing can differ
+    result = stats.chi2_contingency(table, correction=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov test on the non-null values."""
+    result = stats.ks_2samp(reference, current)
+    return float(result.statistic), float(result.pvalue)
+
+
+def compare_numeric(
+    name: str, reference: pd.Series, current: pd.Series, cfg: Drift, kind: str = "numeric"
+) -> FeatureDrift:
+    """KS test and PSI on quantile bins for one numeric column (also used for the score)."""
+    ref = reference.to_numpy(dtype="float64", na_value=np.nan)
+    cur = current.to_numpy(dtype="float64", na_value=np.nan)
+    ref_present, cur_present = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+    base: dict[str, Any] = {
+        "name": name,
+        "type": kind,
+        "test": "ks",
+        "n_reference": int(ref_present.size),
+        "n_current": int(cur_present.size),
+        "null_share_reference": _share_null(ref),
+        "null_share_current": _share_null(cur),
+    }
+    if min(ref_present.size, cur_present.size) < cfg.min_samples:
+        return FeatureDrift(
+            statistic=None, p_value=None, psi=None, status="not enough data", **base
+        )
+    statistic, p_value = ks_test(ref_present, cur_present)
+    edges = quantile_edges(ref_present, cfg.psi_bins)
+    index = psi(binned_counts(ref, edges), binned_counts(cur, edges), cfg.psi_epsilon)
+    return FeatureDrift(statistic=statistic, p_value=p_value, psi=index, **base)
+
+
+def compare_levels(
+    name: str, kind: FeatureType, reference: pd.Series, current: pd.Series, cfg: Drift
+) -> FeatureDrift:
+    """Chi-squared test and PSI on levels for one categorical or boolean column."""
+    levels, ref_counts, cur_counts = level_counts(reference, current)
+    n_ref, n_cur = int(ref_counts.sum()), int(cur_counts.sum())
+    unseen = [lv for lv, r in zip(levels, ref_counts, strict=True) if r == 0 and lv != MISSING]
+    base: dict[str, Any] = {
+        "name": name,
+        "type": kind.value,
+        "test": "chi2",
+        "n_reference": n_ref,
+        "n_current": n_cur,
+        "null_share_reference": float(reference.isna().mean()) if len(reference) else 0.0,
+        "null_share_current": float(current.isna().mean()) if len(current) else 0.0,
+        "unseen": unseen,
+    }
+    if min(n_ref, n_cur) < cfg.min_samples:
+        return FeatureDrift(
+            statistic=None, p_value=None, psi=None, status="not enough data", **base
+        )
+    statistic, p_value = chi2_test(ref_counts, cur_counts)
+    index = psi(ref_counts, cur_counts, cfg.psi_epsilon)
+    return FeatureDrift(statistic=statistic, p_value=p_value, psi=index, **base)
+
+
+def _share_null(values: np.ndarray) -> float:
+    return float(np.isnan(values).mean()) if values.size else 0.0
+
+
+def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
+    """Adjust p-values with Benjamini-Hochberg; None (not tested) stays None and is not counted."""
+    tested = [p for p in p_values if p is not None]
+    if not tested:
+        return [None] * len(p_values)
+    adjusted = iter(stats.false_discovery_control(np.array(tested), method="bh").tolist())
+    return [None if p is None else float(next(adjusted)) for p in p_values]
+
+
+def _decide(result: FeatureDrift, q_value: float | None, cfg: Drift) -> FeatureDrift:
+    if result.status == "not enough data" or q_value is None or result.psi is None:
+        return result
+    drifted = q_value < cfg.fdr_alpha and result.psi >= cfg.psi_threshold
+    return replace(result, q_value=q_value, status="drift" if drifted else "ok")
+
+
+# --- performance -------------------------------------------------------------------------------
+
+
+def metric_value(
+    name: str, labels: np.ndarray, scores: np.ndarray, threshold: float
+) -> float | None:
+    """Compute one METRICS name on labelled rows; None for a ranking metric with one class."""
+    from sklearn import metrics
+
+    if name in {"roc_auc", "pr_auc", "log_loss"} and len(np.unique(labels)) < 2:
+        return None
+    predicted = (scores >= threshold).astype(int)
+    if name == "roc_auc":
+        return float(metrics.roc_auc_score(labels, scores))
+    if name == "pr_auc":
+        return float(metrics.average_precision_score(labels, scores))
+    if name == "log_loss":
+        return float(metrics.log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]))
+    if name == "brier":
+        return float(metrics.brier_score_loss(labels, scores))
+    if name == "accuracy":
+        return float(metrics.accuracy_score(labels, predicted))
+    if name == "precision":
+        return float(metrics.precision_score(labels, predicted, zero_division=0))
+    if name == "recall":
+        return float(metrics.recall_score(labels, predicted, zero_division=0))
+    if name == "f1":
+        return float(metrics.f1_score(labels, predicted, zero_division=0))
+    raise ValueError(f"unknown metric {name!r}")
+
+
+def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """Compute every METRICS name that is defined on these labelled rows."""
+    from core.config import METRICS
+
+    values = {name: metric_value(name, labels, scores, threshold) for name in METRICS}
+    return {name: v for name, v in values.items() if v is not None}
+
+
+BOOTSTRAP = 200
+BOOTSTRAP_MAX_ROWS = 20_000
+
+
+def bootstrap_se(
+    labels: np.ndarray, scores: np.ndarray, threshold: float, metric: str, seed: int = 0
+) -> float:
+    """Standard error of a live metric by a seeded bootstrap (on at most 20,000 labelled rows)."""
+    rng = np.random.default_rng(seed)
+    n = labels.size
+    if n > BOOTSTRAP_MAX_ROWS:
+        keep = rng.choice(n, size=BOOTSTRAP_MAX_ROWS, replace=False)
+        labels, scores = labels[keep], scores[keep]
+        scale = math.sqrt(BOOTSTRAP_MAX_ROWS / n)  # the SE shrinks with the square root of n
+    else:
+        scale = 1.0
+    values = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(labels.size, size=labels.size)
+        value = metric_value(metric, labels[pick], scores[pick], threshold)
+        if value is not None:
+            values.append(value)
+    return float(np.std(values, ddof=1)) * scale if len(values) > 1 else math.inf
+
+
+def auc_standard_error(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Standard error of the ROC AUC by DeLong's method (placement values from mid-ranks)."""
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    m, n = positives.size, negatives.size
+    if m < 2 or n < 2:
+        return math.inf
+    ranks = stats.rankdata(np.concatenate([positives, negatives]))
+    # For a positive: the share of negatives it outscores (ties count half); for a negative: the
+    # share of positives that outscore it.
+    v10 = (ranks[:m] - stats.rankdata(positives)) / n
+    v01 = 1.0 - (ranks[m:] - stats.rankdata(negatives)) / m
+    return float(math.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n))
+
+
+def compare_performance(
+    current: pd.DataFrame,
+    threshold: float,
+    training_metrics: dict[str, float],
+    cfg: Drift,
+) -> PerformanceDrift | None:
+    """Compare the configured live metric with training, when enough feedback exists.
+
+    The p-value is one-sided (is the live metric worse than training?), from the standard error
+    of the live metric (DeLong for roc_auc, a seeded bootstrap for the others); it joins the features' Benjamini-Hochberg family so the
+    verdict's false-alarm rate stays at fdr_alpha when feedback exists too.
+    """
+    if LABEL_COLUMN not in current.columns or SCORE_COLUMN not in current.columns:
+        return None
+    labelled = current[current[LABEL_COLUMN].notna() & current[SCORE_COLUMN].notna()]
+    n = len(labelled)
+    if n == 0:
+        return None
+    metric = cfg.performance_metric
+    training = training_metrics.get(metric)
+    if n < cfg.min_feedback:
+        return PerformanceDrift(metric, training, None, None, n, {}, "not enough data")
+    labels = labelled[LABEL_COLUMN].to_numpy(dtype="int64")
+    scores = labelled[SCORE_COLUMN].to_numpy(dtype="float64")
+    values = live_metrics(labels, scores, threshold)
+    live = values.get(metric)
+    if live is None or training is None:
+        return PerformanceDrift(metric, training, live, None, n, values, "not enough data")
+    from core.config import METRICS
+
+    # Drop is positive when the live metric is worse, whichever direction is better.
+    drop = training - live if METRICS[metric] else live - training
+    se = (
+        auc_standard_error(labels, scores)
+        if metric == "roc_auc"
+        else bootstrap_se(labels, scores, threshold, metric)
+    )
+    p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
+    return PerformanceDrift(
+        metric, float(training), live, float(drop), n, values, "ok", se, p_value
+    )
+
+
+def _decide_performance(
+    result: PerformanceDrift | None, q_value: float | None, cfg: Drift
+) -> PerformanceDrift | None:
+    if result is None or result.drop is None or q_value is None:
+        return result
+    drifted = q_value < cfg.fdr_alpha and result.drop > cfg.max_metric_drop
+    return replace(result, q_value=q_value, status="drift" if drifted else "ok")
+
+
+# --- the whole comparison ----------------------------------------------------------------------
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    contract: Contract,
+    cfg: Drift,
+    *,
+    threshold: float = 0.5,
+    training_metrics: dict[str, float] | None = None,
+    invalid_share: dict[str, float] | None = None,
+) -> DriftResult:
+    """Compare every contract feature, the score and live metrics, and give one verdict.
+
+    `reference` and `current` hold the contract's features in pipeline dtypes (core.frames) and
+    `__score__`; `current` may hold `__label__` (0/1, NaN when no feedback). `invalid_share` is the
+    per-column share of rows failing validation, as `validate_features` returns it.
+    """
+    settings = cfg.model_dump(mode="json")
+    n_ref, n_cur = len(reference), len(current)
+    if n_cur < cfg.min_samples or n_ref < cfg.min_samples:
+        return DriftResult(
+            verdict="not enough data",
+            reasons=[
+                f"{n_cur} current and {n_ref} reference rows; at least {cfg.min_samples} "
+                "of each are needed (drift.min_samples)"
+            ],
+            n_reference=n_ref,
+            n_current=n_cur,
+            features=[],
+            score=None,
+            performance=None,
+            invalid_share=invalid_share,
+            invalid_columns=_invalid_columns(invalid_share, cfg),
+            settings=settings,
+        )
+    raw: list[FeatureDrift] = []
+    for f in contract.features:
+        if f.type is FeatureType.numeric:
+            raw.append(compare_numeric(f.name, reference[f.name], current[f.name], cfg))
+        else:
+            raw.append(compare_levels(f.name, f.type, reference[f.name], current[f.name], cfg))
+    has_score = SCORE_COLUMN in reference.columns and SCORE_COLUMN in current.columns
+    if has_score:
+        raw.append(
+            compare_numeric(
+                "prediction score", reference[SCORE_COLUMN], current[SCORE_COLUMN], cfg, "score"
+            )
+        )
+    measured = compare_performance(current, threshold, training_metrics or {}, cfg)
+    q_values = benjamini_hochberg(
+        [r.p_value for r in raw] + [measured.p_value if measured is not None else None]
+    )
+    decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=False)]
+    performance = _decide_performance(measured, q_values[-1], cfg)
+    features = decided[: len(contract.features)]
+    score = decided[-1] if has_score else None
+    invalid_columns = _invalid_columns(invalid_share, cfg)
+
+    reasons: list[str] = []
+    drifted = [r.name for r in features if r.drifted]
+    if len(drifted) >= cfg.min_drifted_features:
+        reasons.append(f"{len(drifted)} feature(s) drifted: {', '.join(drifted)}")
+    if score is not None and score.drifted:
+        reasons.append(f"prediction scores drifted (PSI {score.psi:.3f})")
+    if performance is not None and performance.status == "drift":
+        reasons.append(
+            f"live {performance.metric} {performance.live:.3f} vs training "
+            f"{performance.training:.3f} (drop {performance.drop:.3f} > {cfg.max_metric_drop})"
+        )
+    if invalid_columns:
+        reasons.append(
+            f"rows failing validation above {cfg.max_invalid_share:.0%} in: {', '.join(invalid_columns)}"
+        )
+    tested = [r for r in decided if r.status != "not enough data"]
+    if reasons:
+        verdict: Verdict = "drift"
+    elif not tested:
+        verdict = "not enough data"
+        reasons.append(f"no feature has {cfg.min_samples} non-null values on both sides")
+    else:
+        verdict = "no drift"
+    return DriftResult(
+        verdict=verdict,
+        reasons=reasons,
+        n_reference=n_ref,
+        n_current=n_cur,
+        features=features,
+        score=score,
+        performance=performance,
+        invalid_share=invalid_share,
+        invalid_columns=invalid_columns,
+        settings=settings,
+    )
+
+
+def _invalid_columns(invalid_share: dict[str, float] | None, cfg: Drift) -> list[str]:
+    if not invalid_share:
+        return []
+    return [
+        c
+        for c, share in invalid_share.items()
+        if not math.isnan(share) and share > cfg.max_invalid_share
+    ]

@@ -1,0 +1,311 @@
+"""Compare recent traffic with the model's training reference and write the drift report.
+
+Usage: python -m validation.drift_cli [--config config.yaml] [--current FILE] [--since ISO] [--limit N]
+
+The window is read from the prediction log (PREDICTION_LOG_URL) or from a CSV/Parquet file; the
+reference from the model bundle (MODEL_BUNDLE), verified first. The report goes to
+REPORTS_DIR/drift/ (report.md, report.html, report.json).
+
+Exit codes, for workflows to branch on:
+  0  no drift, or not enough data to say (the report says which)
+  10 drift (validation.drift.DRIFT_EXIT_CODE); 0 instead with --exit-zero-on-drift
+  2-6  our errors (core/errors.py): bad config 2, bad input 3, bundle 5, log unreachable 6
+  70 an unexpected crash, printed with its traceback, so that a bug never reads as drift
+Under GitHub Actions it also appends `drift=true|false` and `verdict=...` to $GITHUB_OUTPUT:
+`make` itself exits 2 whatever its recipe returned, so a workflow calling `make drift` branches on
+that output (with FAIL_ON_DRIFT=0), not on the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import traceback
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.bundle import METADATA_FILE, verify_bundle
+from core.cli import entry_point, step, table
+from core.config import Config, Contract, load_config
+from core.data import read_table
+from core.errors import BundleIntegrityError, ContractError, DataError, ServiceUnavailable
+from core.settings import get_settings
+from validation.drift import DRIFT_EXIT_CODE, LABEL_COLUMN, DriftResult, detect_drift
+from validation.drift_report import feature_rows, write_report
+from validation.profile import SCORE_COLUMN, contract_features, read_reference
+
+CRASH_EXIT_CODE = 70
+# Column names of the prediction log (serving/api.read_predictions) this module reads.
+LOG_SCORE = "score"
+LOG_VERSION = "model_version"
+LOG_FEEDBACK = ("feedback_label", "feedback")
+
+
+# --- adapters to the other stages (imported lazily: they are optional at import time) ----------
+
+
+def read_log_window(url: str, since: datetime | None, limit: int | None) -> pd.DataFrame:
+    """Read the window from the prediction log through serving's public reader."""
+    shown = _hide_password(url)
+    try:
+        from serving.api import read_predictions
+    except ImportError:
+        raise ServiceUnavailable(
+            "the prediction-log reader serving/api.py is not available; pass --current FILE"
+        ) from None
+    try:
+        frame: pd.DataFrame = read_predictions(url, since=since, limit=limit)
+    except Exception as exc:  # SQLAlchemy and the drivers raise many types for a dead database
+        from core.errors import TemplateError
+
+        if isinstance(exc, TemplateError):
+            raise
+        raise ServiceUnavailable(
+            f"prediction log {shown} cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    return frame
+
+
+def invalid_share(frame: pd.DataFrame, config: Config) -> dict[str, float] | None:
+    """Share of rows failing validation per column, from validation.api; None if not available."""
+    try:
+        api = importlib.import_module("validation.api")
+    except ImportError:
+        return None
+    validate = getattr(api, "validate_features", None)
+    if validate is None:
+        return None
+    result = validate(frame[config.contract.feature_names], config)
+    return {str(k): float(v) for k, v in result.unexpected_share.items()}
+
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL: show it as given
+        return url
+
+
+# --- turning a raw window into what the statistics need ----------------------------------------
+
+
+def normalise_window(
+    raw: pd.DataFrame, contract: Contract, source: str
+) -> tuple[pd.DataFrame, set[str]]:
+    """Return features in pipeline dtypes plus `__score__`/`__label__` when known, and model versions."""
+    if len(raw) == 0:
+        raise DataError(f"the current window from {source} is empty: no rows to compare")
+    window = contract_features(raw, contract, f"the current window from {source}")
+    for name in (SCORE_COLUMN, LOG_SCORE):
+        if name in raw.columns:
+            window[SCORE_COLUMN] = pd.to_numeric(raw[name], errors="coerce").astype("float64")
+            break
+    for name in (LABEL_COLUMN, *LOG_FEEDBACK, contract.target.name):
+        if name in raw.columns:
+            window[LABEL_COLUMN] = labels_01(raw[name], contract, f"{source}: column {name!r}")
+            break
+    versions = (
+        {str(v) for v in raw[LOG_VERSION].dropna().unique()}
+        if LOG_VERSION in raw.columns
+        else set()
+    )
+    return window, versions
+
+
+def labels_01(column: pd.Series, contract: Contract, what: str) -> pd.Series:
+    """Map class names (or 0/1) to 0/1 floats, NaN where there is no label."""
+    positive, negative = contract.target.positive, contract.target.negative
+    mapping = {
+        positive: 1.0,
+        negative: 0.0,
+        "1": 1.0,
+        "0": 0.0,
+        "1.0": 1.0,
+        "0.0": 0.0,
+        "True": 1.0,
+        "False": 0.0,
+    }
+    text = column.astype(object).where(column.notna(), None)
+    mapped = text.map(lambda v: np.nan if v is None else mapping.get(str(v), -1.0)).astype(
+        "float64"
+    )
+    bad = mapped == -1.0
+    if bad.any():
+        raise ContractError(
+            f"{what} has label {text[bad].iloc[0]!r}; expected {negative!r} or {positive!r} (or 0/1)"
+        )
+    return mapped
+
+
+def training_metrics(metadata: dict[str, Any]) -> dict[str, float]:
+    """Metrics the bundle recorded for the held-out test split (flat, or under 'test')."""
+    metrics = metadata.get("metrics") or {}
+    if isinstance(metrics.get("test"), dict):
+        metrics = metrics["test"]
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def reference_version(profile: dict[str, Any], metadata: dict[str, Any], bundle: Path) -> str:
+    """Return the model version the reference belongs to; the profile and bundle must agree."""
+    from_bundle = metadata.get("model_version")
+    from_profile = profile.get("model_version")
+    if (
+        from_profile is not None
+        and from_bundle is not None
+        and str(from_profile) != str(from_bundle)
+    ):
+        raise BundleIntegrityError(
+            f"{bundle}: the reference profile is for model version {from_profile} but the bundle "
+            f"holds version {from_bundle}; re-package the bundle"
+        )
+    version = from_profile if from_profile is not None else from_bundle
+    return "unregistered" if version is None else str(version)
+
+
+def check_versions(window_versions: set[str], reference: str, source: str, bundle: Path) -> None:
+    """Refuse to compare traffic of one model version with the reference of another."""
+    other = sorted(window_versions - {reference})
+    if other:
+        raise DataError(
+            f"the window from {source} holds predictions of model version(s) {', '.join(other)}, "
+            f"but the reference in {bundle} is for version {reference}; point MODEL_BUNDLE at the "
+            "deployed model's bundle, or pass --since the time that version went live"
+        )
+
+
+def score_with_bundle(bundle: Path, window: pd.DataFrame, contract: Contract) -> pd.Series:
+    """Score rows that came without a score (a file) with the bundle's model."""
+    from core.bundle import load_bundle
+
+    model = load_bundle(bundle).pipeline
+    probabilities = model.predict_proba(window[contract.feature_names])[:, 1]
+    return pd.Series(probabilities, index=window.index, dtype="float64")
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
+    """Load everything, compare, write the report; return the result and where it went."""
+    config = load_config(args.config)
+    settings = get_settings()
+    bundle = Path(args.bundle) if args.bundle else settings.model_bundle
+    out_dir = Path(args.out) if args.out else settings.reports_dir / "drift"
+    with step(f"reference from {bundle}"):
+        verify_bundle(bundle)
+        metadata = json.loads((bundle / METADATA_FILE).read_text())
+        reference, profile = read_reference(bundle, config.contract)
+        version = reference_version(profile, metadata, bundle)
+    if args.current:
+        path = Path(args.current)
+        source = str(path)
+        with step(f"current window from {path}"):
+            raw = read_table(path, "parquet" if path.suffix == ".parquet" else "csv")
+        window_text = f"file {path.name}"
+    else:
+        since = (
+            datetime.fromisoformat(args.since)
+            if args.since
+            else datetime.now(UTC) - timedelta(hours=config.drift.window_hours)
+        )
+        source = f"the prediction log since {since.isoformat(timespec='minutes')}"
+        with step("current window from the prediction log"):
+            raw = read_log_window(
+                settings.prediction_log_url, since, args.limit or config.drift.max_rows
+            )
+        window_text = f"since {since.isoformat(timespec='minutes')}"
+    window, versions = normalise_window(raw, config.contract, source)
+    check_versions(versions, version, source, bundle)
+    if SCORE_COLUMN not in window.columns:
+        with step("scores from the bundle's model"):
+            window[SCORE_COLUMN] = score_with_bundle(bundle, window, config.contract)
+    shares = invalid_share(raw, config)
+    with step("drift statistics"):
+        result = detect_drift(
+            reference,
+            window,
+            config.contract,
+            config.drift,
+            threshold=float(metadata.get("threshold", 0.5)),
+            training_metrics=training_metrics(metadata),
+            invalid_share=shares,
+        )
+    context = {
+        "window": window_text,
+        "source": source,
+        "model": metadata.get("model_name", config.mlflow.registered_model),
+        "model_version": version,
+        "bundle": str(bundle),
+        "reference_size": profile.get("size"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with step("drift report", str(out_dir)):
+        paths = write_report(out_dir, result, context, reference, window, config.contract)
+    return result, paths
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--config", default="config.yaml")
+    parser.add_argument(
+        "--current", help="CSV or Parquet file to use instead of the prediction log"
+    )
+    parser.add_argument(
+        "--since", help="ISO time the window starts (default: drift.window_hours ago)"
+    )
+    parser.add_argument("--limit", type=int, help="most rows to read (default: drift.max_rows)")
+    parser.add_argument("--bundle", help="model bundle folder (default: MODEL_BUNDLE)")
+    parser.add_argument("--out", help="report folder (default: REPORTS_DIR/drift)")
+    parser.add_argument(
+        "--exit-zero-on-drift",
+        action="store_true",
+        help="exit 0 on drift too (the verdict is in the report and in $GITHUB_OUTPUT)",
+    )
+    return parser.parse_args(argv)
+
+
+@entry_point
+def _main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.since:
+        try:
+            datetime.fromisoformat(args.since)
+        except ValueError:
+            raise DataError(f"--since {args.since!r} is not an ISO date or time") from None
+    result, paths = run(args)
+    if result.features:
+        rows = [{**r, "status": str(r["status"]).strip("*")} for r in feature_rows(result)[:12]]
+        print(table(rows, ["feature", "test", "q-value (BH)", "PSI", "status"]))
+    print(
+        f"verdict: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else "")
+    )
+    print(f"report: {paths['markdown']}, {paths['html']}, {paths['json']}")
+    github_output = get_settings().github_output
+    if github_output is not None:
+        with github_output.open("a") as fh:
+            fh.write(f"drift={str(result.drifted).lower()}\nverdict={result.verdict}\n")
+    return DRIFT_EXIT_CODE if result.drifted and not args.exit_zero_on_drift else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the drift check; an unexpected crash exits 70, never the drift code."""
+    try:
+        return _main(argv)
+    except SystemExit:
+        raise
+    except Exception:
+        traceback.print_exc()
+        print("error: the drift check crashed (a bug, not a verdict)", file=sys.stderr)
+        return CRASH_EXIT_CODE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
