@@ -43,3 +43,9 @@ class ServiceUnavailable(TemplateError):
     """An external service (MLflow server, database, git remote) cannot be reached."""
 
     exit_code = 6
+
+
+class ModelNotFound(TemplateError):
+    """The registry holds no model version under the requested alias (train one first)."""
+
+    exit_code = 7
