@@ -64,9 +64,6 @@ def _quiet() -> None:
 def connect(settings: Settings) -> Any:
     """Point MLflow at the settings' tracking URI and return a client; fail fast when unreachable."""
     _quiet()
-    import mlflow
-    from mlflow import MlflowClient
-
     uri = settings.mlflow_tracking_uri
     if is_remote(uri):
         import httpx
@@ -81,6 +78,9 @@ def connect(settings: Settings) -> Any:
             ) from None
     elif uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    import mlflow  # imported after the reachability check: it costs about 2 s
+    from mlflow import MlflowClient
+
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # pip is not installed in a uv venv; the requirements are pinned explicitly anyway.
@@ -191,14 +191,15 @@ class RunRecord:
 
 def log_run(
     record: RunRecord, pipeline: Any | None, input_example: pd.DataFrame
-) -> tuple[str, str | None]:
-    """Log a finished training run; log the model only when given one. Return run id, model URI."""
+) -> tuple[str, LoggedModel | None]:
+    """Log a finished training run; log the model only when given one. Return run id and model."""
     import tempfile
     import warnings
 
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
-    model_uri = None
+    logged: LoggedModel | None = None
     # MLflow hints about integer columns and ambiguous local sources; neither applies here.
     with (
         warnings.catch_warnings(),
@@ -208,7 +209,7 @@ def log_run(
         mlflow.log_params({k: str(v)[:500] for k, v in record.params.items()})
         mlflow.log_metrics(record.metrics)
         mlflow.set_tags(record.tags)
-        dataset = mlflow.data.from_pandas(
+        dataset = from_pandas(
             record.dataset,
             source=record.dataset_source,
             targets=record.target,
@@ -225,8 +226,8 @@ def log_run(
                 (Path(tmp) / name).write_bytes(data)
             mlflow.log_artifacts(tmp)
         if pipeline is not None:
-            model_uri = log_model(pipeline, input_example)
-        return str(run.info.run_id), model_uri
+            logged = log_model(pipeline, input_example)
+        return str(run.info.run_id), logged
 
 
 def trusted_types(pipeline: Any) -> list[str]:
@@ -236,7 +237,15 @@ def trusted_types(pipeline: Any) -> list[str]:
     return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
 
 
-def log_model(pipeline: Any, input_example: pd.DataFrame) -> str:
+@dataclass(frozen=True)
+class LoggedModel:
+    """Where the logged model lives: its URI and MLflow 3 model id (registration needs both)."""
+
+    uri: str
+    model_id: str | None
+
+
+def log_model(pipeline: Any, input_example: pd.DataFrame) -> LoggedModel:
     """Log the fitted pipeline (skops) with its signature, input example and pinned requirements."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -251,11 +260,11 @@ def log_model(pipeline: Any, input_example: pd.DataFrame) -> str:
         input_example=input_example,
         pip_requirements=pip_requirements(),
     )
-    return str(info.model_uri)
+    return LoggedModel(uri=str(info.model_uri), model_id=getattr(info, "model_id", None))
 
 
 def register(
-    client: Any, model_name: str, run_id: str, model_uri: str, tags: dict[str, str]
+    client: Any, model_name: str, run_id: str, model: LoggedModel, tags: dict[str, str]
 ) -> str:
     """Register the run's model, tag it, point `candidate` at it; undo the version on failure."""
     from mlflow.exceptions import MlflowException
@@ -265,7 +274,9 @@ def register(
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    mv = client.create_model_version(model_name, source=model_uri, run_id=run_id, tags=tags)
+    mv = client.create_model_version(
+        model_name, source=model.uri, run_id=run_id, tags=tags, model_id=model.model_id
+    )
     try:
         client.set_registered_model_alias(model_name, CANDIDATE_ALIAS, mv.version)
     except BaseException:

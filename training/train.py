@@ -211,10 +211,10 @@ def train_and_gate(
         with _timed("log", timings), registry.reachable(settings):
             experiment_id = registry.ensure_experiment(client, config.mlflow.experiment, settings)
             record = _with_experiment(record, experiment_id)
-            result.run_id, model_uri = registry.log_run(
+            result.run_id, logged_model = registry.log_run(
                 record, pipeline if decision.passed else None, ds.test.X.head(5)
             )
-        if decision.passed and register and model_uri is not None:
+        if decision.passed and register and logged_model is not None:
             version_tags = {
                 "threshold": repr(threshold),
                 "config_sha256": config.sha256,
@@ -225,7 +225,7 @@ def train_and_gate(
             }
             with _timed("register", timings), registry.reachable(settings):
                 result.version = registry.register(
-                    client, config.mlflow.registered_model, result.run_id, model_uri, version_tags
+                    client, config.mlflow.registered_model, result.run_id, logged_model, version_tags
                 )
     atomic_write_json(
         reports / "result.json",
