@@ -86,11 +86,15 @@ def check_table(frame: pd.DataFrame, config: Config) -> None:
 
 def _minimum_rows(config: Config) -> int:
     split = config.model.split
-    smallest = min(split.test_size, split.validation_size, 1 - split.test_size - split.validation_size)
+    smallest = min(
+        split.test_size, split.validation_size, 1 - split.test_size - split.validation_size
+    )
     return int(np.ceil(2 * MIN_PER_CLASS / max(smallest, 1e-9)))
 
 
-def split_table(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def split_table(
+    frame: pd.DataFrame, config: Config
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Split rows into train/validation/test (stratified with the seed, or by time)."""
     split = config.model.split
     if split.test_size + split.validation_size >= 0.9:
@@ -105,8 +109,8 @@ def split_table(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, pd.D
         )
     if split.time_column is not None:
         ordered = frame.sort_values(split.time_column, kind="stable")
-        n_test = int(round(len(ordered) * split.test_size))
-        n_val = int(round(len(ordered) * split.validation_size))
+        n_test = round(len(ordered) * split.test_size)
+        n_val = round(len(ordered) * split.validation_size)
         n_train = len(ordered) - n_test - n_val
         return (
             ordered.iloc[:n_train],
@@ -148,7 +152,10 @@ def load_dataset(config: Config) -> Dataset:
     check_table(frame, config)
     try:
         train, val, test = split_table(frame, config)
-        parts = {n: _part(f, config, n) for n, f in (("train", train), ("validation", val), ("test", test))}
+        parts = {
+            n: _part(f, config, n)
+            for n, f in (("train", train), ("validation", val), ("test", test))
+        }
     except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: cannot split or convert the table ({exc})") from None
     return Dataset(

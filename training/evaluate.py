@@ -35,7 +35,9 @@ def _at_threshold(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
     def score(y: np.ndarray, pred: np.ndarray) -> float:
         if name == "accuracy":
             return float(np.mean(y == pred))
-        fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[name]
+        fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[
+            name
+        ]
         return float(fn(y, pred, zero_division=0))
 
     return score

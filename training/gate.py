@@ -253,6 +253,4 @@ def decide(
 ) -> Decision:
     """Combine the rule results: the gate passes only when every one passed."""
     rules = [*rule_results, *([champion_result] if champion_result is not None else [])]
-    return Decision(
-        passed=all(r.passed for r in rules), rules=rules, champion=champion_info
-    )
+    return Decision(passed=all(r.passed for r in rules), rules=rules, champion=champion_info)

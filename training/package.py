@@ -109,7 +109,10 @@ def model_card(
             "- Probabilities are as calibrated as the calibration plot in the MLflow run shows.",
             "- Weakest slices on the test set: "
             + (
-                ", ".join(f"{s['slice']}={s['value']} (AUC {s['roc_auc']:.3f}, n={s['n_rows']})" for s in weakest)
+                ", ".join(
+                    f"{s['slice']}={s['value']} (AUC {s['roc_auc']:.3f}, n={s['n_rows']})"
+                    for s in weakest
+                )
                 if weakest
                 else "none measured"
             )
@@ -140,11 +143,17 @@ def package_candidate(config: Config, settings: Settings, alias: str = "candidat
             )
         run = client.get_run(model.run_id)
         params = dict(run.data.params)
-        metrics = {k.removeprefix("test_"): float(v) for k, v in run.data.metrics.items() if k.startswith("test_")}
+        metrics = {
+            k.removeprefix("test_"): float(v)
+            for k, v in run.data.metrics.items()
+            if k.startswith("test_")
+        }
         files: dict[str, bytes] = {}
         with tempfile.TemporaryDirectory() as tmp:
             for local, remote in RUN_FILES.items():
-                files[local] = registry.download_run_file(client, model.run_id, remote, Path(tmp)).read_bytes()
+                files[local] = registry.download_run_file(
+                    client, model.run_id, remote, Path(tmp)
+                ).read_bytes()
     decision = json.loads(files.pop("decision.json"))
     slices = json.loads(files.pop("slices.json"))
     card = model_card(config, model, metrics, params, decision, slices)
@@ -173,7 +182,9 @@ def package_candidate(config: Config, settings: Settings, alias: str = "candidat
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.package", description=__doc__)
-    parser.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
+    parser.add_argument(
+        "--config", default="config.yaml", help="config file (default: config.yaml)"
+    )
     parser.add_argument("--alias", default="candidate", help="registry alias to package")
     args = parser.parse_args(argv)
     config = load_config(args.config)

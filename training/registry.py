@@ -7,6 +7,7 @@ experiment with an explicit artifact location, logs a run, registers a version w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -99,7 +100,9 @@ def reachable(settings: Settings) -> Iterator[None]:
         yield
     except MlflowException as exc:
         text = str(exc).splitlines()[0][:300]
-        raise ServiceUnavailable(f"MLflow at {settings.mlflow_tracking_uri} failed: {text}") from None
+        raise ServiceUnavailable(
+            f"MLflow at {settings.mlflow_tracking_uri} failed: {text}"
+        ) from None
     except OSError as exc:  # requests' ConnectionError is an OSError
         raise ServiceUnavailable(
             f"MLflow at {settings.mlflow_tracking_uri} is unreachable: {exc}"
@@ -281,10 +284,9 @@ def register(
         client.set_registered_model_alias(model_name, CANDIDATE_ALIAS, mv.version)
     except BaseException:
         # A version without its alias would be half-registered: remove it, then report the failure.
-        try:
+        # The server may be gone entirely; the original error matters more than this one.
+        with contextlib.suppress(Exception):
             client.delete_model_version(model_name, mv.version)
-        except Exception:  # the server may be gone entirely; the original error matters more
-            pass
         raise
     return str(mv.version)
 

@@ -95,7 +95,9 @@ def train_and_gate(
         threshold = evaluate.choose_threshold(ds.validation.y, p_val, spec.objective, spec.fixed)
         p_test = pipeline.predict_proba(ds.test.X)[:, 1]
         metrics = evaluate.all_metrics(ds.test.y, p_test, threshold)
-        slices = evaluate.slice_metrics(ds.test.X, ds.test.y, p_test, threshold, config.model.slices)
+        slices = evaluate.slice_metrics(
+            ds.test.X, ds.test.y, p_test, threshold, config.model.slices
+        )
         importance = evaluate.permutation_importance(
             pipeline, ds.test.X, ds.test.y, seed=config.model.seed
         )
@@ -225,7 +227,11 @@ def train_and_gate(
             }
             with _timed("register", timings), registry.reachable(settings):
                 result.version = registry.register(
-                    client, config.mlflow.registered_model, result.run_id, logged_model, version_tags
+                    client,
+                    config.mlflow.registered_model,
+                    result.run_id,
+                    logged_model,
+                    version_tags,
                 )
     atomic_write_json(
         reports / "result.json",
@@ -277,7 +283,9 @@ def _print_result(result: TrainResult) -> None:
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    parser.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
+    parser.add_argument(
+        "--config", default="config.yaml", help="config file (default: config.yaml)"
+    )
     parser.add_argument(
         "--dry-run",
         action="store_true",

@@ -74,9 +74,7 @@ def test_one_class_only_is_refused(
 def test_too_few_rows_for_the_split(
     write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
 ) -> None:
-    small = pd.concat(
-        [default_frame[default_frame.churn == "Yes"].head(6), default_frame.head(14)]
-    )
+    small = pd.concat([default_frame[default_frame.churn == "Yes"].head(6), default_frame.head(14)])
     config = _with_data(write_config, tmp_path, small)
     with pytest.raises(DataError, match="too few rows for the split: 20 rows"):
         load_dataset(config)

@@ -50,18 +50,36 @@ def test_a_missing_metric_value_fails_its_rule() -> None:
 def test_bootstrap_difference_points_towards_the_better_model() -> None:
     y, good, noise = _scores(1)
     better = gate.paired_bootstrap(
-        y, good, noise, "roc_auc", threshold_challenger=0.5, threshold_champion=0.5,
-        n_resamples=300, seed=0,
+        y,
+        good,
+        noise,
+        "roc_auc",
+        threshold_challenger=0.5,
+        threshold_champion=0.5,
+        n_resamples=300,
+        seed=0,
     )
     worse = gate.paired_bootstrap(
-        y, noise, good, "roc_auc", threshold_challenger=0.5, threshold_champion=0.5,
-        n_resamples=300, seed=0,
+        y,
+        noise,
+        good,
+        "roc_auc",
+        threshold_challenger=0.5,
+        threshold_champion=0.5,
+        n_resamples=300,
+        seed=0,
     )
     assert (better > 0).all() and (worse < 0).all()
     # Lower-is-better metrics are oriented the same way: positive means the challenger is better.
     loss = gate.paired_bootstrap(
-        y, good, noise, "log_loss", threshold_challenger=0.5, threshold_champion=0.5,
-        n_resamples=300, seed=0,
+        y,
+        good,
+        noise,
+        "log_loss",
+        threshold_challenger=0.5,
+        threshold_champion=0.5,
+        n_resamples=300,
+        seed=0,
     )
     assert np.median(loss) > 0
 

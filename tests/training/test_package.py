@@ -31,8 +31,17 @@ def test_bundle_holds_the_candidate_with_its_metadata(
 ) -> None:
     bundle = load_bundle(bundle_dir)
     meta = bundle.metadata
-    for key in ("model_name", "model_version", "run_id", "threshold", "metrics", "contract",
-                "config_sha256", "data_sha256", "created_at"):
+    for key in (
+        "model_name",
+        "model_version",
+        "run_id",
+        "threshold",
+        "metrics",
+        "contract",
+        "config_sha256",
+        "data_sha256",
+        "created_at",
+    ):
         assert meta.get(key) is not None, key
     result = embedded_run.result
     assert meta["run_id"] == result.run_id and meta["model_version"] == result.version

@@ -53,7 +53,10 @@ def test_a_passing_run_is_logged_registered_and_aliased_candidate(
     assert {f.path for f in client.list_artifacts(result.run_id, "gate")} >= {"gate/decision.json"}
     # Artifacts land under the configured root, not ./mlruns of whatever the working folder is.
     experiment = client.get_experiment(run.info.experiment_id)
-    assert experiment.artifact_location == embedded_run.settings.mlflow_artifact_root.resolve().as_uri()
+    assert (
+        experiment.artifact_location
+        == embedded_run.settings.mlflow_artifact_root.resolve().as_uri()
+    )
     model = client.get_logged_model(run.outputs.model_outputs[0].model_id)
     assert model.model_id
 
@@ -153,7 +156,10 @@ def test_train_and_package_against_a_real_mlflow_server(
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     run = client.get_run(result.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # uploaded through the server
-    assert str(client.get_model_version_by_alias(config.mlflow.registered_model, "candidate").version) == "1"
+    assert (
+        str(client.get_model_version_by_alias(config.mlflow.registered_model, "candidate").version)
+        == "1"
+    )
     bundle = load_bundle(package_candidate(config, settings))
     assert bundle.version == "1" and bundle.metadata["run_id"] == result.run_id
     assert not (tmp_path / "artifacts").exists()  # nothing written to a local artifact root
