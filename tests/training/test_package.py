@@ -49,6 +49,11 @@ def test_bundle_holds_the_candidate_with_its_metadata(
     assert meta["metrics"]["roc_auc"] == pytest.approx(result.metrics["roc_auc"])
     card = (bundle_dir / "model_card.md").read_text()
     assert "## Intended use" in card and "## Limits" in card and "roc_auc" in card
+    from mlflow import MlflowClient
+
+    uri = embedded_run.settings.mlflow_tracking_uri
+    logged = MlflowClient(uri, uri).download_artifacts(result.run_id, "model_card.md")
+    assert Path(logged).read_text() == card
 
 
 def test_reference_sample_and_profile_match_the_contract(bundle_dir: Path, config: Config) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mlflow import MlflowClient
 
 from core.bundle import load_bundle
 from core.config import Config, load_config
@@ -21,12 +20,14 @@ from training.api import package_candidate, train_and_gate
 pytestmark = pytest.mark.slow
 
 
-def _client(trained: Trained) -> MlflowClient:
+def _client(trained: Trained) -> Any:
+    from mlflow import MlflowClient  # imported here: collecting the fast tests must not pay for it
+
     uri = trained.settings.mlflow_tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _versions(client: MlflowClient, name: str) -> list[str]:
+def _versions(client: Any, name: str) -> list[str]:
     return sorted(str(mv.version) for mv in client.search_model_versions(f"name = '{name}'"))
 
 
@@ -51,6 +52,8 @@ def test_a_passing_run_is_logged_registered_and_aliased_candidate(
     files = {f.path for f in client.list_artifacts(result.run_id, "plots")}
     assert "plots/roc.png" in files and "plots/permutation_importance.png" in files
     assert {f.path for f in client.list_artifacts(result.run_id, "gate")} >= {"gate/decision.json"}
+    logged_validation = Path(client.download_artifacts(result.run_id, "validation/result.json"))
+    assert "tests/training/conftest.py" in logged_validation.read_text()
     # Artifacts land under the configured root, not ./mlruns of whatever the working folder is.
     experiment = client.get_experiment(run.info.experiment_id)
     assert (
@@ -151,6 +154,8 @@ def test_train_and_package_against_a_real_mlflow_server(
     mlflow_server: str, tmp_path: Path, config: Config
 ) -> None:
     settings = settings_for(tmp_path, mlflow_server)
+    from mlflow import MlflowClient
+
     result = train_and_gate(config, settings)
     assert result.version == "1"
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)

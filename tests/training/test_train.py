@@ -34,7 +34,7 @@ def test_hist_gradient_boosting_is_reproducible_with_the_seed(
 ) -> None:
     def edit(raw: dict[str, Any]) -> None:
         raw["model"]["estimator"] = "sklearn.ensemble.HistGradientBoostingClassifier"
-        raw["model"]["params"] = {"max_iter": 30, "early_stopping": True}
+        raw["model"]["params"] = {"max_iter": 10, "early_stopping": True}
 
     config = load_config(write_config(edit))
     ds = load_dataset(config)
