@@ -135,6 +135,18 @@ def test_a_clearly_worse_challenger_is_rejected_against_the_champion(
     assert _versions(client, name) == before
 
 
+def test_dry_run_writes_reports_and_logs_nothing(embedded_run: Trained, config: Config) -> None:
+    client = _client(embedded_run)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    runs_before = len(client.search_runs([experiment]))
+    versions_before = _versions(client, config.mlflow.registered_model)
+    result = train_and_gate(config, embedded_run.settings, log=False, register=False)
+    assert result.run_id is None and result.version is None
+    assert (embedded_run.settings.reports_dir / "training" / "pr_comment.md").is_file()
+    assert len(client.search_runs([experiment])) == runs_before
+    assert _versions(client, config.mlflow.registered_model) == versions_before
+
+
 def test_unreachable_server_exits_6_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, f"http://127.0.0.1:{free_port()}")
     proc = subprocess.run(
