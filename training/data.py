@@ -47,6 +47,10 @@ class Dataset:
     sha256: str
     n_rows: int
 
+    @property
+    def parts(self) -> tuple[Part, Part, Part]:
+        return (self.train, self.validation, self.test)
+
 
 def file_sha256(path: Path) -> str:
     """Hash the data file as stored, so the fingerprint matches what `make data-check` checks."""

@@ -83,7 +83,8 @@ def train_and_gate(
     read so the report compares against it.
     """
     timings: dict[str, float] = {}
-    client = registry.connect(settings)
+    with _timed("connect", timings):
+        client = registry.connect(settings)
     reports = settings.reports_dir / "training"
     with _timed("load", timings):
         ds = load_dataset(config)
@@ -138,27 +139,28 @@ def train_and_gate(
                 )
         decision = gate.decide(rule_results, champion_result, champion_info)
 
-    ref = reference.reference_sample(
-        ds.train.X, pipeline.predict_proba(ds.train.X)[:, 1], config.model.seed
-    )
-    profile = reference.build_profile(ref, config)
-    summary = evaluate.summary_markdown(metrics, slices, champion_metrics)
-    text_files = {
-        "evaluation/metrics.json": registry.dumps(metrics),
-        "evaluation/slices.json": registry.dumps(slices),
-        "evaluation/permutation_importance.csv": importance.to_csv(index=False),
-        "evaluation/summary.md": summary,
-        "gate/decision.json": registry.dumps(decision.to_json()),
-        "gate/gate.md": decision.to_markdown(),
-        "reference/reference_profile.json": registry.dumps(profile),
-        "config/config.yaml": config.source.read_text(),
-    }
-    validation_result = settings.reports_dir / "validation" / "result.json"
-    if validation_result.is_file():
-        text_files["validation/result.json"] = validation_result.read_text()
-    binary_files = {f"plots/{name}": data for name, data in pngs.items()}
-    binary_files["reference/reference.parquet"] = reference.to_parquet_bytes(ref)
-    _write_reports(reports, text_files, binary_files, summary + "\n" + decision.to_markdown())
+    with _timed("report", timings, str(reports)):
+        ref = reference.reference_sample(
+            ds.train.X, pipeline.predict_proba(ds.train.X)[:, 1], config.model.seed
+        )
+        profile = reference.build_profile(ref, config)
+        summary = evaluate.summary_markdown(metrics, slices, champion_metrics)
+        text_files = {
+            "evaluation/metrics.json": registry.dumps(metrics),
+            "evaluation/slices.json": registry.dumps(slices),
+            "evaluation/permutation_importance.csv": importance.to_csv(index=False),
+            "evaluation/summary.md": summary,
+            "gate/decision.json": registry.dumps(decision.to_json()),
+            "gate/gate.md": decision.to_markdown(),
+            "reference/reference_profile.json": registry.dumps(profile),
+            "config/config.yaml": config.source.read_text(),
+        }
+        validation_result = settings.reports_dir / "validation" / "result.json"
+        if validation_result.is_file():
+            text_files["validation/result.json"] = validation_result.read_text()
+        binary_files = {f"plots/{name}": data for name, data in pngs.items()}
+        binary_files["reference/reference.parquet"] = reference.to_parquet_bytes(ref)
+        _write_reports(reports, text_files, binary_files, summary + "\n" + decision.to_markdown())
 
     result = TrainResult(
         decision=decision,
@@ -195,7 +197,10 @@ def train_and_gate(
         logged = {f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)}
         logged["val_roc_auc"] = evaluate.roc_auc(ds.validation.y, p_val)
         logged["gate_passed"] = float(decision.passed)
-        frame = ds.test.X.assign(**{config.contract.target.name: ds.test.y})
+        # The whole table as trained on (all three parts): source, sha256, schema and row count.
+        frame = pd.concat(
+            [part.X.assign(**{config.contract.target.name: part.y}) for part in ds.parts]
+        )
         record = registry.RunRecord(
             experiment_id="",
             run_name=f"train-{config.model.estimator.rsplit('.', 1)[-1]}",
