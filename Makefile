@@ -12,12 +12,11 @@ PYTEST := $(PY) -m pytest
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-# The stages `make pipeline` runs, in order. Each stage adds its target here as it lands.
-PIPELINE_STEPS := check-config data-check
-# Local staging (deploy) runs after package: the merged order is ... package stage.
-PIPELINE_STEPS += stage
+# The stages `make pipeline` runs, in order.
+PIPELINE_STEPS := check-config data-check train package stage
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean lint-infra stage deploy-staging promote drift simulate retrain
+.PHONY: help install data data-check contract check-config train package pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: lint-infra stage deploy-staging promote drift simulate retrain
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +42,12 @@ check-config: install ## Check CONFIG against the schema and print its data cont
 
 data-check: install ## Check the data file still matches its snapshot source (sha256)
 	@$(PY) -m core.snapshot --config $(CONFIG) --check
+
+train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (exit 4 on reject)
+	@$(PY) -m training.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)
+
+package: install ## Build the checksummed model bundle (MODEL_BUNDLE) from the registered `candidate`
+	@$(PY) -m training.package --config $(CONFIG)
 
 pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedded defaults)
 	@start=$$(date +%s); \

@@ -49,3 +49,9 @@ class DeployError(TemplateError):
     """A deploy step refused its input (not a digest, unknown overlay) or its checks failed."""
 
     exit_code = 7
+
+
+class ModelNotFound(TemplateError):
+    """The registry holds no model version under the requested alias (train one first)."""
+
+    exit_code = 8

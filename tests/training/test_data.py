@@ -1,0 +1,101 @@
+"""Loading and splitting: stratified and seeded, time-based, and every bad table named clearly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.config import Config, load_config
+from core.errors import DataError
+from training.data import load_dataset
+
+
+def _with_data(
+    write_config: Callable[..., Path], tmp_path: Path, frame: pd.DataFrame, **edits: Any
+) -> Config:
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw["data"]["path"] = str(path)
+        raw["data"].pop("snapshot", None)
+        for key, value in edits.items():
+            raw["model"][key] = value
+
+    return load_config(write_config(edit))
+
+
+def test_split_is_stratified_disjoint_and_seeded(config: Config) -> None:
+    a, b = load_dataset(config), load_dataset(config)
+    parts = [a.train, a.validation, a.test]
+    assert sum(p.n_rows for p in parts) == a.n_rows == 7043
+    assert a.test.n_rows == pytest.approx(0.2 * 7043, abs=1)
+    assert a.validation.n_rows == pytest.approx(0.2 * 7043, abs=1)
+    shares = [p.y.mean() for p in parts]
+    assert max(shares) - min(shares) < 0.01
+    ids = [set(p.X.index) for p in parts]
+    assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+    assert list(a.test.X.index) == list(b.test.X.index)
+    assert len(a.sha256) == 64
+
+
+def test_time_split_puts_the_newest_rows_in_test(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    config = _with_data(
+        write_config, tmp_path, default_frame, split={"time_column": "tenure", "test_size": 0.2}
+    )
+    ds = load_dataset(config)
+    assert ds.train.X["tenure"].max() <= ds.validation.X["tenure"].min()
+    assert ds.validation.X["tenure"].max() <= ds.test.X["tenure"].min()
+
+
+def test_missing_target_is_named(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    config = _with_data(write_config, tmp_path, default_frame.drop(columns="churn"))
+    with pytest.raises(DataError, match="target column 'churn' is missing"):
+        load_dataset(config)
+
+
+def test_one_class_only_is_refused(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    config = _with_data(write_config, tmp_path, default_frame.assign(churn="No"))
+    with pytest.raises(DataError, match="only one class"):
+        load_dataset(config)
+
+
+def test_too_few_rows_for_the_split(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    small = pd.concat([default_frame[default_frame.churn == "Yes"].head(6), default_frame.head(14)])
+    config = _with_data(write_config, tmp_path, small)
+    with pytest.raises(DataError, match="too few rows for the split: 20 rows"):
+        load_dataset(config)
+
+
+def test_unknown_target_value_and_non_numeric_feature_are_named(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    odd = default_frame.copy()
+    odd.loc[3, "churn"] = "Maybe"
+    with pytest.raises(DataError, match="'Maybe'"):
+        load_dataset(_with_data(write_config, tmp_path, odd))
+    text = default_frame.copy()
+    text["tenure"] = text["tenure"].astype(object)
+    text.loc[3, "tenure"] = "ten"
+    with pytest.raises(DataError, match="cannot split or convert"):
+        load_dataset(_with_data(write_config, tmp_path, text))
+
+
+def test_features_keep_contract_dtypes(config: Config) -> None:
+    ds = load_dataset(config)
+    assert list(ds.train.X.columns) == config.contract.feature_names
+    assert ds.train.X["tenure"].dtype == np.float64
+    assert ds.train.X["contract"].dtype == object

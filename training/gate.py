@@ -1,0 +1,256 @@
+"""The gate: may this challenger go on? Pure functions of metrics and predictions.
+
+Two kinds of rule decide:
+- absolute rules from `gate.rules` (e.g. roc_auc ≥ 0.80). A bound in the metric's own direction
+  (a `min` on a higher-is-better metric, a `max` on a lower-is-better one) is checked by MLflow's
+  `MetricThreshold` + `mlflow.validate_evaluation_results`; the opposite bound (e.g. a `max` on
+  roc_auc to catch leakage) has no MLflow equivalent and is compared here.
+- the champion comparison (`gate.champion`): both models score the SAME test rows; a paired
+  bootstrap of the metric difference gives its upper confidence bound, and the challenger is
+  rejected when even that bound is below `-max_regression` (it is worse than the allowed margin at
+  the configured confidence). MLflow's `min_absolute_change` cannot express this: it must be
+  positive (the candidate must *beat* the baseline by a margin) and it ignores sampling noise.
+With no champion, the absolute rules alone decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+from core.cli import markdown_table
+from core.config import METRICS, Champion, Rule
+from training.evaluate import metric_value
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule as checked: what was observed, the limit, and how far inside (+) or outside (-)."""
+
+    rule: str
+    metric: str
+    observed: float
+    limit: float
+    margin: float
+    passed: bool
+    checked_by: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict with every rule, for JSON, markdown and the MLflow run."""
+
+    passed: bool
+    rules: list[RuleResult]
+    champion: dict[str, Any] | None = field(default=None)
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.rules if not r.passed]
+
+    @property
+    def reason(self) -> str:
+        """One line naming each failed rule and by how much it missed."""
+        if self.passed:
+            return "all rules passed"
+        return "; ".join(
+            f"{r.rule}: observed {r.observed:.4f}, limit {r.limit:.4f}, missed by {-r.margin:.4f}"
+            for r in self.failed
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "reason": self.reason,
+            "rules": [asdict(r) for r in self.rules],
+            "champion": self.champion,
+        }
+
+    def to_markdown(self) -> str:
+        verdict = "✅ passed" if self.passed else "❌ rejected"
+        rows: list[dict[str, object]] = [
+            {
+                "rule": r.rule,
+                "observed": f"{r.observed:.4f}",
+                "limit": f"{r.limit:.4f}",
+                "margin": f"{r.margin:+.4f}",
+                "result": "pass" if r.passed else "**FAIL**",
+                "checked by": r.checked_by,
+            }
+            for r in self.rules
+        ]
+        lines = [f"## Gate: {verdict}", ""]
+        if not self.passed:
+            lines += [f"Reason: {self.reason}", ""]
+        lines.append(markdown_table(rows))
+        if self.champion is not None:
+            lines += [""] + [f"- {r.rule}: {r.detail}" for r in self.rules if r.detail]
+        else:
+            lines += ["", "No champion to compare against: the absolute rules alone decide."]
+        return "\n".join(lines) + "\n"
+
+
+def _mlflow_check(metric: str, observed: float, limit: float) -> bool:
+    """Check one bound in the metric's own direction with MLflow's MetricThreshold."""
+    from mlflow.models import MetricThreshold
+    from mlflow.models.evaluation import EvaluationResult
+    from mlflow.models.evaluation.validation import (
+        ModelValidationFailedException,
+        validate_evaluation_results,
+    )
+
+    threshold = MetricThreshold(threshold=float(limit), greater_is_better=METRICS[metric])
+    try:
+        validate_evaluation_results(
+            {metric: threshold}, EvaluationResult(metrics={metric: observed}, artifacts={})
+        )
+    except ModelValidationFailedException:
+        return False
+    return True
+
+
+def check_rules(rules: list[Rule], metrics: dict[str, float]) -> list[RuleResult]:
+    """Check every absolute rule against the challenger's test metrics."""
+    results: list[RuleResult] = []
+    for rule in rules:
+        observed = float(metrics[rule.metric])
+        higher_is_better = METRICS[rule.metric]
+        for kind, limit in (("min", rule.min), ("max", rule.max)):
+            if limit is None:
+                continue
+            symbol = "≥" if kind == "min" else "≤"
+            margin = observed - limit if kind == "min" else limit - observed
+            if (kind == "min") == higher_is_better:
+                passed = not np.isnan(observed) and _mlflow_check(rule.metric, observed, limit)
+                by = "mlflow MetricThreshold"
+            else:
+                passed = not np.isnan(observed) and margin >= 0
+                by = "gate.py"
+            results.append(
+                RuleResult(
+                    rule=f"{rule.metric} {symbol} {limit:g}",
+                    metric=rule.metric,
+                    observed=observed,
+                    limit=float(limit),
+                    margin=float(margin) if not np.isnan(margin) else float("-inf"),
+                    passed=bool(passed),
+                    checked_by=by,
+                )
+            )
+    return results
+
+
+def _vector_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
+    """Compute a metric for every bootstrap row at once (y, p: shape (B, n))."""
+    if name == "roc_auc":
+        n_pos = y.sum(axis=1)
+        n_neg = y.shape[1] - n_pos
+        ranks = rankdata(p, axis=1)
+        u = (ranks * y).sum(axis=1) - n_pos * (n_pos + 1) / 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+    if name == "brier":
+        return ((p - y) ** 2).mean(axis=1)
+    if name == "log_loss":
+        c = np.clip(p, 1e-15, 1 - 1e-15)
+        return -(y * np.log(c) + (1 - y) * np.log(1 - c)).mean(axis=1)
+    if name in {"accuracy", "precision", "recall", "f1"}:
+        pred = p >= threshold
+        tp = (pred & (y == 1)).sum(axis=1)
+        fp = (pred & (y == 0)).sum(axis=1)
+        fn = (~pred & (y == 1)).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if name == "accuracy":
+                return (pred == (y == 1)).mean(axis=1)
+            if name == "precision":
+                return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+            if name == "recall":
+                return np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+            return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    # pr_auc has no cheap vector form; loop (slower, still fine for a few thousand rows).
+    return np.array([metric_value(name, yi, pi, threshold) for yi, pi in zip(y, p, strict=True)])
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    p_challenger: np.ndarray,
+    p_champion: np.ndarray,
+    metric: str,
+    *,
+    threshold_challenger: float,
+    threshold_champion: float,
+    n_resamples: int,
+    seed: int,
+) -> np.ndarray:
+    """Resample the same test rows for both models; return the improvements (challenger better > 0).
+
+    The difference is oriented so that a positive value always means the challenger is better,
+    whatever the metric's direction. Resamples with one class only (AUC undefined) are dropped.
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
+    ys = y[idx].astype(np.float64)
+    chal = _vector_metric(metric, ys, p_challenger[idx], threshold_challenger)
+    champ = _vector_metric(metric, ys, p_champion[idx], threshold_champion)
+    diff = chal - champ if METRICS[metric] else champ - chal
+    return diff[np.isfinite(diff)]
+
+
+def compare_with_champion(
+    y: np.ndarray,
+    p_challenger: np.ndarray,
+    p_champion: np.ndarray,
+    *,
+    threshold_challenger: float,
+    threshold_champion: float,
+    settings: Champion,
+    seed: int,
+) -> RuleResult:
+    """Reject when the upper confidence bound of the improvement is below -max_regression."""
+    metric = settings.metric
+    chal = metric_value(metric, y, p_challenger, threshold_challenger)
+    champ = metric_value(metric, y, p_champion, threshold_champion)
+    point = chal - champ if METRICS[metric] else champ - chal
+    diffs = paired_bootstrap(
+        y,
+        p_challenger,
+        p_champion,
+        metric,
+        threshold_challenger=threshold_challenger,
+        threshold_champion=threshold_champion,
+        n_resamples=settings.bootstrap,
+        seed=seed,
+    )
+    upper = float(np.quantile(diffs, settings.confidence)) if len(diffs) else float("nan")
+    lower = float(np.quantile(diffs, 1 - settings.confidence)) if len(diffs) else float("nan")
+    limit = -settings.max_regression
+    passed = bool(np.isfinite(upper) and upper >= limit)
+    return RuleResult(
+        rule=f"{metric} vs champion: not worse than {settings.max_regression:g} "
+        f"at {settings.confidence:.0%} confidence",
+        metric=metric,
+        observed=upper,
+        limit=limit,
+        margin=upper - limit if np.isfinite(upper) else float("-inf"),
+        passed=passed,
+        checked_by=f"paired bootstrap ({len(diffs)} resamples)",
+        detail=(
+            f"challenger {chal:.4f}, champion {champ:.4f}, improvement {point:+.4f}, "
+            f"{settings.confidence:.0%} interval of the improvement [{lower:+.4f}, {upper:+.4f}] "
+            "(observed = its upper bound)"
+        ),
+    )
+
+
+def decide(
+    rule_results: list[RuleResult],
+    champion_result: RuleResult | None = None,
+    champion_info: dict[str, Any] | None = None,
+) -> Decision:
+    """Combine the rule results: the gate passes only when every one passed."""
+    rules = [*rule_results, *([champion_result] if champion_result is not None else [])]
+    return Decision(passed=all(r.passed for r in rules), rules=rules, champion=champion_info)
