@@ -13,9 +13,9 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 # The stages `make pipeline` runs, in order. Each stage adds its target here as it lands.
-PIPELINE_STEPS := check-config data-check
+PIPELINE_STEPS := check-config data-check validate
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: help install data data-check contract check-config validate pipeline bench test test-fast test-slow lint fmt clean
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,9 @@ check-config: install ## Check CONFIG against the schema and print its data cont
 
 data-check: install ## Check the data file still matches its snapshot source (sha256)
 	@$(PY) -m core.snapshot --config $(CONFIG) --check
+
+validate: install ## Check the data of CONFIG (or DATA=file) with the GX suite built from the contract
+	@$(PY) -m validation.validate --config $(CONFIG) $(if $(DATA),--data "$(DATA)")
 
 pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedded defaults)
 	@start=$$(date +%s); \
