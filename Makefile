@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # The stages `make pipeline` runs, in order. Each stage adds its target here as it lands.
 PIPELINE_STEPS := check-config data-check validate
 
-.PHONY: help install data data-check contract check-config validate pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: help install data data-check contract check-config validate score pipeline bench test test-fast test-slow lint fmt clean
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,10 @@ data-check: install ## Check the data file still matches its snapshot source (sh
 
 validate: install ## Check the data of CONFIG (or DATA=file) with the GX suite built from the contract
 	@$(PY) -m validation.validate --config $(CONFIG) $(if $(DATA),--data "$(DATA)")
+
+score: install ## Score INPUT=file|dir into OUTPUT=file.parquet with the bundle [ENGINE=spark] [OVERWRITE=1]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score INPUT=data.csv OUTPUT=scores.parquet [ENGINE=spark] [OVERWRITE=1]"; exit 2; }
+	@$(PY) -m scoring.score --config $(CONFIG) --input "$(INPUT)" --output "$(OUTPUT)" --engine $(or $(ENGINE),local) $(if $(OVERWRITE),--overwrite)
 
 pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedded defaults)
 	@start=$$(date +%s); \
