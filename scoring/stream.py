@@ -105,8 +105,12 @@ def check_columns(files: list[Path], config: Config) -> list[str]:
 
 def csv_types(config: Config) -> dict[str, pa.DataType]:
     """Fix feature types up front: numbers as float64, labels as text (even when they look numeric)."""
+    # Labels dictionary-encoded: they arrive as pandas categoricals, which the set check and
+    # the conversion to the object columns the pipeline was fitted on handle several times faster.
     return {
-        f.name: pa.string() if f.type is FeatureType.categorical else pa.float64()
+        f.name: pa.dictionary(pa.int32(), pa.string())
+        if f.type is FeatureType.categorical
+        else pa.float64()
         for f in config.contract.features
     }
 
@@ -116,14 +120,15 @@ def read_chunks(path: Path, config: Config, chunk_rows: int) -> Iterator[pd.Data
     columns = file_columns(path)
     try:
         if path.suffix == ".parquet":
-            parquet = pq.ParquetFile(path)
+            labels = [f.name for f in config.contract.of_type(FeatureType.categorical)]
+            parquet = pq.ParquetFile(path, read_dictionary=labels)
             _check_parquet_types(path, parquet.schema_arrow, config)
             for batch in parquet.iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
             return
         reader = pcsv.open_csv(
             path,
-            # About `chunk_rows` rows per block, from the size of the header line as a guess.
+            # Blocks of about `chunk_rows` rows at ~160 bytes a row; sliced to size below.
             read_options=pcsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 160)),
             convert_options=pcsv.ConvertOptions(
                 column_types=csv_types(config), strings_can_be_null=True
