@@ -13,10 +13,10 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONDONTWRITEBYTECODE := 1
 
 # The stages `make pipeline` runs, in order.
-PIPELINE_STEPS := check-config data-check train package stage
+PIPELINE_STEPS := check-config data-check validate train package stage
 
-.PHONY: help install data data-check contract check-config train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: lint-infra stage deploy-staging promote drift simulate retrain
+.PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: lint-infra stage deploy-staging promote drift simulate retrain score
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,13 @@ check-config: install ## Check CONFIG against the schema and print its data cont
 
 data-check: install ## Check the data file still matches its snapshot source (sha256)
 	@$(PY) -m core.snapshot --config $(CONFIG) --check
+
+validate: install ## Check the data of CONFIG (or DATA=file) with the GX suite built from the contract
+	@$(PY) -m validation.validate --config $(CONFIG) $(if $(DATA),--data "$(DATA)")
+
+score: install ## Score INPUT=file|dir into OUTPUT=file.parquet with the bundle [ENGINE=spark] [OVERWRITE=1]
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score INPUT=data.csv OUTPUT=scores.parquet [ENGINE=spark] [OVERWRITE=1]"; exit 2; }
+	@$(PY) -m scoring.score --config $(CONFIG) --input "$(INPUT)" --output "$(OUTPUT)" --engine $(or $(ENGINE),local) $(if $(OVERWRITE),--overwrite)
 
 train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (exit 4 on reject)
 	@$(PY) -m training.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)

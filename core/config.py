@@ -6,9 +6,13 @@ drift tests) reads the `contract` section from here; nothing else writes a colum
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
+import importlib.util
 import inspect
+import json
+import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -230,15 +234,80 @@ class RangeBound(Strict):
     max: float | None = None
 
 
+# Arguments of an expectation that name columns; they must be columns of the contract.
+COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list", "column_set")
+
+
+def gx_expectation_schema(name: str) -> dict[str, Any] | None:
+    """Find a Great Expectations core expectation by class name without importing GX (4-6 s).
+
+    Returns the JSON schema GX ships for its arguments, or None when it ships none; raises
+    ValueError when there is no such expectation.
+    """
+    spec = importlib.util.find_spec("great_expectations")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("great_expectations is not installed, so extra expectations cannot run")
+    core_dir = Path(next(iter(spec.submodule_search_locations))) / "expectations" / "core"
+    schema_file = core_dir / "schemas" / f"{name}.json"
+    if schema_file.is_file():
+        return dict(json.loads(schema_file.read_text()))
+    if (core_dir / f"{re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()}.py").is_file():
+        return None
+    known = [p.stem for p in (core_dir / "schemas").glob("Expect*.json")]
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise ValueError(f"{name!r} is not a Great Expectations core expectation{hint}")
+
+
 class ExtraExpectation(Strict):
     expectation: str = Field(pattern=r"^Expect[A-Za-z]+$")
     kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_to_gx(self) -> ExtraExpectation:
+        schema = gx_expectation_schema(self.expectation)
+        if schema is None:
+            return (
+                self  # GX ships no schema for it; GX checks the arguments when the suite is built
+            )
+        allowed = set(schema.get("properties", {})) - {"metadata", "rendered_content", "id"}
+        unknown = sorted(set(self.kwargs) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{self.expectation} has no argument {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        missing = sorted(set(schema.get("required", [])) - set(self.kwargs))
+        if missing:
+            raise ValueError(f"{self.expectation} needs argument(s) {', '.join(missing)}")
+        import jsonschema  # only here: most configs have no extra expectations
+
+        argument_schema = {**schema, "required": [], "properties": schema.get("properties", {})}
+        argument_schema["properties"] = {
+            k: v for k, v in argument_schema["properties"].items() if k in self.kwargs
+        }
+        try:
+            jsonschema.validate(self.kwargs, argument_schema)
+        except jsonschema.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.absolute_path) or "kwargs"
+            raise ValueError(f"{self.expectation} argument {where}: {exc.message}") from None
+        return self
 
 
 class Validation(Strict):
     row_count: RangeBound = RangeBound(min=100)
     positive_share: RangeBound = RangeBound(min=0.01, max=0.99)
     extra_expectations: list[ExtraExpectation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _share_is_a_fraction(self) -> Validation:
+        for bound in (self.positive_share.min, self.positive_share.max):
+            if bound is not None and not 0 <= bound <= 1:
+                raise ValueError(f"positive_share bounds are fractions in [0, 1], got {bound}")
+        for bounds in (self.row_count, self.positive_share):
+            if bounds.min is not None and bounds.max is not None and bounds.min > bounds.max:
+                raise ValueError(f"min ({bounds.min}) is greater than max ({bounds.max})")
+        return self
 
 
 class Drift(Strict):
@@ -299,6 +368,19 @@ class Config(Strict):
             raise ValueError(f"model.split.time_column: {tc!r} is not a feature or id column")
         if self.gate.champion.metric not in METRICS:
             raise ValueError(f"gate.champion.metric: unknown metric {self.gate.champion.metric!r}")
+        columns = set(self.contract.columns)
+        for i, extra in enumerate(self.validation.extra_expectations):
+            for key in COLUMN_ARGUMENTS:
+                value = extra.kwargs.get(key)
+                named = (
+                    [value] if isinstance(value, str) else value if isinstance(value, list) else []
+                )
+                unknown = [c for c in named if c not in columns]
+                if unknown:
+                    raise ValueError(
+                        f"validation.extra_expectations[{i}] ({extra.expectation}).kwargs.{key}: "
+                        f"{', '.join(map(repr, unknown))} is not a column of the contract"
+                    )
         return self
 
     @cached_property

@@ -12,7 +12,6 @@ drift.retrain_remote unless one is already open for the model.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,16 +20,10 @@ from typing import Any
 
 from core.cli import entry_point, markdown_table, step
 from core.config import METRICS, Config, load_config
-from core.errors import DataError, GateRejected, TemplateError
+from core.errors import DataError, GateRejected
 from core.io import atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
 from tools.retrain_branch import BranchResult, branch_name, push_retrain_branch
-
-
-class TrainingUnavailable(TemplateError):
-    """training/api.py is missing or lacks the function retraining calls."""
-
-    exit_code = 6
 
 
 @dataclass(frozen=True)
@@ -47,21 +40,9 @@ class Challenger:
 
 
 def train_challenger(config: Config, settings: Settings) -> Challenger:
-    """Train and gate through `training.api.train_and_gate(config, settings, register=, log=)`.
+    """Train and gate a challenger as a dry run: nothing is logged or registered."""
+    from training.api import train_and_gate
 
-    Expected (training helper's interface): it returns an object with `.decision.passed`,
-    `.decision.reason`, `.metrics`, `.champion_metrics`, `.champion_version`, writes
-    REPORTS_DIR/training/pr_comment.md, and raises GateRejected when the gate fails.
-    """
-    try:
-        api = importlib.import_module("training.api")
-    except ImportError:
-        raise TrainingUnavailable(
-            "training/api.py is not available, so make retrain cannot train a challenger"
-        ) from None
-    train_and_gate = getattr(api, "train_and_gate", None)
-    if train_and_gate is None:
-        raise TrainingUnavailable("training/api.py has no train_and_gate(config, settings, ...)")
     comment = settings.reports_dir / "training" / "pr_comment.md"
     try:
         result = train_and_gate(config, settings, register=False, log=False)

@@ -24,9 +24,10 @@ from core.config import METRICS, Config, load_config
 from core.errors import ConfigError, GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
-from training import evaluate, gate, reference, registry
+from training import evaluate, gate, registry
 from training.data import Dataset, load_dataset
 from training.model import build_pipeline
+from validation.api import build_reference, reference_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,10 +141,15 @@ def train_and_gate(
         decision = gate.decide(rule_results, champion_result, champion_info)
 
     with _timed("report", timings, str(reports)):
-        ref = reference.reference_sample(
-            ds.train.X, pipeline.predict_proba(ds.train.X)[:, 1], config.model.seed
+        # Held-out rows only: in-sample scores of a flexible model are sharper than live ones, and
+        # the score-drift test would then fire on healthy traffic.
+        ref, profile = build_reference(
+            pd.concat([ds.validation.X, ds.test.X]),
+            np.concatenate([p_val, p_test]),
+            config.contract,
+            seed=config.model.seed,
         )
-        profile = reference.build_profile(ref, config)
+        ref_files = reference_files(ref, profile)
         summary = evaluate.summary_markdown(metrics, slices, champion_metrics)
         text_files = {
             "evaluation/metrics.json": registry.dumps(metrics),
@@ -152,14 +158,14 @@ def train_and_gate(
             "evaluation/summary.md": summary,
             "gate/decision.json": registry.dumps(decision.to_json()),
             "gate/gate.md": decision.to_markdown(),
-            "reference/reference_profile.json": registry.dumps(profile),
+            "reference/reference_profile.json": ref_files["reference_profile.json"].decode(),
             "config/config.yaml": config.source.read_text(),
         }
         validation_result = settings.reports_dir / "validation" / "result.json"
         if validation_result.is_file():
             text_files["validation/result.json"] = validation_result.read_text()
         binary_files = {f"plots/{name}": data for name, data in pngs.items()}
-        binary_files["reference/reference.parquet"] = reference.to_parquet_bytes(ref)
+        binary_files["reference/reference.parquet"] = ref_files["reference.parquet"]
         _write_reports(reports, text_files, binary_files, summary + "\n" + decision.to_markdown())
 
     result = TrainResult(

@@ -19,7 +19,6 @@ that output (with FAIL_ON_DRIFT=0), not on the exit code.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import traceback
@@ -36,6 +35,7 @@ from core.config import Config, Contract, load_config
 from core.data import read_table
 from core.errors import BundleIntegrityError, ContractError, DataError, ServiceUnavailable
 from core.settings import get_settings
+from validation.api import validate_features
 from validation.drift import DRIFT_EXIT_CODE, LABEL_COLUMN, DriftResult, detect_drift
 from validation.drift_report import feature_rows, write_report
 from validation.profile import SCORE_COLUMN, contract_features, read_reference
@@ -72,16 +72,9 @@ def read_log_window(url: str, since: datetime | None, limit: int | None) -> pd.D
     return frame
 
 
-def invalid_share(frame: pd.DataFrame, config: Config) -> dict[str, float] | None:
-    """Share of rows failing validation per column, from validation.api; None if not available."""
-    try:
-        api = importlib.import_module("validation.api")
-    except ImportError:
-        return None
-    validate = getattr(api, "validate_features", None)
-    if validate is None:
-        return None
-    result = validate(frame[config.contract.feature_names], config)
+def invalid_share(frame: pd.DataFrame, config: Config) -> dict[str, float]:
+    """Share of rows failing validation per column (the same feature rules as the GX suite)."""
+    result = validate_features(frame[config.contract.feature_names], config)
     return {str(k): float(v) for k, v in result.unexpected_share.items()}
 
 

@@ -69,13 +69,13 @@ def test_workflows_call_only_existing_make_targets() -> None:
 
 
 def test_every_stage_package_exists_with_its_tests() -> None:
-    for package in ["core", "validation", "training", "serving"]:
+    for package in ["core", "validation", "training", "serving", "scoring"]:
         assert (ROOT / package / "__init__.py").exists()
         assert (ROOT / "tests" / package).is_dir(), f"tests/{package} should mirror the package"
 
 
 def test_stage_packages_do_not_import_each_others_internals() -> None:
-    stages = {"validation", "training", "serving"}
+    stages = {"validation", "training", "serving", "scoring"}
     for stage in stages:
         for source in (ROOT / stage).rglob("*.py"):
             for other in stages - {stage}:

@@ -57,14 +57,14 @@ def test_bundle_holds_the_candidate_with_its_metadata(
 
 
 def test_reference_sample_and_profile_match_the_contract(bundle_dir: Path, config: Config) -> None:
-    frame, profile = load_reference(bundle_dir)
+    frame, profile = load_reference(bundle_dir, config.contract)
     assert list(frame.columns) == [*config.contract.feature_names, SCORE_COLUMN]
     assert frame[SCORE_COLUMN].between(0, 1).all()
     assert profile["size"] == len(frame) <= 20_000
     assert set(profile["features"]) == set(config.contract.feature_names)
     tenure = profile["features"]["tenure"]
-    assert sum(tenure["bin_counts"]) == frame["tenure"].notna().sum()
-    freqs = profile["features"]["contract"]["frequencies"]
+    assert sum(tenure["histogram"]["counts"]) == frame["tenure"].notna().sum()
+    freqs = profile["features"]["contract"]["shares"]
     assert set(freqs) == {"Month-to-month", "One year", "Two year"}
     assert sum(freqs.values()) == pytest.approx(1.0)
     # The stored scores are what the bundled pipeline predicts for those rows.
@@ -73,7 +73,7 @@ def test_reference_sample_and_profile_match_the_contract(bundle_dir: Path, confi
     np.testing.assert_allclose(again, frame[SCORE_COLUMN].to_numpy(), rtol=1e-9)
 
 
-def test_a_changed_byte_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+def test_a_changed_byte_is_refused(bundle_dir: Path, tmp_path: Path, config: Config) -> None:
     copy = Path(shutil.copytree(bundle_dir, tmp_path / "bundle"))
     data = bytearray((copy / MODEL_FILE).read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -81,7 +81,7 @@ def test_a_changed_byte_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(BundleIntegrityError, match="changed after packaging"):
         load_bundle(copy)
     with pytest.raises(BundleIntegrityError):
-        load_reference(copy)
+        load_reference(copy, config.contract)
 
 
 def test_package_without_a_candidate_says_to_train_first(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Batch scoring: streamed on one machine, or on Spark."""

@@ -1,0 +1,138 @@
+"""Check a batch of request features against the contract, row by row, fast (no GX import).
+
+Batch scoring calls this per chunk and the drift job on the prediction log. It applies the same
+feature rules the GX suite is generated from (`validation.rules.feature_rules`), reading the same
+expectation arguments, with vectorised pandas: a test checks both agree on the bad cases.
+Columns the contract does not list (request ids, scores, timestamps) are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.config import Config
+from validation.drift import DRIFT_EXIT_CODE, DriftResult, detect_drift
+from validation.profile import (
+    PROFILE_FILE,
+    REFERENCE_FILE,
+    SCORE_COLUMN,
+    build_reference,
+    read_reference,
+    reference_files,
+)
+from validation.rules import INTEGER_TYPES, Check, Rule, feature_rules
+
+# What other stages may use: the fast feature check, the drift reference and the drift statistics.
+__all__ = [
+    "DRIFT_EXIT_CODE",
+    "PROFILE_FILE",
+    "REFERENCE_FILE",
+    "SCORE_COLUMN",
+    "DriftResult",
+    "FeatureValidation",
+    "build_reference",
+    "detect_drift",
+    "read_reference",
+    "reference_files",
+    "validate_features",
+]
+
+# Reasons quote at most this many characters of the offending value.
+MAX_VALUE_CHARS = 40
+
+
+@dataclass(frozen=True)
+class FeatureValidation:
+    """Per column, the share of rows breaking a rule; per row, why (None when the row is fine)."""
+
+    unexpected_share: dict[str, float]
+    row_errors: pd.Series
+    n_rows: int
+
+    @property
+    def ok_mask(self) -> pd.Series:
+        """True for rows that follow every feature rule, index-aligned with the input."""
+        return self.row_errors.isna()
+
+    @property
+    def n_bad(self) -> int:
+        return int(self.row_errors.notna().sum())
+
+
+def validate_features(frame: pd.DataFrame, config: Config) -> FeatureValidation:
+    """Apply every feature rule of the contract to `frame` and say which rows break which."""
+    n = len(frame)
+    errors = np.full(n, "", dtype=object)
+    shares: dict[str, float] = {}
+    for feature in config.contract.features:
+        name = feature.name
+        if name not in frame.columns:
+            errors += f"; {name}: missing column"
+            shares[name] = 1.0 if n else 0.0
+            continue
+        bad_any = np.zeros(n, dtype=bool)
+        for rule in feature_rules(feature):
+            bad, reasons = _violations(frame[name], rule)
+            if bad.any():
+                errors[bad] = errors[bad] + reasons
+                bad_any |= bad
+        shares[name] = float(bad_any.mean()) if n else 0.0
+    text = pd.Series(errors, index=frame.index, dtype=object).str.removeprefix("; ")
+    row_errors = text.where(text != "", None)
+    return FeatureValidation(unexpected_share=shares, row_errors=row_errors, n_rows=n)
+
+
+def _violations(column: pd.Series, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+    """Return the mask of rows breaking `rule` and, for those rows, a reason naming the column."""
+    name = rule.column
+    present = column.notna().to_numpy()
+    if rule.check is Check.not_null:
+        bad = ~present
+        return bad, np.full(int(bad.sum()), f"; {name}: null", dtype=object)
+    if rule.check is Check.in_set:
+        allowed = rule.kwargs["value_set"]
+        if all(isinstance(v, str) for v in allowed):
+            values = column if _is_text(column) else column.astype(str)
+            inside = values.isin(allowed).to_numpy()
+        else:
+            numbers = pd.to_numeric(column, errors="coerce")
+            inside = numbers.isin(allowed).to_numpy()
+        bad = present & ~inside
+        return bad, _quote(column[bad], f"; {name}: not allowed ")
+    numbers = pd.to_numeric(column, errors="coerce")
+    if rule.check is Check.numeric_type:
+        as_float = numbers.to_numpy(dtype="float64", na_value=np.nan)
+        bad = present & np.isnan(as_float)
+        if rule.kwargs["type_list"] == INTEGER_TYPES:
+            bad |= ~np.isnan(as_float) & (np.mod(as_float, 1) != 0)
+        return bad, _quote(column[bad], f"; {name}: not a {_kind(rule)} ")
+    if rule.check is Check.between:
+        as_float = numbers.to_numpy(dtype="float64", na_value=np.nan)
+        low, high = rule.kwargs.get("min_value"), rule.kwargs.get("max_value")
+        with np.errstate(invalid="ignore"):
+            bad = np.zeros(len(column), dtype=bool)
+            if low is not None:
+                bad |= as_float < low
+            if high is not None:
+                bad |= as_float > high
+        return bad, _quote(column[bad], f"; {name}: outside {rule.label} ")
+    raise ValueError(f"{rule.check} is not a feature rule")
+
+
+def _kind(rule: Rule) -> str:
+    return "whole number" if rule.kwargs["type_list"] == INTEGER_TYPES else "number"
+
+
+def _is_text(column: pd.Series) -> bool:
+    return isinstance(column.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(column)
+
+
+def _quote(values: pd.Series, prefix: str) -> np.ndarray:
+    """Build `prefix + repr(value)` for each offending value, vectorised over the bad rows."""
+    if values.empty:
+        return np.empty(0, dtype=object)
+    text = values.astype(str).str.slice(0, MAX_VALUE_CHARS)
+    return (prefix + "'" + text + "'").to_numpy(dtype=object)

@@ -1,0 +1,209 @@
+"""Read a GX validation result back through the rules: what failed, where, with which values.
+
+Everything here is a pure function of the result dict and the rules, so the terminal table,
+the markdown and HTML summaries and the one-line error all say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from core.cli import markdown_table, table
+from validation.rules import Check, Rule, Scope
+
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one rule fared on the data."""
+
+    rule: Rule
+    status: str  # passed | failed | error
+    observed: str
+    examples: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def column(self) -> str:
+        return self.rule.column or "(table)"
+
+    def row(self) -> dict[str, object]:
+        return {
+            "expectation": self.rule.expectation,
+            "column": self.column,
+            "rule": self.rule.label,
+            "observed": self.observed
+            + (f" e.g. {', '.join(self.examples)}" if self.examples else ""),
+            "status": self.status,
+        }
+
+
+def outcomes(
+    result: dict[str, Any], rules: list[Rule], columns: Collection[str] | None = None
+) -> list[Outcome]:
+    """Pair each rule with its GX result (through `meta.rule`), in rule order.
+
+    `columns` (those of the data) turns GX's various errors on an absent column into one
+    plain "column missing".
+    """
+    by_rule: dict[int, dict[str, Any]] = {}
+    for r in result.get("results", []):
+        index = (r.get("expectation_config", {}).get("meta") or {}).get("rule")
+        if isinstance(index, int):
+            by_rule[index] = r
+    present = None if columns is None else set(columns)
+    return [
+        Outcome(rule, "error", "column missing")
+        if present is not None and "column" in rule.kwargs and rule.kwargs["column"] not in present
+        else _outcome(rule, by_rule.get(i))
+        for i, rule in enumerate(rules)
+    ]
+
+
+def _outcome(rule: Rule, r: dict[str, Any] | None) -> Outcome:
+    if r is None:
+        return Outcome(rule, "error", "not evaluated")
+    exception = r.get("exception_info") or {}
+    messages = [
+        str(v.get("exception_message"))
+        for v in ([exception] if "raised_exception" in exception else exception.values())
+        if isinstance(v, dict) and v.get("exception_message")
+    ]
+    if messages:
+        missing = any("does not exist" in m for m in messages)
+        return Outcome(rule, "error", "column missing" if missing else messages[0].splitlines()[0])
+    res = r.get("result") or {}
+    status = "passed" if r.get("success") else "failed"
+    return Outcome(rule, status, _observed(rule, res), _examples(rule, res, status))
+
+
+def _observed(rule: Rule, res: dict[str, Any]) -> str:
+    observed = res.get("observed_value")
+    if rule.check is Check.columns:
+        mismatch = (res.get("details") or {}).get("mismatched") or {}
+        parts = [f"{k}: {', '.join(map(str, v))}" for k, v in mismatch.items() if v]
+        if mismatch.get("unexpected") and rule.kwargs.get("exact_match"):
+            parts.append("contract.unknown_columns is 'fail'")
+        return "; ".join(parts) if parts else f"{len(observed or [])} columns"
+    if rule.check is Check.share:
+        # The rule counts rows outside a one-value set; turn that into the positive share.
+        outside = float(res.get("unexpected_percent") or 0.0)
+        share = 100.0 - outside if rule.kwargs["value_set"][0] == rule.positive else outside
+        return f"{rule.positive!r} {share:.1f} %"
+    if rule.check is Check.classes:
+        parts = [
+            f"{kind}: {', '.join(map(str, res.get(f'partial_{kind}_list') or []))}"
+            for kind in ("missing", "unexpected")
+            if res.get(f"{kind}_count")
+        ]
+        return "; ".join(parts) or "both present"
+    if rule.check is Check.numeric_type and observed is not None:
+        return f"type {observed}"
+    if observed is not None:
+        return str(observed)
+    if "unexpected_count" in res:
+        count = int(res["unexpected_count"])
+        return f"{count} unexpected" + (
+            f" ({float(res.get('unexpected_percent') or 0):.2g} %)" if count else ""
+        )
+    return ""
+
+
+def _examples(rule: Rule, res: dict[str, Any], status: str) -> tuple[str, ...]:
+    if status == "passed" or rule.check in (Check.not_null, Check.share, Check.numeric_type):
+        # A type check on a text column lists every value; `numeric_type_examples` does better.
+        return ()
+    values = list(dict.fromkeys(map(repr, res.get("partial_unexpected_list") or [])))
+    return tuple(values[:MAX_EXAMPLES])
+
+
+def with_examples(outcome: Outcome, examples: list[str]) -> Outcome:
+    """Return the outcome with examples found elsewhere (e.g. the non-numbers of a text column)."""
+    return Outcome(outcome.rule, outcome.status, outcome.observed, tuple(examples[:MAX_EXAMPLES]))
+
+
+def failed(items: list[Outcome]) -> list[Outcome]:
+    """Outcomes that did not pass, without the errors that only follow from another failure.
+
+    A check on a missing column, or a range check on a column that already failed its type
+    check, cannot run; the failure that explains it is reported instead.
+    """
+    explained = {o.column for o in items if o.status == "failed"}
+    causes = [
+        o
+        for o in items
+        if o.status == "failed"
+        or (o.status == "error" and o.observed != "column missing" and o.column not in explained)
+    ]
+    return causes or [o for o in items if not o.ok]
+
+
+def terminal_table(items: list[Outcome]) -> str:
+    """Failures, then the table- and target-level figures; passing column checks as one line."""
+    shown = [o for o in items if not o.ok or o.rule.scope in (Scope.table, Scope.target)]
+    quiet = [o for o in items if o not in shown]
+    lines = [table([o.row() for o in shown])]
+    if quiet:
+        columns = len({o.column for o in quiet})
+        lines.append(f"… and {len(quiet)} column checks passed on {columns} columns")
+    return "\n".join(lines)
+
+
+def failure_message(source: str, items: list[Outcome]) -> str:
+    """One line for stderr: how many checks failed, each with its column and example values."""
+    bad = failed(items)
+    parts = []
+    for o in bad:
+        example = f", e.g. {', '.join(o.examples)}" if o.examples else ""
+        parts.append(f"{o.column}: {o.rule.label} ({o.observed}{example})")
+    blocked = sum(not o.ok for o in items) - len(bad)
+    more = f" ({blocked} more could not run)" if blocked > 0 else ""
+    return f"{source} fails {len(bad)} of {len(items)} checks{more}: " + "; ".join(parts)
+
+
+def markdown_summary(title: str, facts: dict[str, object], items: list[Outcome]) -> str:
+    """A self-contained markdown report: facts, failures first, then every check."""
+    ordered = sorted(items, key=lambda o: o.ok)
+    head = "\n".join(f"- **{k}**: {v}" for k, v in facts.items())
+    return f"# {title}\n\n{head}\n\n{markdown_table([o.row() for o in ordered])}\n"
+
+
+def html_summary(title: str, facts: dict[str, object], items: list[Outcome]) -> str:
+    """The same summary as one HTML file with inline styles: it renders offline, unlike Data Docs."""
+    ordered = sorted(items, key=lambda o: o.ok)
+    rows = "\n".join(
+        f'<tr class="{o.status}">'
+        + "".join(f"<td>{html.escape(str(v))}</td>" for v in o.row().values())
+        + "</tr>"
+        for o in ordered
+    )
+    head = "".join(
+        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts.items()
+    )
+    columns = "".join(f"<th>{c}</th>" for c in ordered[0].row()) if ordered else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }}
+tr.failed td, tr.error td {{ background: #fde8e8; }}
+tr.passed td:last-child {{ color: #16723a; }}
+tr.failed td:last-child, tr.error td:last-child {{ color: #b00020; font-weight: bold; }}
+</style></head>
+<body><h1>{html.escape(title)}</h1>
+<ul>{head}</ul>
+<p>Great Expectations Data Docs (they load styles from CDNs, so they render plain offline):
+<a href="data_docs/index.html">data_docs/index.html</a></p>
+<table><thead><tr>{columns}</tr></thead><tbody>
+{rows}
+</tbody></table></body></html>
+"""
