@@ -255,6 +255,9 @@ class Serving(Strict):
     log_buffer_rows: int = Field(
         100_000, ge=100, description="predictions held in memory before the log drops (counted)"
     )
+    log_flush_seconds: float = Field(
+        0.05, gt=0, le=10, description="longest a prediction waits in memory before its insert"
+    )
 
 
 class Config(Strict):

@@ -92,6 +92,7 @@ class ModelService:
             PredictionLog,
             self.settings.prediction_log_url,
             capacity=self.config.serving.log_buffer_rows,
+            flush_seconds=self.config.serving.log_flush_seconds,
         )
         self.batcher.start()
         log.info(
