@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # The stages `make pipeline` runs, in order. Each stage adds its target here as it lands.
 PIPELINE_STEPS := check-config data-check
 
-.PHONY: help install data data-check contract check-config pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: help install data data-check contract check-config pipeline serve bench test test-fast test-slow lint fmt clean
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedd
 	@start=$$(date +%s); \
 	for step in $(PIPELINE_STEPS); do $(MAKE) $$step CONFIG=$(CONFIG); done; \
 	echo "✓ pipeline finished in $$(( $$(date +%s) - start )) s ($(PIPELINE_STEPS))"
+
+serve: install ## Serve the model bundle (MODEL_BUNDLE) on 127.0.0.1:PORT with WEB_CONCURRENCY workers
+	@$(PY) -m serving.serve --config $(CONFIG)
 
 bench: install ## Run the benchmarks and print their tables (ratios against baselines run alongside)
 	@$(PY) -m bench.run

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from core.config import load_config
 from core.errors import TemplateError
@@ -52,10 +52,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _validate(model: type[BaseModel], body: bytes) -> BaseModel:
-    """Validate JSON bytes into `model`; a problem is a 422 naming the field (never a 500)."""
+def _validate(schema: TypeAdapter[Any], body: bytes) -> Any:
+    """Validate JSON bytes against `schema`; a problem is a 422 naming the field (never a 500)."""
     try:
-        return model.model_validate_json(body)
+        return schema.validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         for err in errors:
@@ -63,9 +63,9 @@ def _validate(model: type[BaseModel], body: bytes) -> BaseModel:
         raise RequestValidationError(errors) from None
 
 
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a body that the route validates itself."""
-    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+def _body(name: str) -> dict[str, Any]:
+    """OpenAPI for a body that the route validates itself (its schema is added to components)."""
+    ref = {"$ref": f"#/components/schemas/{name}"}
     return {"requestBody": {"required": True, "content": {JSON: {"schema": ref}}}}
 
 
@@ -92,10 +92,10 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
     limit = service.config.serving.max_body_bytes
     router = APIRouter(tags=["prediction"], dependencies=auth)
 
-    @router.post("/predict", response_model=Prediction, openapi_extra=_body(record))
+    @router.post("/predict", response_model=Prediction, openapi_extra=_body("Record"))
     async def predict(request: Request) -> Response:
         """Score one record: probability, label at the model's threshold, version, request id."""
-        values = dict(_validate(record, await _read_body(request, limit)).__dict__)
+        values = _validate(record, await _read_body(request, limit))
         request_id, score, label = await service.predict_one(values)
         return _json(
             {
@@ -106,11 +106,12 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
             }
         )
 
-    @router.post("/predict/batch", response_model=BatchPrediction, openapi_extra=_body(batch))
+    @router.post(
+        "/predict/batch", response_model=BatchPrediction, openapi_extra=_body("BatchRequest")
+    )
     async def predict_batch(request: Request) -> Response:
         """Score many records in one call (at most `serving.max_batch`), answers in order."""
-        parsed = _validate(batch, await _read_body(request, limit))
-        records = [dict(r.__dict__) for r in parsed.records]  # type: ignore[attr-defined]
+        records = _validate(batch, await _read_body(request, limit))["records"]
         results = await service.predict_many(records)
         version = service.version
         return _json(
@@ -134,13 +135,13 @@ def feedback_router(service: ModelService, auth: list[Any]) -> APIRouter:
     @router.post(
         "/feedback",
         response_model=FeedbackAccepted,
-        openapi_extra=_body(model),
+        openapi_extra=_body("Feedback"),
         responses={404: {"description": "no logged prediction has this request id"}},
     )
     async def feedback(request: Request) -> Response:
         """Store ground truth for a request id returned by /predict or /predict/batch."""
         parsed = _validate(model, await _read_body(request, 64 * 1024))
-        request_id, label = parsed.request_id, parsed.label  # type: ignore[attr-defined]
+        request_id, label = parsed["request_id"], parsed["label"]
         if not await service.add_feedback(request_id, label):
             raise HTTPException(404, f"request_id {request_id!r}: no logged prediction has it")
         return _json({"request_id": request_id, "label": label})
@@ -210,10 +211,10 @@ def create_app(settings: Settings) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in service.schemas.values():
-                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, adapter in service.schemas.items():
+                body = adapter.json_schema(ref_template="#/components/schemas/{model}")
                 components.update(body.pop("$defs", {}))
-                components[model.__name__] = body
+                components[name] = body
             app.openapi_schema = schema
         return app.openapi_schema
 
