@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
+from threadpoolctl import threadpool_limits
 
 from core.bundle import Bundle, load_bundle
 from core.config import Config, Contract
@@ -95,6 +96,10 @@ class ModelService:
             flush_seconds=self.config.serving.log_flush_seconds,
         )
         self.batcher.start()
+        # One OpenMP thread per worker: the service parallelises by workers and concurrent requests,
+        # and starting an OpenMP pool on every call is what makes a one-row tree-ensemble
+        # prediction cost ~5 ms instead of ~0.6 ms (measured on HistGradientBoosting).
+        threadpool_limits(limits=1, user_api="openmp")
         # Everything loaded so far (libraries, the model) lives as long as the process: keep it out
         # of the collector's full passes, which otherwise stall requests for tens of milliseconds.
         gc.collect()
