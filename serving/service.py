@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import TypeAdapter
 from threadpoolctl import threadpool_limits
 
@@ -132,7 +131,7 @@ class ModelService:
         label = self._label(score)
         if self.log is not None:
             self.log.submit(self.version, ((request_id, score, label, record),))
-        self.metrics.scores.observe(np.array((score,)))
+        self.metrics.scores.observe_one(score)
         return request_id, score, label
 
     async def predict_many(self, records: Sequence[Record]) -> list[tuple[str, float, str]]:
