@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: lint-infra stage deploy-staging promote drift simulate retrain score
+.PHONY: lint-infra stage deploy-staging promote drift simulate retrain score serve
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedd
 	@start=$$(date +%s); \
 	for step in $(PIPELINE_STEPS); do $(MAKE) $$step CONFIG=$(CONFIG); done; \
 	echo "✓ pipeline finished in $$(( $$(date +%s) - start )) s ($(PIPELINE_STEPS))"
+
+serve: install ## Serve the model bundle (MODEL_BUNDLE) on 127.0.0.1:PORT with WEB_CONCURRENCY workers
+	@$(PY) -m serving.serve --config $(CONFIG)
 
 bench: install ## Run the benchmarks and print their tables (ratios against baselines run alongside)
 	@$(PY) -m bench.run

@@ -340,6 +340,12 @@ class Drift(Strict):
 class Serving(Strict):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(5_000_000, ge=1024)
+    log_buffer_rows: int = Field(
+        100_000, ge=100, description="predictions held in memory before the log drops (counted)"
+    )
+    log_flush_seconds: float = Field(
+        0.05, gt=0, le=10, description="longest a prediction waits in memory before its insert"
+    )
 
 
 class Config(Strict):

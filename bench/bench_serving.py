@@ -1,0 +1,458 @@
+"""Serving speed: our service vs `mlflow models serve` on the same fitted pipeline, and a ceiling.
+
+Three servers run one after the other on 127.0.0.1, each under the same uvicorn settings (workers,
+no access log): ours (`uvicorn --factory serving.app:app_from_env`), `mlflow models serve
+--env-manager local` on the same pipeline logged to a temporary MLflow store, and a FastAPI
+endpoint that returns a constant (the ceiling: what the HTTP stack alone costs). Load comes from
+Debian's `wrk` (apt-get install wrk; this bench installs nothing) with a Lua script that POSTs one
+record, at concurrency 8 and 64 for a fixed duration. Also: /predict/batch with 10,000 records vs
+in-process `predict_proba` on the same rows, resident memory and time to ready.
+
+Figures are ratios from one run; other work on the same cores makes absolute numbers noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+from fastapi import FastAPI, Request, Response
+
+ROOT = Path(__file__).resolve().parents[1]
+DURATION_S = int(os.environ.get("BENCH_SERVING_SECONDS", "5"))
+WORKERS = int(os.environ.get("BENCH_SERVING_WORKERS", "2"))
+CONCURRENCY = (8, 64)
+BATCH_ROWS = 10_000
+# Another estimator by import path (e.g. sklearn.ensemble.HistGradientBoostingClassifier, the model
+# behind the baselines in FACTS.md); default: the template's own model from config.yaml.
+ESTIMATOR = os.environ.get("BENCH_SERVING_ESTIMATOR")
+
+
+def ceiling_app() -> FastAPI:
+    """A FastAPI app whose /predict returns a constant: the cost of the HTTP stack alone."""
+    app = FastAPI()
+    answer = orjson.dumps({"probability": 0.5, "label": "No", "model_version": "0"})
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        await request.body()
+        return Response(answer, media_type="application/json")
+
+    @app.get("/ready")
+    async def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total_kb, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo.extend(children.get(p, []))
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        total_kb += int(m.group(1)) if m else 0
+    return total_kb / 1024
+
+
+@dataclass
+class Running:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    ready_s: float
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            # Each server was started in its own session: signal only that group.
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def _start(name: str, cmd: list[str], env: dict[str, str], ready_path: str, tmp: Path) -> Running:
+    port = _free_port()
+    cmd = [c.replace("{port}", str(port)) for c in cmd]
+    log = tmp / f"{name}.log"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **env, "PORT": str(port)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = started + 180
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                return Running(name, proc, url, time.perf_counter() - started, log)
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    Running(name, proc, url, 0, log).stop()
+    raise RuntimeError(f"{name} not ready in 180 s")
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def _wrk(url: str, script: Path, connections: int) -> WrkResult:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{DURATION_S}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DURATION_S + 60,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return WrkResult(rps, _ms(lat.get("50", "nan")), _ms(lat.get("99", "nan")), errors, requests)
+
+
+def _lua(body: bytes, path: Path) -> Path:
+    escaped = body.decode().replace("\\", "\\\\").replace("'", "\\'")
+    path.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{escaped}'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    return path
+
+
+def _prepare(tmp: Path) -> dict[str, Any]:
+    """Fit the template's default model once; write our bundle and log it to a temporary MLflow."""
+    from core.bundle import write_bundle
+    from core.config import load_config
+    from core.data import read_table
+    from core.frames import feature_frame, target_vector
+    from training.model import build_pipeline
+
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text())
+    raw["data"]["path"] = str(ROOT / raw["data"]["path"])
+    if ESTIMATOR:
+        raw["model"] = {**raw["model"], "estimator": ESTIMATOR, "params": {}}
+    raw["serving"] = {
+        **raw.get("serving", {}),
+        "max_batch": BATCH_ROWS,
+        "max_body_bytes": 50_000_000,
+    }
+    config_path = tmp / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = load_config(config_path)
+    frame = read_table(config.data_path)
+    features = feature_frame(frame, config.contract)
+    pipeline = build_pipeline(config).fit(features, target_vector(frame, config.contract))
+    bundle = write_bundle(
+        tmp / "bundle",
+        pipeline,
+        {
+            "model_name": config.mlflow.registered_model,
+            "model_version": "bench",
+            "run_id": None,
+            "threshold": 0.5,
+            "metrics": {},
+            "contract": config.contract.model_dump(mode="json"),
+            "config_sha256": config.sha256,
+        },
+    )
+
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    import mlflow
+    import sklearn
+
+    tracking = f"sqlite:///{tmp}/mlflow.db"
+    mlflow.set_tracking_uri(tracking)
+    experiment = mlflow.create_experiment("bench-serving", artifact_location=str(tmp / "artifacts"))
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            skops_trusted_types=[
+                "numpy.dtype",
+                "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                "sklearn.tree._tree.Tree",
+            ],
+        )
+    sample = frame.sample(BATCH_ROWS, replace=True, random_state=0)
+    rows = feature_frame(sample, config.contract)
+    records = [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+        for r in rows.astype(object).to_dict("records")
+    ]
+    one = records[0]
+    return {
+        "pipeline": pipeline,
+        "bundle": bundle,
+        "config": config_path,
+        "tracking": tracking,
+        "model_uri": f"runs:/{run.info.run_id}/model",
+        "rows": rows,
+        "records": records,
+        "ours_body": orjson.dumps(one),
+        "mlflow_body": orjson.dumps(
+            {"dataframe_split": {"columns": list(one), "data": [list(one.values())]}}
+        ),
+    }
+
+
+def _batch_timing(
+    url: str, records: list[dict[str, Any]], rows: Any, pipeline: Any
+) -> dict[str, float]:
+    """Median seconds of /predict/batch with the records vs in-process predict_proba on the rows."""
+    body = orjson.dumps({"records": records})
+    http_s: list[float] = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for _ in range(6):
+            started = time.perf_counter()
+            r = client.post(
+                "/predict/batch", content=body, headers={"Content-Type": "application/json"}
+            )
+            http_s.append(time.perf_counter() - started)
+            r.raise_for_status()
+            time.sleep(0.3)  # let the log writer take its rows between calls
+    local_s = []
+    for _ in range(6):
+        started = time.perf_counter()
+        pipeline.predict_proba(rows)
+        local_s.append(time.perf_counter() - started)
+    return {"http": statistics.median(http_s[1:]), "local": statistics.median(local_s[1:])}
+
+
+def main() -> int:
+    """Run the comparison and print its table; 2 when wrk is missing."""
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: this benchmark needs Debian's wrk (apt-get install -y wrk)")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    try:
+        print(
+            f"fitting the default model, logging it to a temporary MLflow store ({tmp})", flush=True
+        )
+        prep = _prepare(tmp)
+        ours_lua = _lua(prep["ours_body"], tmp / "ours.lua")
+        mlflow_lua = _lua(prep["mlflow_body"], tmp / "mlflow.lua")
+        uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
+        common = ["--workers", str(WORKERS), "--no-access-log"]
+        servers = [
+            (
+                "ours",
+                [*uvicorn, *common, "--factory", "serving.app:app_from_env"],
+                {
+                    "MODEL_BUNDLE": str(prep["bundle"]),
+                    "CONFIG_PATH": str(prep["config"]),
+                    "PREDICTION_LOG_URL": f"sqlite:///{tmp}/predictions.db",
+                },
+                "/ready",
+                "/predict",
+                ours_lua,
+            ),
+            (
+                "mlflow",
+                [
+                    str(Path(sys.executable).with_name("mlflow")),
+                    "models",
+                    "serve",
+                    "-m",
+                    prep["model_uri"],
+                    "--env-manager",
+                    "local",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    "{port}",
+                    "-w",
+                    str(WORKERS),
+                ],
+                {
+                    "MLFLOW_TRACKING_URI": prep["tracking"],
+                    "MLFLOW_DISABLE_TELEMETRY": "true",
+                    # mlflow execs `uvicorn` from PATH: the one of this environment
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                },
+                "/ping",
+                "/invocations",
+                mlflow_lua,
+            ),
+            (
+                "ceiling",
+                [*uvicorn, *common, "--factory", "bench.bench_serving:ceiling_app"],
+                {},
+                "/ready",
+                "/predict",
+                ours_lua,
+            ),
+        ]
+        results: dict[str, dict[Any, Any]] = {}
+        for name, cmd, env, ready, path, lua in servers:
+            print(f"starting {name} ({WORKERS} workers) …", flush=True)
+            server = _start(name, cmd, env, ready, tmp)
+            try:
+                res: dict[Any, Any] = {"ready_s": server.ready_s}
+                for c in CONCURRENCY:
+                    res[c] = _wrk(server.url + path, lua, c)
+                    print(
+                        f"  {name} c={c}: {res[c].rps:,.0f} req/s, p50 {res[c].p50_ms:.1f} ms, "
+                        f"p99 {res[c].p99_ms:.1f} ms, errors {res[c].errors}",
+                        flush=True,
+                    )
+                res["rss_mb"] = _tree_rss_mb(server.proc.pid)
+                if name == "ours":
+                    res["batch"] = _batch_timing(
+                        server.url, prep["records"], prep["rows"], prep["pipeline"]
+                    )
+                results[name] = res
+            finally:
+                server.stop()
+        print()
+        results["ours"]["estimator"] = type(prep["pipeline"][-1]).__name__
+        print(_report(results))
+        return 0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _report(results: dict[str, dict[Any, Any]]) -> str:
+    from core.cli import table
+
+    ours, ml, ceil = results["ours"], results["mlflow"], results["ceiling"]
+    rows: list[dict[str, object]] = []
+    for name, res in (
+        ("ours", ours),
+        ("mlflow models serve", ml),
+        ("constant FastAPI (ceiling)", ceil),
+    ):
+        rows.append(
+            {
+                "server": name,
+                "req/s c=8": f"{res[8].rps:,.0f}",
+                "req/s c=64": f"{res[64].rps:,.0f}",
+                "p50 c=8 ms": f"{res[8].p50_ms:.2f}",
+                "p99 c=8 ms": f"{res[8].p99_ms:.1f}",
+                "p99 c=64 ms": f"{res[64].p99_ms:.1f}",
+                "errors": res[8].errors + res[64].errors,
+                "RSS MB": f"{res['rss_mb']:.0f}",
+                "ready s": f"{res['ready_s']:.1f}",
+            }
+        )
+    throughput = ours[64].rps / max(ml[64].rps, 1e-9)
+    latency = ours[8].p50_ms / ml[8].p50_ms
+    batch = ours["batch"]["http"] / ours["batch"]["local"]
+    checks: list[dict[str, object]] = [
+        {
+            "measure": "req/s at c=64, ours / mlflow",
+            "value": f"{throughput:.1f}x",
+            "target": "≥ 30x",
+            "met": "yes" if throughput >= 30 else "NO",
+        },
+        {
+            "measure": "req/s at c=64, ours / ceiling",
+            "value": f"{ours[64].rps / ceil[64].rps:.0%}",
+            "target": "(report)",
+            "met": "",
+        },
+        {
+            "measure": "p50 at c=8, ours / mlflow",
+            "value": f"1/{1 / latency:.0f}",
+            "target": "≤ 1/20",
+            "met": "yes" if latency <= 1 / 20 else "NO",
+        },
+        {
+            "measure": f"/predict/batch {BATCH_ROWS:,} rows vs in-process predict_proba",
+            "value": f"{batch:.2f}x ({ours['batch']['http'] * 1e3:.0f} vs {ours['batch']['local'] * 1e3:.0f} ms)",
+            "target": "≤ 1.5x",
+            "met": "yes" if batch <= 1.5 else "NO",
+        },
+        {
+            "measure": "resident memory, ours / mlflow",
+            "value": f"{ours['rss_mb'] / ml['rss_mb']:.2f}x",
+            "target": "(report)",
+            "met": "",
+        },
+        {
+            "measure": "time to ready, ours / mlflow",
+            "value": f"{ours['ready_s'] / ml['ready_s']:.2f}x",
+            "target": "(report)",
+            "met": "",
+        },
+    ]
+    head = (
+        f"model {ours['estimator']}; single-record POSTs, wrk 2 threads, {DURATION_S} s per point, {WORKERS} uvicorn "
+        "workers each, same 2 cores as the servers"
+    )
+    return "\n".join([head, "", table(rows), "", table(checks)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

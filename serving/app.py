@@ -1,0 +1,232 @@
+"""The FastAPI app: `create_app(settings)` builds it; `app_from_env` is uvicorn's --factory entry.
+
+Routes are thin: read and validate the body against the models generated from the contract, call
+one method of the ModelService, shape the response. Request bodies are validated straight from
+bytes by pydantic-core (faster than parsing to Python objects first) and a validation error is the
+same 422 FastAPI gives, with the field's location under `body`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from fastapi.security import APIKeyHeader
+from pydantic import TypeAdapter, ValidationError
+
+from core.config import load_config
+from core.errors import TemplateError
+from core.settings import Settings, get_settings
+from serving.metrics import MetricsMiddleware
+from serving.schemas import BatchPrediction, FeedbackAccepted, Prediction
+from serving.service import ModelService
+
+JSON = "application/json"
+API_KEY_HEADER = "X-API-Key"
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing with 413 as soon as it is larger than `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validate(schema: TypeAdapter[Any], body: bytes) -> Any:
+    """Validate JSON bytes against `schema`; a problem is a 422 naming the field (never a 500)."""
+    try:
+        return schema.validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        for err in errors:
+            err["loc"] = ("body", *err["loc"])
+        raise RequestValidationError(errors) from None
+
+
+def _body(name: str) -> dict[str, Any]:
+    """OpenAPI for a body that the route validates itself (its schema is added to components)."""
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    return {"requestBody": {"required": True, "content": {JSON: {"schema": ref}}}}
+
+
+def _api_key_check(settings: Settings) -> list[Any]:
+    """The dependency that checks the API key, or none when no key is set (the local default)."""
+    if not settings.api_key:
+        return []
+    expected = settings.api_key.get_secret_value().encode()
+    header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+    def check(key: str | None = Security(header)) -> None:
+        # compare_digest takes the same time wherever the first difference is.
+        if key is None or not secrets.compare_digest(key.encode(), expected):
+            raise HTTPException(
+                401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)"
+            )
+
+    return [Depends(check)]
+
+
+def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
+    """POST /predict and /predict/batch."""
+    record, batch = service.schemas["Record"], service.schemas["BatchRequest"]
+    limit = service.config.serving.max_body_bytes
+    router = APIRouter(tags=["prediction"], dependencies=auth)
+
+    @router.post("/predict", response_model=Prediction, openapi_extra=_body("Record"))
+    async def predict(request: Request) -> Response:
+        """Score one record: probability, label at the model's threshold, version, request id."""
+        values = _validate(record, await _read_body(request, limit))
+        request_id, score, label = await service.predict_one(values)
+        return _json(
+            {
+                "request_id": request_id,
+                "probability": score,
+                "label": label,
+                "model_version": service.version,
+            }
+        )
+
+    @router.post(
+        "/predict/batch", response_model=BatchPrediction, openapi_extra=_body("BatchRequest")
+    )
+    async def predict_batch(request: Request) -> Response:
+        """Score many records in one call (at most `serving.max_batch`), answers in order."""
+        records = _validate(batch, await _read_body(request, limit))["records"]
+        results = await service.predict_many(records)
+        version = service.version
+        return _json(
+            {
+                "model_version": version,
+                "predictions": [
+                    {"request_id": rid, "probability": s, "label": lab, "model_version": version}
+                    for rid, s, lab in results
+                ],
+            }
+        )
+
+    return router
+
+
+def feedback_router(service: ModelService, auth: list[Any]) -> APIRouter:
+    """POST /feedback: the true class of a logged prediction."""
+    model = service.schemas["Feedback"]
+    router = APIRouter(tags=["feedback"], dependencies=auth)
+
+    @router.post(
+        "/feedback",
+        response_model=FeedbackAccepted,
+        openapi_extra=_body("Feedback"),
+        responses={404: {"description": "no logged prediction has this request id"}},
+    )
+    async def feedback(request: Request) -> Response:
+        """Store ground truth for a request id returned by /predict or /predict/batch."""
+        parsed = _validate(model, await _read_body(request, 64 * 1024))
+        request_id, label = parsed["request_id"], parsed["label"]
+        if not await service.add_feedback(request_id, label):
+            raise HTTPException(404, f"request_id {request_id!r}: no logged prediction has it")
+        return _json({"request_id": request_id, "label": label})
+
+    return router
+
+
+def operations_router(service: ModelService) -> APIRouter:
+    """Liveness, readiness, model description, Prometheus metrics."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @router.get("/ready", responses={503: {"description": "not ready"}})
+    async def ready() -> Response:
+        """Readiness: the model is loaded and the prediction-log writer is alive."""
+        if service.ready:
+            return _json({"status": "ready", "model_version": service.version})
+        return _json({"status": "not ready", "model_version": service.version}, 503)
+
+    @router.get("/model")
+    async def model() -> Response:
+        """Name, version, run id, metrics, threshold and contract of the model being served."""
+        return _json(service.describe())
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return router
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the service: verify and load the bundle, generate the schemas, wire the routes."""
+    config = load_config(settings.config_path)
+    service = ModelService.load(settings, config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    meta = service.bundle.metadata
+    app = FastAPI(
+        title=f"{meta.get('model_name') or config.project} prediction service",
+        version=service.version,
+        description=f"Scores records of the `{config.project}` data contract.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    auth = _api_key_check(settings)
+    app.include_router(prediction_router(service, auth))
+    app.include_router(feedback_router(service, auth))
+    app.include_router(operations_router(service))
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, adapter in service.schemas.items():
+                body = adapter.json_schema(ref_template="#/components/schemas/{model}")
+                components.update(body.pop("$defs", {}))
+                components[name] = body
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Build the app from the environment (`uvicorn --factory serving.app:app_from_env`)."""
+    try:
+        return create_app(get_settings())
+    except TemplateError as exc:
+        # One clear line instead of a traceback from inside uvicorn, and the error's exit code.
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None

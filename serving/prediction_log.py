@@ -1,0 +1,290 @@
+"""The prediction log: every answer the service gives, written off the request path, in batches.
+
+SQLite (WAL) by default, PostgreSQL by URL, both through SQLAlchemy Core. A request appends its
+rows to an in-memory buffer and returns; one writer thread inserts what has gathered, in batches.
+When the buffer is full the rows are dropped and counted (a metric and a warning), never waited on
+silently. `close()` writes everything still buffered, which is what a graceful shutdown calls.
+Feedback (ground truth) lives in its own table, joined to the prediction by request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from core.errors import ServiceUnavailable
+
+log = logging.getLogger("serving.prediction_log")
+
+metadata = MetaData()
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("features", Text, nullable=False),  # JSON object: contract feature → value
+)
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("label", String(200), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for a plain postgresql:// URL (SQLAlchemy's default driver is not installed)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def connect(url: str, *, create: bool = True) -> Engine:
+    """Open the log's database; with `create`, make a SQLite file's folder and the tables too."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"prediction log URL {url!r} is not a database URL: {exc}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            if not create and not Path(parsed.database).is_file():
+                raise ServiceUnavailable(f"prediction log {parsed.database} not found")
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the drift job read while the service writes; NORMAL is durable under WAL.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        if create:
+            metadata.create_all(engine)
+        else:
+            with engine.connect() as conn:
+                missing = [t for t in metadata.tables if not engine.dialect.has_table(conn, t)]
+            if missing:
+                engine.dispose()
+                raise ServiceUnavailable(
+                    f"prediction log {parsed.render_as_string(hide_password=True)} has no "
+                    f"{' or '.join(missing)} table (has the service written to it yet?)"
+                )
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ServiceUnavailable(
+            f"prediction log {parsed.render_as_string(hide_password=True)} cannot be opened: "
+            f"{exc.__class__.__name__}: {str(exc.orig if hasattr(exc, 'orig') else exc).strip()}"
+        ) from None
+    return engine
+
+
+@dataclass
+class LogStats:
+    """Counters the metrics endpoint reads."""
+
+    written: int = 0
+    dropped: int = 0
+    write_errors: int = 0
+    lost: int = 0  # rows given up on after repeated write failures
+    batches: int = 0
+    last_error: str | None = None
+
+
+class PredictionLog:
+    """Buffer rows in memory and insert them from one background thread, in batches."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        capacity: int = 100_000,
+        batch_size: int = 2_000,
+        flush_seconds: float = 0.05,
+    ) -> None:
+        self.engine = connect(url)
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.stats = LogStats()
+        self._buffer: list[tuple[str, datetime, str, float, str, dict[str, Any]]] = []
+        self._cond = threading.Condition()
+        self._submitted = 0  # rows accepted into the buffer, ever
+        self._done = 0  # rows written (or given up on), ever
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    @property
+    def depth(self) -> int:
+        return self._submitted - self._done
+
+    def submit(
+        self, model_version: str, rows: Iterable[tuple[str, float, str, dict[str, Any]]]
+    ) -> bool:
+        """Buffer (request_id, score, label, features) rows; False (and counted) when full."""
+        ts = datetime.now(UTC)
+        batch = [(rid, ts, model_version, score, label, feats) for rid, score, label, feats in rows]
+        with self._cond:
+            if self._closing or self.depth + len(batch) > self.capacity:
+                self.stats.dropped += len(batch)
+                log.warning(
+                    "prediction log buffer full (%d rows): dropped %d", self.depth, len(batch)
+                )
+                return False
+            self._buffer.extend(batch)
+            self._submitted += len(batch)
+            if len(self._buffer) >= self.batch_size:
+                self._cond.notify()
+        return True
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every row submitted so far is written; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._submitted
+            self._cond.notify_all()
+            while self._done < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(left, self.flush_seconds))
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything buffered, then stop the writer and release the database."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self.engine.dispose()
+
+    def _take(self) -> list[tuple[str, datetime, str, float, str, dict[str, Any]]]:
+        with self._cond:
+            while not self._buffer and not self._closing:
+                self._cond.wait(self.flush_seconds)
+            if not self._closing and len(self._buffer) < self.batch_size:
+                # Let a burst gather into one insert instead of many small ones.
+                self._cond.wait(self.flush_seconds)
+            rows, self._buffer = self._buffer, []
+            return rows
+
+    def _run(self) -> None:
+        while True:
+            rows = self._take()
+            if rows:
+                self._write(rows)
+            with self._cond:
+                if self._closing and not self._buffer:
+                    self._cond.notify_all()
+                    return
+
+    def _write(self, rows: list[tuple[str, datetime, str, float, str, dict[str, Any]]]) -> None:
+        params = [
+            {
+                "request_id": rid,
+                "ts": ts,
+                "model_version": version,
+                "score": score,
+                "label": label,
+                "features": orjson.dumps(feats).decode(),
+            }
+            for rid, ts, version, score, label, feats in rows
+        ]
+        delay = 0.1
+        written = False
+        for attempt in range(8):
+            try:
+                with self.engine.begin() as conn:
+                    for start in range(0, len(params), self.batch_size):
+                        conn.execute(insert(predictions), params[start : start + self.batch_size])
+                written = True
+                break
+            except SQLAlchemyError as exc:
+                self.stats.write_errors += 1
+                self.stats.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+                log.error("prediction log write failed (attempt %d): %s", attempt + 1, exc)
+                if self._closing and attempt >= 2:
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        if not written:
+            self.stats.lost += len(rows)
+            log.error("prediction log: gave up on %d rows after repeated failures", len(rows))
+        with self._cond:
+            if written:
+                self.stats.written += len(rows)
+                self.stats.batches += 1
+            self._done += len(rows)
+            self._cond.notify_all()
+
+    def has_prediction(self, request_id: str) -> bool:
+        """Whether a prediction with this request id is in the database."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(predictions.c.request_id).where(predictions.c.request_id == request_id)
+            ).first()
+        return found is not None
+
+    def add_feedback(self, request_id: str, label: str) -> bool:
+        """Store ground truth for a logged prediction (latest wins); False for an unknown id."""
+        self.flush(timeout=5.0)
+        if not self.has_prediction(request_id):
+            # Another worker process may still hold it in its buffer: one flush interval later.
+            time.sleep(max(0.2, 4 * self.flush_seconds))
+            if not self.has_prediction(request_id):
+                return False
+        now = datetime.now(UTC)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(feedback), {"request_id": request_id, "label": label, "ts": now}
+                )
+        except IntegrityError:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(feedback)
+                    .where(feedback.c.request_id == request_id)
+                    .values(label=label, ts=now)
+                )
+        return True

@@ -1,0 +1,177 @@
+"""The model service: scoring, logging and feedback, independent of HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+from threadpoolctl import threadpool_limits
+
+from core.bundle import Bundle, load_bundle
+from core.config import Config, Contract
+from core.settings import Settings
+from serving.metrics import Metrics
+from serving.prediction_log import LogStats, PredictionLog
+from serving.predictor import MicroBatcher, Predictor, Record
+from serving.schemas import batch_schema, feedback_schema, record_schema
+
+log = logging.getLogger("serving")
+
+REFERENCE_FILE = "reference.parquet"
+MAX_REFERENCE_PROBES = 2_000
+
+
+def reference_probes(bundle_path: Path, contract: Contract) -> list[Record]:
+    """Training rows shipped in the bundle, as request records, to check the fast path against."""
+    path = bundle_path / REFERENCE_FILE
+    if not path.is_file():
+        return []
+    import pandas as pd
+
+    frame = pd.read_parquet(path, columns=contract.feature_names).head(MAX_REFERENCE_PROBES)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return list(frame.to_dict("records"))
+
+
+class ModelService:
+    """Hold the verified model, score records, log every answer, take feedback."""
+
+    def __init__(self, settings: Settings, config: Config, bundle: Bundle) -> None:
+        self.settings = settings
+        self.config = config
+        self.bundle = bundle
+        raw_contract = bundle.metadata.get("contract")
+        # The contract the model was trained on wins over the config's: it is what the pipeline knows.
+        self.contract = Contract.model_validate(raw_contract) if raw_contract else config.contract
+        self.version = bundle.version
+        self.threshold = bundle.threshold
+        self.negative, self.positive = self.contract.target.negative, self.contract.target.positive
+        self.schemas: dict[str, TypeAdapter[Any]] = {
+            "Record": record_schema(self.contract),
+            "BatchRequest": batch_schema(self.contract, config.serving.max_batch),
+            "Feedback": feedback_schema(self.contract),
+        }
+        self.predictor = Predictor(
+            bundle.pipeline, self.contract, reference_probes(bundle.path, self.contract)
+        )
+        self.log: PredictionLog | None = None
+        self.metrics = Metrics(
+            {
+                "name": str(bundle.metadata.get("model_name", "")),
+                "version": self.version,
+                "run_id": str(bundle.metadata.get("run_id") or ""),
+                "scoring": self.predictor.mode,
+            },
+            self._log_stats,
+        )
+        self.batcher = MicroBatcher(
+            self.predictor,
+            max_batch=256,
+            offload=not self.predictor.fast,
+            on_batch=self.metrics.batch_size.observe,
+        )
+
+    @classmethod
+    def load(cls, settings: Settings, config: Config) -> ModelService:
+        """Verify and load the bundle named by the settings (raises BundleIntegrityError)."""
+        return cls(settings, config, load_bundle(settings.model_bundle))
+
+    def _log_stats(self) -> tuple[LogStats, int] | None:
+        return None if self.log is None else (self.log.stats, self.log.depth)
+
+    async def start(self) -> None:
+        """Open the prediction log and start the micro-batcher (the app's start-up)."""
+        self.log = await asyncio.to_thread(
+            PredictionLog,
+            self.settings.prediction_log_url,
+            capacity=self.config.serving.log_buffer_rows,
+            flush_seconds=self.config.serving.log_flush_seconds,
+        )
+        self.batcher.start()
+        # One OpenMP thread per worker: the service parallelises by workers and concurrent requests,
+        # and starting an OpenMP pool on every call is what makes a one-row tree-ensemble
+        # prediction cost ~5 ms instead of ~0.6 ms (measured on HistGradientBoosting).
+        threadpool_limits(limits=1, user_api="openmp")
+        # Everything loaded so far (libraries, the model) lives as long as the process: keep it out
+        # of the collector's full passes, which otherwise stall requests for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "serving %s version %s (%s scoring, pid %d)",
+            self.bundle.metadata.get("model_name"),
+            self.version,
+            self.predictor.mode,
+            os.getpid(),
+        )
+
+    async def stop(self) -> None:
+        """Stop scoring and write every buffered prediction (the app's graceful shutdown)."""
+        await self.batcher.stop()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+
+    @property
+    def ready(self) -> bool:
+        return self.log is not None and self.log.alive and self.batcher.alive
+
+    def _label(self, score: float) -> str:
+        return self.positive if score >= self.threshold else self.negative
+
+    async def predict_one(self, record: Record) -> tuple[str, float, str]:
+        """Score one record (micro-batched with concurrent ones); log it; return id, score, label."""
+        score = await self.batcher.score(record)
+        request_id = uuid.uuid4().hex
+        label = self._label(score)
+        if self.log is not None:
+            self.log.submit(self.version, ((request_id, score, label, record),))
+        self.metrics.scores.observe_one(score)
+        return request_id, score, label
+
+    async def predict_many(self, records: Sequence[Record]) -> list[tuple[str, float, str]]:
+        """Score a batch in one call; each record gets its own request id `<batch id>-<index>`."""
+        if self.predictor.fast and len(records) <= 64:
+            scores = self.predictor(records)
+        else:
+            scores = await asyncio.to_thread(self.predictor, records)
+        batch_id = uuid.uuid4().hex
+        threshold, positive, negative = self.threshold, self.positive, self.negative
+        out = [
+            (f"{batch_id}-{i}", s, positive if s >= threshold else negative)
+            for i, s in enumerate(scores.tolist())
+        ]
+        if self.log is not None:
+            self.log.submit(
+                self.version,
+                ((rid, s, label, rec) for (rid, s, label), rec in zip(out, records, strict=True)),
+            )
+        self.metrics.scores.observe(scores)
+        return out
+
+    async def add_feedback(self, request_id: str, label: str) -> bool:
+        """Store the true class of a logged prediction; False when no such prediction exists."""
+        if self.log is None:
+            return False
+        return await asyncio.to_thread(self.log.add_feedback, request_id, label)
+
+    def describe(self) -> dict[str, Any]:
+        """What is being served: model identity, metrics, threshold, contract, scoring path."""
+        meta = self.bundle.metadata
+        return {
+            "name": meta.get("model_name"),
+            "version": self.version,
+            "run_id": meta.get("run_id"),
+            "threshold": self.threshold,
+            "metrics": meta.get("metrics", {}),
+            "created_at": meta.get("created_at"),
+            "config_sha256": meta.get("config_sha256"),
+            "scoring": self.predictor.mode,
+            "parity_error": self.predictor.parity_error,
+            "contract": self.contract.model_dump(mode="json"),
+        }

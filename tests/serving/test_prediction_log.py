@@ -1,0 +1,118 @@
+"""The prediction log on real SQLite and PostgreSQL: batched writes, flush on close, drops counted,
+feedback joined by request id, and read_predictions for the drift job."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import ServiceUnavailable
+from serving.api import read_predictions
+from serving.prediction_log import PredictionLog
+
+
+def rows(
+    records: list[dict[str, Any]], prefix: str
+) -> list[tuple[str, float, str, dict[str, Any]]]:
+    return [
+        (f"{prefix}-{i}", i / len(records), "Yes" if i % 2 else "No", r)
+        for i, r in enumerate(records)
+    ]
+
+
+def test_close_writes_every_buffered_row_and_feedback_joins(
+    log_url: str, records: list[dict[str, Any]]
+) -> None:
+    # A long flush interval keeps rows in memory until close(): close must write them all.
+    plog = PredictionLog(log_url, flush_seconds=5.0, batch_size=10_000)
+    assert plog.submit("7", rows(records, "a"))
+    assert plog.submit("7", rows(records[:50], "b"))
+    assert plog.depth == 250
+    plog.close()
+    assert plog.stats.written == 250 and plog.stats.dropped == 0
+
+    frame = read_predictions(log_url)
+    assert len(frame) == 250
+    assert list(frame.columns[:5]) == ["request_id", "ts", "model_version", "score", "label"]
+    assert set(records[0]) <= set(frame.columns) and frame.columns[-1] == "feedback"
+    assert frame["feedback"].isna().all()
+    assert str(frame["ts"].dt.tz) == "UTC"
+    first = frame.set_index("request_id").loc["a-3"]
+    assert first["score"] == pytest.approx(3 / 200) and first["label"] == "Yes"
+    assert first["contract"] == records[3]["contract"]
+
+    plog = PredictionLog(log_url)
+    assert plog.add_feedback("a-3", "No")
+    assert plog.add_feedback("a-3", "Yes")  # latest wins
+    assert not plog.add_feedback("never-logged", "Yes")
+    plog.close()
+    frame = read_predictions(log_url).set_index("request_id")
+    assert frame.loc["a-3", "feedback"] == "Yes"
+    assert frame["feedback"].notna().sum() == 1
+
+
+def test_since_and_limit_select_recent_rows_oldest_first(
+    log_url: str, records: list[dict[str, Any]]
+) -> None:
+    plog = PredictionLog(log_url)
+    plog.submit("1", rows(records[:10], "old"))
+    assert plog.flush()
+    time.sleep(0.05)
+    cut = datetime.now(UTC)
+    time.sleep(0.05)
+    plog.submit("2", rows(records[:5], "new"))
+    plog.close()
+    recent = read_predictions(log_url, since=cut)
+    assert sorted(recent["request_id"]) == [f"new-{i}" for i in range(5)]
+    assert set(recent["model_version"]) == {"2"}
+    assert len(read_predictions(log_url, since=cut.replace(tzinfo=None) - timedelta(hours=1))) == 15
+    last = read_predictions(log_url, limit=3)
+    assert list(last["ts"]) == sorted(last["ts"]) and len(last) == 3
+    assert set(last["request_id"]) <= {f"new-{i}" for i in range(5)}
+
+
+def test_full_buffer_drops_and_counts_instead_of_blocking(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    plog = PredictionLog(
+        f"sqlite:///{tmp_path}/log.db", capacity=100, flush_seconds=5.0, batch_size=10_000
+    )
+    started = time.perf_counter()
+    assert plog.submit("1", rows(records[:80], "a"))
+    assert not plog.submit("1", rows(records[:30], "b"))  # 110 > 100: refused whole, counted
+    assert time.perf_counter() - started < 1.0
+    assert plog.stats.dropped == 30
+    plog.close()
+    assert len(read_predictions(f"sqlite:///{tmp_path}/log.db")) == 80
+
+
+def test_concurrent_submitters_lose_nothing(tmp_path: Path, records: list[dict[str, Any]]) -> None:
+    url = f"sqlite:///{tmp_path}/log.db"
+    plog = PredictionLog(url, batch_size=100, flush_seconds=0.01)
+
+    def work(k: int) -> None:
+        for j in range(20):
+            plog.submit("1", rows(records[:10], f"t{k}-{j}"))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    plog.close()
+    assert plog.stats.written == 800
+    assert read_predictions(url)["request_id"].nunique() == 800
+
+
+def test_unreachable_or_missing_log_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ServiceUnavailable, match="not found"):
+        read_predictions(f"sqlite:///{tmp_path}/nothing-here.db")
+    with pytest.raises(ServiceUnavailable, match="cannot be opened"):
+        PredictionLog("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(ServiceUnavailable, match="not a database URL"):
+        PredictionLog("not a url")
