@@ -78,6 +78,7 @@ class Repo:
     state: Path
     vars: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(cls, tmp_path: Path) -> Repo:
@@ -141,6 +142,8 @@ class Repo:
                     "base": {"ref": "main", "repo": {"full_name": OWNER_REPO}},
                 },
             }
+        # Artifacts live as long as one workflow run, as on GitHub.
+        shutil.rmtree(self.state / "artifacts", ignore_errors=True)
         event_file = self.state / f"event-{event}.json"
         event_file.write_text(json.dumps(payload))
         cmd = [
@@ -166,6 +169,8 @@ class Repo:
             cmd += ["--var", f"{name}={value}"]
         for name, value in self.secrets.items():
             cmd += ["--secret", f"{name}={value}"]
+        for name, value in self.env.items():
+            cmd += ["--env", f"{name}={value}"]
         if job:
             cmd += ["--job", job]
         path = [str(STAND_INS / "bin"), os.environ["PATH"]]
