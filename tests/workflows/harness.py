@@ -60,13 +60,14 @@ class ActRun:
 
     def succeeded(self, job_name: str) -> bool:
         """Whether the job with this display name ran to success."""
-        return bool(
-            re.search(rf"\[[^\]/]+/{re.escape(job_name)}\]\s+🏁  Job succeeded", self.output)
-        )
+        # act pads job names to a common width inside the brackets.
+        pattern = rf"\[[^\]/]+/{re.escape(job_name)}\s*\]\s+🏁  Job succeeded"
+        return bool(re.search(pattern, self.output))
 
     def ran(self, job_name: str) -> bool:
         """Whether the job with this display name started at all."""
-        return f"/{job_name}] ⭐ Run Set up job" in self.output
+        pattern = rf"\[[^\]/]+/{re.escape(job_name)}\s*\]\s+⭐ Run Set up job"
+        return bool(re.search(pattern, self.output))
 
 
 @dataclass
@@ -100,6 +101,8 @@ class Repo:
         git(work, "add", "-A")
         git(work, "commit", "-q", "-m", "template")
         git(work, "remote", "add", "origin", str(origin))
+        # act names the repository (github.repository) after this remote's URL; pushes go to origin.
+        git(work, "remote", "add", "github", f"https://github.com/{OWNER_REPO}.git")
         git(work, "push", "-q", "origin", "main")
         return cls(work, origin, state)
 
@@ -156,6 +159,8 @@ class Repo:
             "-P",
             "ubuntu-latest=-self-hosted",
             "--no-cache-server",
+            "--remote-name",
+            "github",
             "--env",
             f"STANDIN_STATE={self.state}",
             "--env",
