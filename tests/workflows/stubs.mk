@@ -26,6 +26,5 @@ retrain:
 	@mkdir -p reports/retrain && echo "## Drift table and champion vs challenger" > reports/retrain/pr.md
 	@echo "retrained $$(date +%s%N)" > retrain-note.txt
 promote:
-	@mkdir -p infra/k8s/overlays/production reports/promote
+	@mkdir -p infra/k8s/overlays/production
 	@cp infra/k8s/overlays/staging/kustomization.yaml infra/k8s/overlays/production/kustomization.yaml
-	@echo "Promote the staging digest" > reports/promote/pr.md
