@@ -134,7 +134,7 @@ def test_drifted_traffic_opens_one_retraining_pr_and_a_second_run_still_one(
         assert run.returncode == 0, run.output[-6000:]
         assert run.succeeded("retrain and open the pull request"), f"attempt {attempt}"
         branches = [b for b in repo.origin_branches() if b.startswith("retrain/")]
-        assert branches == ["retrain/repo"], branches
+        assert branches == ["retrain/drift"], branches
         records = list((run.state / "prs").glob("*.json"))
         assert len(records) == 1
         pr = json.loads(records[0].read_text())

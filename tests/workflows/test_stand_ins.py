@@ -101,7 +101,7 @@ jobs:
         uses: {cpr}
         with:
           token: ${{{{ steps.app.outputs.token || github.token }}}}
-          branch: retrain/repo
+          branch: retrain/drift
           title: Retrain
           body-path: reports/pr.md
           labels: retrain
@@ -151,7 +151,7 @@ def test_stand_ins_build_sign_upload_download_and_open_a_pr(tmp_path: Path) -> N
     assert (repo.state / "app-tokens.txt").read_text().strip() == "Iv1.test"
     assert "the packet" in (repo.state / "comments" / "gate.md").read_text()
 
-    assert sorted(repo.origin_branches()) == ["main", "retrain/repo"]
+    assert sorted(repo.origin_branches()) == ["main", "retrain/drift"]
     (record,) = list((repo.state / "prs").glob("*.json"))
     pr = json.loads(record.read_text())
     assert pr["number"] == 1 and pr["labels"] == ["retrain"] and pr["body"].startswith("the packet")

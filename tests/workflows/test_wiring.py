@@ -107,12 +107,12 @@ def test_drift_opens_one_labelled_pr_and_a_second_run_updates_it(repo: Repo) -> 
     second = repo.act("workflow_dispatch", "drift.yml")
     assert second.returncode == 0, second.output[-5000:]
     assert "Retraining pull request updated" in second.output
-    assert sorted(repo.origin_branches()) == ["main", "retrain/repo"]
+    assert sorted(repo.origin_branches()) == ["main", "retrain/drift"]
     (record,) = (repo.state / "prs").glob("*.json")
     pr = json.loads(record.read_text())
     assert pr["number"] == 1 and pr["labels"] == ["retrain"]
     assert pr["body"].startswith("## Drift table")
-    changed = git(repo.origin, "diff", "--name-only", "main", "retrain/repo").splitlines()
+    changed = git(repo.origin, "diff", "--name-only", "main", "retrain/drift").splitlines()
     assert changed == ["retrain-note.txt"]
 
 
