@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: lint-infra stage deploy-staging promote drift simulate retrain score serve install-node lint-workflows
+.PHONY: lint-infra stage smoke deploy-staging promote drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -113,7 +113,7 @@ drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the 
 simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
 	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
 
-retrain: install ## After a drift verdict: retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: no push)
+retrain: install ## After a drift verdict: retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: packet into the checkout)
 	@$(PY) -m tools.retrain --config $(CONFIG) $(if $(filter 0,$(PUSH)),--no-push)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
@@ -129,6 +129,10 @@ lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + k
 
 stage: install ## Local staging: run the image's command on MODEL_BUNDLE, smoke-test it, stop it (reports/stage/)
 	@$(PY) -m deploy.stage --config $(CONFIG)
+
+smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE (/health, /ready, /predict, a 422)
+	@test -n "$(URL)" || { echo "usage: make smoke URL=http://127.0.0.1:8000"; exit 2; }
+	@$(PY) -m deploy.stage --config $(CONFIG) --url "$(URL)"
 
 deploy-staging: install ## Pin IMAGE=repo@sha256:… in the staging overlay, commit and push (GITOPS_REMOTE, GITOPS_BRANCH)
 	@test -n "$(IMAGE)" || { echo "usage: make deploy-staging IMAGE=ghcr.io/org/name@sha256:<64 hex> [MODEL_VERSION=v]"; exit 2; }

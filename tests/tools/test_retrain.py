@@ -12,33 +12,22 @@ import pytest
 
 from core.config import Config, FeatureType
 from core.errors import DataError, GateRejected
-from core.frames import feature_frame, target_vector
+from core.frames import feature_frame
 from core.settings import Settings
 from tools.retrain import Challenger, metric_rows, retrain
-from validation.drift import detect_drift, live_metrics
+from validation.drift import detect_drift
 from validation.drift_report import write_report
 from validation.profile import SCORE_COLUMN
 
 
-def fit_and_measure(config: Config, settings: Settings) -> Challenger:
-    """Train the default pipeline for real and measure it on held-out rows (the training stage's job)."""
-    from core.data import read_table
-    from training.model import build_pipeline
-
-    frame = read_table(config.data_path).sample(frac=1, random_state=0)
-    train, test = frame.iloc[:5000], frame.iloc[5000:]
-    model = build_pipeline(config).fit(
-        feature_frame(train, config.contract), target_vector(train, config.contract)
-    )
-    scores = model.predict_proba(feature_frame(test, config.contract))[:, 1]
-    metrics = live_metrics(target_vector(test, config.contract), scores, 0.5)
-    champion = {k: v - 0.01 for k, v in metrics.items()}
-    return Challenger(True, "all rules passed", metrics, champion, "1")
-
-
 @pytest.fixture
 def setup(tmp_path: Path, config: Config, default_frame: pd.DataFrame) -> tuple[Settings, Path]:
-    settings = Settings(REPORTS_DIR=tmp_path / "reports")  # type: ignore[call-arg]
+    # The challenger is trained for real, as a dry run against an empty local MLflow store.
+    settings = Settings(  # type: ignore[call-arg]
+        REPORTS_DIR=tmp_path / "reports",
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
+        MLFLOW_ARTIFACT_ROOT=tmp_path / "artifacts",
+    )
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
     repo = tmp_path / "repo"
@@ -96,7 +85,7 @@ def test_no_drift_means_no_training_and_no_branch(
 ) -> None:
     settings, repo = setup
     with pytest.raises(DataError, match="make drift first"):
-        retrain(config, settings, repo=repo, trainer=fit_and_measure)
+        retrain(config, settings, repo=repo)
     write_drift(settings, config, default_frame, shift=False)
 
     def never(config: Config, settings: Settings) -> Challenger:
@@ -113,9 +102,9 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
 ) -> None:
     settings, repo = setup
     out = repo.parent / "github_output"
-    settings = Settings(REPORTS_DIR=settings.reports_dir, GITHUB_OUTPUT=out)  # type: ignore[call-arg]
+    settings = settings.model_copy(update={"github_output": out})
     write_drift(settings, config, default_frame, shift=True)
-    result = retrain(config, settings, repo=repo, trainer=fit_and_measure)
+    result = retrain(config, settings, repo=repo)
     assert result is not None and result.created
     name = f"retrain/{config.mlflow.registered_model}-2026-11-20"
     assert result.name == name and branches(repo) == ["refs/heads/main", f"refs/heads/{name}"]
@@ -132,13 +121,28 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
     assert {f"{folder}/pr.md", f"{folder}/drift-report.json", f"{folder}/drift-report.html"} <= set(
         listed.stdout.split()
     )
-    assert out.read_text().splitlines() == [f"branch={name}", "created=true"]
-    again = retrain(config, settings, repo=repo, trainer=fit_and_measure)
+    assert out.read_text().splitlines() == [f"branch={name}", "created=true", f"folder={folder}"]
+    again = retrain(config, settings, repo=repo)
     assert (
         again is not None
         and not again.created
         and branches(repo) == ["refs/heads/main", f"refs/heads/{name}"]
     )
+
+
+@pytest.mark.slow
+def test_no_push_writes_the_packet_into_the_checkout_for_the_workflow(
+    setup: tuple[Settings, Path], config: Config, default_frame: pd.DataFrame
+) -> None:
+    settings, repo = setup
+    write_drift(settings, config, default_frame, shift=True)
+    assert retrain(config, settings, repo=repo, push=False) is None
+    assert branches(repo) == ["refs/heads/main"]
+    folder = repo / "retraining" / f"{config.mlflow.registered_model}-2026-11-20"
+    assert (folder / "pr.md").read_text() == (
+        settings.reports_dir / "retrain" / "pr.md"
+    ).read_text()
+    assert json.loads((folder / "drift-report.json").read_text())["drifted"] is True
 
 
 @pytest.mark.slow

@@ -91,11 +91,11 @@ def production_traffic(repo: Repo, tmp_path: Path, *, drifted: bool) -> dict[str
     import subprocess
 
     from fastapi.testclient import TestClient
-    from serving.app import create_app
 
     from core.config import load_config
     from core.data import read_table
     from core.settings import Settings
+    from serving.app import create_app
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
