@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-MAKE_CALL = re.compile(r"(?:^|`|\$\(|\s)make\s+([a-z][a-z0-9-]*)", re.M)
+MAKE_CALL = re.compile(r"(?:^|`|\$\(|[ \t])make[ \t]+([a-z][a-z0-9-]*)", re.M)
 
 
 def make_targets() -> set[str]:
