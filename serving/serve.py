@@ -3,18 +3,40 @@
 Usage: python -m serving.serve [--config config.yaml]
 Host, port, workers, bundle and log URL come from the environment (core/settings.py). The bundle is
 verified here first, so a bad one stops start-up with one line and exit code 5 before any worker
-starts.
+starts. With MODEL_URI=models:/<registered model>@<alias>, the bundle is first built from that
+registry version into MODEL_BUNDLE (the same `make package` step), so the workers still load a
+verified bundle and never call the registry at request time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+from pathlib import Path
 
 from core.bundle import verify_bundle
 from core.cli import entry_point
-from core.config import load_config
-from core.settings import get_settings
+from core.config import Config, load_config
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
+
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
+
+
+def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
+    """Build MODEL_BUNDLE from the registry version `models:/<name>@<alias>` names."""
+    match = MODEL_URI.match(uri)
+    if match is None:
+        raise ConfigError(f"MODEL_URI {uri!r}: expected models:/<registered model>@<alias>")
+    if match["name"] != config.mlflow.registered_model:
+        raise ConfigError(
+            f"MODEL_URI names model {match['name']!r}, but {config.source} registers "
+            f"{config.mlflow.registered_model!r} (mlflow.registered_model)"
+        )
+    from training.api import package_candidate
+
+    return package_candidate(config, settings, alias=match["alias"])
 
 
 @entry_point
@@ -27,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CONFIG_PATH"] = args.config
         get_settings.cache_clear()
     settings = get_settings()
-    load_config(settings.config_path)
+    config = load_config(settings.config_path)
+    if settings.model_uri:
+        bundle_from_registry(config, settings, settings.model_uri)
     verify_bundle(settings.model_bundle)
 
     import uvicorn
