@@ -29,6 +29,7 @@ from core.frames import feature_frame
 from validation.api import validate_features
 
 DEFAULT_CHUNK_ROWS = 100_000
+READ_BLOCK_BYTES = 1 << 20
 SCORE, LABEL, VERSION, REASON, ROW = "score", "label", "model_version", "reject_reason", "row"
 
 
@@ -128,16 +129,29 @@ def read_chunks(path: Path, config: Config, chunk_rows: int) -> Iterator[pd.Data
             return
         reader = pcsv.open_csv(
             path,
-            # Blocks of about `chunk_rows` rows at ~160 bytes a row; sliced to size below.
-            read_options=pcsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 160)),
+            # Small blocks: the reader reads ~30 blocks ahead, so the block size, not the chunk
+            # size, sets its memory; blocks are then joined into chunks of `chunk_rows` rows.
+            read_options=pcsv.ReadOptions(block_size=READ_BLOCK_BYTES),
             convert_options=pcsv.ConvertOptions(
                 column_types=csv_types(config), strings_can_be_null=True
             ),
         )
+        pending: list[pa.RecordBatch] = []
+        rows = 0
         for batch in reader:
-            # Blocks are sized in bytes; cut them to the chunk size the caller asked for.
-            for start in range(0, batch.num_rows, chunk_rows):
-                yield batch.slice(start, chunk_rows).to_pandas()
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows < chunk_rows:
+                continue
+            table = pa.Table.from_batches(pending)
+            start = 0
+            while rows - start >= chunk_rows:
+                yield table.slice(start, chunk_rows).to_pandas()
+                start += chunk_rows
+            pending = table.slice(start).to_batches()
+            rows -= start
+        if rows:
+            yield pa.Table.from_batches(pending).to_pandas()
     except pa.ArrowInvalid as exc:
         raise DataError(f"{path}: {_name_csv_column(str(exc), columns)}") from None
 
