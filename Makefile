@@ -53,8 +53,8 @@ score: install ## Score INPUT=file|dir into OUTPUT=file.parquet with the bundle 
 train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (exit 4 on reject)
 	@$(PY) -m training.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)
 
-package: install ## Build the checksummed model bundle (MODEL_BUNDLE) from the registered `candidate`
-	@$(PY) -m training.package --config $(CONFIG)
+package: install ## Build the checksummed model bundle (MODEL_BUNDLE) from the registered `candidate` (or ALIAS=production)
+	@$(PY) -m training.package --config $(CONFIG) --alias $(or $(ALIAS),candidate)
 
 pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedded defaults)
 	@start=$$(date +%s); \

@@ -134,10 +134,13 @@ def parse_dockerfile(path: str | Path, base_env: dict[str, str] | None = None) -
 
 
 def _rebase(value: str, workdir: str, root: Path, scratch: Path) -> str:
-    """Map container paths inside one env value to this machine (WORKDIR → root, /tmp → scratch)."""
-    for inside, outside in ((workdir.rstrip("/"), root), ("/tmp", scratch)):
-        value = re.sub(rf"(?<![\w.]){re.escape(inside)}(?=/|:|$)", str(outside), value)
-    return value
+    """Map container paths inside one env value to this machine (WORKDIR → root, /tmp → scratch).
+
+    One pass, so a mapped path is never mapped again (root itself may lie under /tmp).
+    """
+    mapping = {workdir.rstrip("/"): str(root), "/tmp": str(scratch)}
+    alternatives = "|".join(re.escape(inside) for inside in sorted(mapping, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.])({alternatives})(?=/|:|$)", lambda m: mapping[m.group(1)], value)
 
 
 def local_process(

@@ -174,3 +174,11 @@ def test_the_images_command_serves_the_bundle(
     assert not missing, (
         f"the Grafana dashboard queries metrics the service does not export: {missing}"
     )
+
+
+def test_rebase_maps_each_container_path_once_even_when_the_root_is_under_tmp() -> None:
+    from deploy.image import _rebase
+
+    root, scratch = Path("/tmp/act/job"), Path("/tmp/scratch")
+    value = _rebase("/app/.venv/bin:/tmp/cache:/usr/bin", "/app", root, scratch)
+    assert value == "/tmp/act/job/.venv/bin:/tmp/scratch/cache:/usr/bin"

@@ -192,4 +192,6 @@ class Repo:
         done = subprocess.run(
             cmd, cwd=self.work, env=env, capture_output=True, text=True, timeout=timeout
         )
+        # The whole log stays on disk: an assertion message shows only its tail.
+        (self.state / f"act-{workflow}.log").write_text(done.stdout + done.stderr)
         return ActRun(done.returncode, done.stdout + done.stderr, self.state)

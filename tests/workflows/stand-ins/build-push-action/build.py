@@ -5,24 +5,55 @@ bytes), so it is well formed and changes with the context, but it is NOT the dig
 OCI image, and nothing here runs `docker build`: this proves the workflow wiring, not the build.
 """
 
+import fnmatch
 import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
-SKIP = {".git", ".venv", "node_modules", ".tools", "mlruns", "__pycache__"}
+SKIP = {".git", ".venv", "node_modules", ".tools"}
+
+
+def dockerignore(root: Path) -> list[tuple[bool, str]]:
+    """The .dockerignore rules as (exclude?, pattern), in order: the last match decides."""
+    path = root / ".dockerignore"
+    rules = []
+    for raw in path.read_text().splitlines() if path.is_file() else []:
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            rules.append((not line.startswith("!"), line.lstrip("!").rstrip("/")))
+    return rules
+
+
+def context_files(root: Path) -> list[Path]:
+    """Files docker would send: .dockerignore applied (a simplified matcher), Dockerfile always."""
+    rules = dockerignore(root)
+    chosen = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
+        for name in sorted(filenames):
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            keep = True
+            for exclude, pattern in rules:
+                parts = rel.split("/")
+                prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+                if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or (
+                    pattern.startswith("**/") and any(fnmatch.fnmatch(x, pattern[3:]) for x in parts)
+                ):
+                    keep = not exclude
+            if keep or rel in ("Dockerfile", ".dockerignore"):
+                chosen.append(Path(rel))
+    return chosen
 
 
 def context_digest(root: Path) -> str:
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            h.update(str(path.relative_to(root)).encode() + b"\0")
-            h.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
-            h.update(b"\0")
+    for rel in context_files(root):
+        path = root / rel
+        h.update(str(rel).encode() + b"\0")
+        h.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
+        h.update(b"\0")
     return h.hexdigest()
 
 
@@ -41,7 +72,9 @@ def main() -> None:
     if not image.exists():
         tmp = image.with_suffix(".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(context, tmp / "rootfs", symlinks=True, ignore=shutil.ignore_patterns(*SKIP))
+        for rel in context_files(context):
+            (tmp / "rootfs" / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(context / rel, tmp / "rootfs" / rel, follow_symlinks=False)
         tmp.rename(image)
     tags = lines(env.get("TAGS", ""))
     record = {
