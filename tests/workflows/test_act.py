@@ -1,8 +1,7 @@
 """The real workflow files, executed with `act` in host mode against a bare git "origin".
 
-Cases that need stage targets (validate, train, package, stage, smoke, deploy-staging, drift,
-retrain) are skipped, naming the targets, while the Makefile lacks them; once the stages are
-merged they run. GitHub itself, GHCR, Sigstore and Argo CD are not here: see README.md.
+Every case runs the real stage targets. GitHub itself, GHCR, Sigstore and Argo CD are not here:
+see README.md.
 """
 
 from __future__ import annotations
@@ -16,18 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.workflows.harness import ROOT, Repo, git
+from tests.workflows.harness import Repo, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-
-def make_targets() -> set[str]:
-    return set(re.findall(r"^([a-zA-Z][\w-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
-
-
-def needs_targets(*targets: str) -> pytest.MarkDecorator:
-    missing = sorted(set(targets) - make_targets())
-    return pytest.mark.skipif(bool(missing), reason=f"waits for make targets {missing}")
 
 
 @pytest.fixture
@@ -51,7 +41,6 @@ def test_pull_request_config_job_runs_green_with_stand_ins_and_the_reused_venv(r
     assert "check snapshot" in run.output  # make data-check ran in the job
 
 
-@needs_targets("validate", "train", "package", "stage", "smoke", "deploy-staging")
 def test_push_on_good_data_commits_the_signed_digest_to_the_staging_overlay(repo: Repo) -> None:
     before = repo.origin_log()
     run = repo.act("push", "pipeline.yml")
@@ -70,7 +59,6 @@ def test_push_on_good_data_commits_the_signed_digest_to_the_staging_overlay(repo
     assert changed and all(p.startswith("infra/k8s/overlays/staging/") for p in changed)
 
 
-@needs_targets("validate", "train", "package", "stage", "deploy-staging")
 def test_push_with_an_impossible_gate_fails_and_deploys_nothing(repo: Repo) -> None:
     edit_config(repo, lambda raw: raw["gate"].update(rules=[{"metric": "roc_auc", "min": 0.9999}]))
     repo.commit("impossible gate")
@@ -122,7 +110,6 @@ def production_traffic(repo: Repo, tmp_path: Path, *, drifted: bool) -> dict[str
     return {"MLFLOW_TRACKING_URI": store, "PREDICTION_LOG_URL": log_url}
 
 
-@needs_targets("validate", "train", "package", "drift", "retrain")
 def test_drifted_traffic_opens_one_retraining_pr_and_a_second_run_still_one(
     repo: Repo, tmp_path: Path
 ) -> None:
@@ -141,7 +128,6 @@ def test_drifted_traffic_opens_one_retraining_pr_and_a_second_run_still_one(
         assert pr["number"] == 1 and pr["labels"] == ["retrain"] and pr["body"].strip()
 
 
-@needs_targets("validate", "train", "package", "drift", "retrain")
 def test_traffic_without_drift_opens_nothing(repo: Repo, tmp_path: Path) -> None:
     settings = production_traffic(repo, tmp_path, drifted=False)
     repo.vars["MLFLOW_TRACKING_URI"] = settings["MLFLOW_TRACKING_URI"]
