@@ -138,7 +138,9 @@ def _rebase(value: str, workdir: str, root: Path, scratch: Path) -> str:
 
     One pass, so a mapped path is never mapped again (root itself may lie under /tmp).
     """
-    mapping = {workdir.rstrip("/"): str(root), "/tmp": str(scratch)}
+    mapping = {"/tmp": str(scratch)}
+    if workdir.rstrip("/"):  # WORKDIR / (the default) maps nothing: every path would match
+        mapping[workdir.rstrip("/")] = str(root)
     alternatives = "|".join(re.escape(inside) for inside in sorted(mapping, key=len, reverse=True))
     return re.sub(rf"(?<![\w.])({alternatives})(?=/|:|$)", lambda m: mapping[m.group(1)], value)
 

@@ -182,3 +182,10 @@ def test_rebase_maps_each_container_path_once_even_when_the_root_is_under_tmp() 
     root, scratch = Path("/tmp/act/job"), Path("/tmp/scratch")
     value = _rebase("/app/.venv/bin:/tmp/cache:/usr/bin", "/app", root, scratch)
     assert value == "/tmp/act/job/.venv/bin:/tmp/scratch/cache:/usr/bin"
+
+
+def test_rebase_with_the_default_workdir_maps_only_tmp() -> None:
+    from deploy.image import _rebase
+
+    value = _rebase("/usr/bin:/tmp/x", "/", Path("/work/root"), Path("/s"))
+    assert value == "/usr/bin:/s/x"

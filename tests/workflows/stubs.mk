@@ -21,7 +21,7 @@ deploy-staging:
 drift:
 	@mkdir -p reports/drift && echo "| feature | p |" > reports/drift/report.md
 	@case "$${STUB_DRIFT:-0}" in 10) v=true;; 0) v=false;; *) v="";; esac; \
-	  if [ -n "$$v" ]; then echo "{\"drift\": $$v}" > reports/drift/report.json; fi; exit $${STUB_DRIFT:-0}
+	  if [ -n "$$v" ]; then echo "{\"drifted\": $$v}" > reports/drift/report.json; fi; exit $${STUB_DRIFT:-0}
 retrain:
 	@mkdir -p reports/retrain && echo "## Drift table and champion vs challenger" > reports/retrain/pr.md
 	@echo "retrained $$(date +%s%N)" > retrain-note.txt
