@@ -43,6 +43,8 @@ def repo(tmp_path: Path) -> Repo:
         f.write(STUBS)
     (repo.work / "Dockerfile").write_text(DOCKERFILE)
     (repo.work / "ready").write_text("ready\n")
+    # The stub image's context is everything (the template's .dockerignore is for the real image).
+    (repo.work / ".dockerignore").write_text("")
     staging = repo.work / "infra" / "k8s" / "overlays" / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     (staging / "kustomization.yaml").write_text("images: []\n")
