@@ -7,7 +7,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,14 +20,10 @@ import httpx
 import pytest
 import yaml
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serving_config(tmp: Path, raw: dict[str, Any], **serving: Any) -> Path:

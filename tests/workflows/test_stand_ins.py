@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tests.workflows.harness import ROOT, Repo, pinned_actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -33,12 +33,6 @@ def checkout_pin() -> str:
         )
     )
     return f"actions/checkout@{sha}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 WORKFLOW = """

@@ -11,12 +11,12 @@ and artifacts between jobs, the summaries, the PR and comment steps. The real st
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import free_port
 from tests.workflows.harness import Repo, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -28,12 +28,6 @@ ENV PYTHONUNBUFFERED=1
 COPY ready /srv/ready
 CMD ["python", "-m", "http.server", "8000", "--bind", "0.0.0.0"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
