@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,20 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config.yaml"
 CREDIT_CONFIG = ROOT / "examples" / "credit" / "config.yaml"
 CONFIGS = {"telco": DEFAULT_CONFIG, "credit": CREDIT_CONFIG}
+
+
+@pytest.fixture(autouse=True)
+def _environment_as_it_was() -> Iterator[None]:
+    """Give every test back the environment it started with.
+
+    `mlflow.set_tracking_uri` writes MLFLOW_TRACKING_URI into os.environ "so that subprocesses
+    inherit it"; left there, one test's store leaks into every later test's subprocesses (seen:
+    the act drift job read a stale store and found no `production` alias).
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -94,7 +94,9 @@ def production_traffic(repo: Repo, tmp_path: Path, *, drifted: bool) -> dict[str
     # The drift job compares against the production model: give the candidate that role.
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=store)
+    # Both URIs explicit: MlflowClient otherwise takes the process-wide registry URI, which an
+    # earlier test in the same session may have pointed at its own store.
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     version = client.get_model_version_by_alias(config.mlflow.registered_model, "candidate")
     client.set_registered_model_alias(config.mlflow.registered_model, "production", version.version)
     frame = read_table(config.data_path, config.data.format).sample(600, random_state=1)
