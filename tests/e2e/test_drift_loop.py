@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
 from core.bundle import write_bundle
 from core.config import Config
 from core.frames import feature_frame, target_vector
-from tests.conftest import free_port
+from tests.serving.conftest import start_server
 from validation.profile import build_reference, reference_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,37 +31,16 @@ def run(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Complet
     )
 
 
-def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "serving.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path, tmp: Path) -> None:
+    """Serve the bundle the way the image does, send the scenario's traffic, stop with SIGTERM."""
+    server = start_server(
+        tmp,
+        bundle=Path(env["MODEL_BUNDLE"]),
+        config=Path(env["CONFIG_PATH"]),
+        log_url=env["PREDICTION_LOG_URL"],
+        env=env,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"service did not start: {server.stderr.read() if server.stderr else ''}"
-                    ) from None
-                time.sleep(0.3)
         done = run(
             "-m",
             "tools.simulate",
@@ -73,15 +49,14 @@ def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path) -> No
             "-n",
             "400",
             "--url",
-            f"http://127.0.0.1:{port}",
+            server.url,
             "--data",
             str(held_out),
             env=env,
         )
         assert done.returncode == 0, done.stderr
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)  # graceful: the prediction log is flushed
+        server.stop()  # graceful: the prediction log is flushed
 
 
 @pytest.mark.e2e
@@ -130,7 +105,7 @@ def test_drift_loop(
         "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
         "CONFIG_PATH": str(config.source),
     }
-    serve_and_simulate(scenario, env, held_out_path)
+    serve_and_simulate(scenario, env, held_out_path, tmp_path)
 
     drift = run("-m", "validation.drift_cli", "--config", str(config.source), env=env)
     expected = 10 if scenario == "covariate" else 0
