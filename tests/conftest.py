@@ -179,3 +179,17 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
         log.close()
+
+
+def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict[str, Any]) -> Path:
+    """Fit the configured pipeline on `train` and write a bundle with its drift reference."""
+    from training.model import build_pipeline
+    from validation.api import build_reference, reference_files
+
+    pipeline = build_pipeline(config)
+    features = feature_frame(train, config.contract)
+    pipeline.fit(features, target_vector(train, config.contract))
+    reference, profile = build_reference(
+        train, pipeline.predict_proba(features)[:, 1], config.contract
+    )
+    return write_bundle(target, pipeline, metadata, reference_files(reference, profile))

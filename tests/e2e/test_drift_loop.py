@@ -10,11 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.bundle import write_bundle
 from core.config import Config
-from core.frames import feature_frame, target_vector
+from tests.conftest import fit_bundle
 from tests.serving.conftest import start_server
-from validation.profile import build_reference, reference_files
 
 ROOT = Path(__file__).resolve().parents[2]
 GIT_ENV = {
@@ -65,18 +63,10 @@ def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path, tmp: 
 def test_drift_loop(
     scenario: str, tmp_path: Path, config: Config, default_frame: pd.DataFrame
 ) -> None:
-    from training.model import build_pipeline
-
     shuffled = default_frame.sample(frac=1, random_state=0).reset_index(drop=True)
     train, held_out = shuffled.iloc[:5000], shuffled.iloc[5000:]
     held_out_path = tmp_path / "held_out.csv"
     held_out.to_csv(held_out_path, index=False)
-    pipeline = build_pipeline(config)
-    features = feature_frame(train, config.contract)
-    pipeline.fit(features, target_vector(train, config.contract))
-    reference, profile = build_reference(
-        train, pipeline.predict_proba(features)[:, 1], config.contract
-    )
     metadata = {
         "model_name": config.mlflow.registered_model,
         "model_version": "1",
@@ -85,9 +75,7 @@ def test_drift_loop(
         "contract": config.contract.model_dump(mode="json"),
         "config_sha256": config.sha256,
     }
-    bundle = write_bundle(
-        tmp_path / "bundle", pipeline, metadata, reference_files(reference, profile)
-    )
+    bundle = fit_bundle(tmp_path / "bundle", config, train, metadata)
 
     remote, repo = tmp_path / "remote.git", tmp_path / "repo"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)

@@ -11,11 +11,10 @@ import pytest
 
 from core.bundle import write_bundle
 from core.config import Config, FeatureType
-from core.frames import feature_frame, target_vector
 from core.settings import get_settings
+from tests.conftest import fit_bundle
 from validation.drift import DRIFT_EXIT_CODE
 from validation.drift_cli import main
-from validation.profile import build_reference, reference_files
 
 Runner = Callable[..., int]
 
@@ -32,23 +31,14 @@ def bundle(
     config: Config,
     split: tuple[pd.DataFrame, pd.DataFrame],
 ) -> Path:
-    from training.model import build_pipeline
-
     train, _ = split
-    pipeline = build_pipeline(config)
-    features = feature_frame(train, config.contract)
-    pipeline.fit(features, target_vector(train, config.contract))
-    reference, profile = build_reference(
-        train, pipeline.predict_proba(features)[:, 1], config.contract
-    )
     metadata = {
         "model_name": config.mlflow.registered_model,
         "model_version": "3",
         "threshold": 0.5,
         "metrics": {"test": {"roc_auc": 0.84}},
     }
-    path = tmp_path_factory.mktemp("drift") / "bundle"
-    return write_bundle(path, pipeline, metadata, reference_files(reference, profile))
+    return fit_bundle(tmp_path_factory.mktemp("drift") / "bundle", config, train, metadata)
 
 
 @pytest.fixture
