@@ -141,11 +141,6 @@ def dashboard_metrics() -> set[str]:
 def test_the_images_command_serves_the_bundle(
     trained_bundle: Path, config: Config, default_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
-    # Fails (on purpose, not skipped) until the serving app of issue 6 is merged.
-    assert (ROOT / "serving" / "app.py").is_file(), (
-        "serving/app.py is missing: this test runs the Dockerfile's CMD "
-        f"(uvicorn --factory {FACTORY}), which needs the serving app (issue 6) merged"
-    )
     record = to_records(default_frame.head(1), config.contract)[0]
     with image_service(
         DOCKERFILE, trained_bundle, ROOT / "config.yaml", tmp_path, tmp_path / "server.log"

@@ -102,11 +102,6 @@ def test_a_service_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
 def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
     trained_bundle: Path, tmp_path: Path
 ) -> None:
-    # Fails (on purpose, not skipped) until the serving app of issue 6 is merged.
-    assert (ROOT / "serving" / "app.py").is_file(), (
-        "serving/app.py is missing: `make stage` runs the image's command, which needs the "
-        "serving app (issue 6) merged"
-    )
     env = {**os.environ, "MODEL_BUNDLE": str(trained_bundle), "REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "deploy.stage", "--config", "config.yaml"],

@@ -5,7 +5,7 @@ edge: exit codes (gate rejected = 4, drift = DRIFT_EXIT_CODE), the files the wor
 (`reports/training/gate.md`, `build/bundle/`, `reports/retrain/pr.md`) and, for the deploy, a
 commit pushed to `origin`. What is under test here is the YAML: job order and conditions, outputs
 and artifacts between jobs, the summaries, the PR and comment steps. The real stages are run by
-`test_act.py` once they are merged.
+`test_act.py`.
 """
 
 from __future__ import annotations
