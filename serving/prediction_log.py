@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +115,53 @@ def connect(url: str, *, create: bool = True) -> Engine:
     return engine
 
 
+Features = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rows submitted together: kept as given and turned into insert parameters by the writer.
+
+    `features` is one mapping per row, or one sequence per feature (a batch sent by column), so
+    a request hands over what it already has and the per-row work happens off the request path.
+    """
+
+    ts: datetime
+    model_version: str
+    request_ids: Sequence[str]
+    scores: Sequence[float]
+    labels: Sequence[str]
+    features: Features
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def params(self) -> list[dict[str, Any]]:
+        features = self.features
+        if isinstance(features, Mapping):
+            names = list(features)
+            rows: Iterable[Mapping[str, Any]] = (
+                dict(zip(names, values, strict=True))
+                for values in zip(*features.values(), strict=True)
+            )
+        else:
+            rows = features
+        ts, version = self.ts, self.model_version
+        return [
+            {
+                "request_id": rid,
+                "ts": ts,
+                "model_version": version,
+                "score": score,
+                "label": label,
+                "features": orjson.dumps(feats).decode(),
+            }
+            for rid, score, label, feats in zip(
+                self.request_ids, self.scores, self.labels, rows, strict=True
+            )
+        ]
+
+
 @dataclass
 class LogStats:
     """Counters the metrics endpoint reads."""
@@ -143,7 +190,8 @@ class PredictionLog:
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.stats = LogStats()
-        self._buffer: list[tuple[str, datetime, str, float, str, dict[str, Any]]] = []
+        self._buffer: list[_Block] = []
+        self._buffered = 0  # rows in self._buffer
         self._cond = threading.Condition()
         self._submitted = 0  # rows accepted into the buffer, ever
         self._done = 0  # rows written (or given up on), ever
@@ -160,21 +208,35 @@ class PredictionLog:
         return self._submitted - self._done
 
     def submit(
-        self, model_version: str, rows: Iterable[tuple[str, float, str, dict[str, Any]]]
+        self, model_version: str, rows: Iterable[tuple[str, float, str, Mapping[str, Any]]]
     ) -> bool:
         """Buffer (request_id, score, label, features) rows; False (and counted) when full."""
-        ts = datetime.now(UTC)
-        batch = [(rid, ts, model_version, score, label, feats) for rid, score, label, feats in rows]
+        listed = list(rows)
+        if not listed:
+            return True
+        rids, scores, labels, feats = zip(*listed, strict=True)
+        return self.submit_batch(model_version, rids, scores, labels, feats)
+
+    def submit_batch(
+        self,
+        model_version: str,
+        request_ids: Sequence[str],
+        scores: Sequence[float],
+        labels: Sequence[str],
+        features: Features,
+    ) -> bool:
+        """Buffer rows given by field (features per row, or per feature); False when full."""
+        block = _Block(datetime.now(UTC), model_version, request_ids, scores, labels, features)
+        n = len(block)
         with self._cond:
-            if self._closing or self.depth + len(batch) > self.capacity:
-                self.stats.dropped += len(batch)
-                log.warning(
-                    "prediction log buffer full (%d rows): dropped %d", self.depth, len(batch)
-                )
+            if self._closing or self.depth + n > self.capacity:
+                self.stats.dropped += n
+                log.warning("prediction log buffer full (%d rows): dropped %d", self.depth, n)
                 return False
-            self._buffer.extend(batch)
-            self._submitted += len(batch)
-            if len(self._buffer) >= self.batch_size:
+            self._buffer.append(block)
+            self._buffered += n
+            self._submitted += n
+            if self._buffered >= self.batch_size:
                 self._cond.notify()
         return True
 
@@ -199,41 +261,37 @@ class PredictionLog:
         self._thread.join(timeout)
         self.engine.dispose()
 
-    def _take(self) -> list[tuple[str, datetime, str, float, str, dict[str, Any]]]:
+    def _take(self) -> list[_Block]:
         with self._cond:
             while not self._buffer and not self._closing:
                 self._cond.wait(self.flush_seconds)
-            if not self._closing and len(self._buffer) < self.batch_size:
+            if not self._closing and self._buffered < self.batch_size:
                 # Let a burst gather into one insert instead of many small ones.
                 self._cond.wait(self.flush_seconds)
-            rows, self._buffer = self._buffer, []
-            return rows
+            blocks, self._buffer, self._buffered = self._buffer, [], 0
+            return blocks
 
     def _run(self) -> None:
         while True:
-            rows = self._take()
-            if rows:
-                self._write(rows)
+            blocks = self._take()
+            if blocks:
+                self._write(blocks)
             with self._cond:
                 if self._closing and not self._buffer:
                     self._cond.notify_all()
                     return
 
-    def _write(self, rows: list[tuple[str, datetime, str, float, str, dict[str, Any]]]) -> None:
-        params = [
-            {
-                "request_id": rid,
-                "ts": ts,
-                "model_version": version,
-                "score": score,
-                "label": label,
-                "features": orjson.dumps(feats).decode(),
-            }
-            for rid, ts, version, score, label, feats in rows
-        ]
+    def _write(self, blocks: list[_Block]) -> None:
+        n_rows = sum(len(block) for block in blocks)
+        try:
+            params = [row for block in blocks for row in block.params()]
+        except (TypeError, ValueError) as exc:  # a value orjson cannot write: never kill the writer
+            params = []
+            self.stats.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+            log.error("prediction log: %d rows cannot be serialised: %s", n_rows, exc)
         delay = 0.1
         written = False
-        for attempt in range(8):
+        for attempt in range(8 if params else 0):
             try:
                 with self.engine.begin() as conn:
                     for start in range(0, len(params), self.batch_size):
@@ -249,13 +307,13 @@ class PredictionLog:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
         if not written:
-            self.stats.lost += len(rows)
-            log.error("prediction log: gave up on %d rows after repeated failures", len(rows))
+            self.stats.lost += n_rows
+            log.error("prediction log: gave up on %d rows", n_rows)
         with self._cond:
             if written:
-                self.stats.written += len(rows)
+                self.stats.written += n_rows
                 self.stats.batches += 1
-            self._done += len(rows)
+            self._done += n_rows
             self._cond.notify_all()
 
     def has_prediction(self, request_id: str) -> bool:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
@@ -31,7 +31,14 @@ from core.frames import feature_frame
 log = logging.getLogger("serving.predictor")
 
 Record = dict[str, Any]
+# A batch by column: feature name → its values, every column the same length (None = missing).
+Columns = Mapping[str, Sequence[Any]]
 PARITY_TOLERANCE = 1e-6
+
+
+def as_columns(records: Sequence[Record], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Turn records into columns (one pass per feature; column by column is what numpy wants)."""
+    return {name: [r[name] for r in records] for name in names}
 
 
 def _is_missing(value: Any) -> bool:
@@ -50,9 +57,11 @@ class _FloatBranch:
     fill: np.ndarray | None  # per column; None = no imputer
     ops: list[tuple[str, np.ndarray]]  # ("sub" | "div" | "mul" | "add", per-column values)
 
-    def apply(self, records: Sequence[Record]) -> np.ndarray:
-        # Column by column is about twice as fast as row by row; None becomes NaN here.
-        x = np.array([[r[c] for r in records] for c in self.columns], dtype=np.float64).T.copy()
+    def apply(self, columns: Columns, n: int) -> np.ndarray:
+        # None becomes NaN here.
+        x = np.empty((n, len(self.columns)), dtype=np.float64)
+        for j, c in enumerate(self.columns):
+            x[:, j] = np.asarray(columns[c], dtype=np.float64)
         if self.fill is not None:
             x = np.where(np.isnan(x), self.fill, x)
         for op, values in self.ops:
@@ -88,12 +97,11 @@ class _OneHotBranch:
             offset += len(cats)
         return cls(columns, index, offset)
 
-    def apply(self, records: Sequence[Record]) -> np.ndarray:
-        n = len(records)
+    def apply(self, columns: Columns, n: int) -> np.ndarray:
         out = np.zeros((n, self.width), dtype=np.float64)
         pos = np.array(
             [
-                list(map(lookup.get, (r[c] for r in records), repeat(-1)))
+                list(map(lookup.get, columns[c], repeat(-1)))
                 for c, lookup in zip(self.columns, self.index, strict=True)
             ],
             dtype=np.int64,
@@ -171,12 +179,12 @@ class CompiledPipeline:
     coef: np.ndarray | None
     intercept: float
 
-    def transform(self, records: Sequence[Record]) -> np.ndarray:
-        blocks = [b.apply(records) for b in self.branches]
+    def transform(self, columns: Columns, n: int) -> np.ndarray:
+        blocks = [b.apply(columns, n) for b in self.branches]
         return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
 
-    def predict(self, records: Sequence[Record]) -> np.ndarray:
-        x = self.transform(records)
+    def predict(self, columns: Columns, n: int) -> np.ndarray:
+        x = self.transform(columns, n)
         if self.coef is not None:
             z = x @ self.coef + self.intercept
             return np.asarray(1.0 / (1.0 + np.exp(-z)))
@@ -257,9 +265,11 @@ class Predictor:
         self.mode = "sklearn"
         self.parity_error: float | None = None
         if self.compiled is not None:
-            probes = [*probe_records(contract), *extra_probes]
+            probes = as_columns([*probe_records(contract), *extra_probes], contract.feature_names)
             try:
-                diff = float(np.max(np.abs(self.compiled.predict(probes) - self.sklearn(probes))))
+                diff = float(
+                    np.max(np.abs(self.score_columns(probes, compiled=True) - self.sklearn(probes)))
+                )
             except (ValueError, TypeError, IndexError) as exc:  # e.g. a width the estimator rejects
                 log.warning("compiled scoring failed on probe records (%s); using sklearn", exc)
                 diff = math.inf
@@ -276,16 +286,24 @@ class Predictor:
     def fast(self) -> bool:
         return self.mode == "compiled"
 
-    def sklearn(self, records: Sequence[Record]) -> np.ndarray:
+    def sklearn(self, columns: Columns) -> np.ndarray:
         """Score through the fitted sklearn pipeline itself (the reference path)."""
-        frame = feature_frame(pd.DataFrame.from_records(list(records)), self.contract)
+        frame = feature_frame(pd.DataFrame(dict(columns)), self.contract)
         proba = self.pipeline.predict_proba(frame)
         return np.asarray(proba[:, list(self.pipeline.classes_).index(1)], dtype=np.float64)
 
+    def score_columns(self, columns: Columns, *, compiled: bool | None = None) -> np.ndarray:
+        """Score a batch given by column (validated, equal lengths) by the chosen path."""
+        if compiled is None:
+            compiled = self.fast
+        if compiled and self.compiled is not None:
+            n = len(next(iter(columns.values()))) if columns else 0
+            return self.compiled.predict(columns, n)
+        return self.sklearn(columns)
+
     def __call__(self, records: Sequence[Record]) -> np.ndarray:
-        if self.compiled is not None and self.mode == "compiled":
-            return self.compiled.predict(records)
-        return self.sklearn(records)
+        """Score validated records."""
+        return self.score_columns(as_columns(records, self.contract.feature_names))
 
 
 class MicroBatcher:

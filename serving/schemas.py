@@ -1,25 +1,25 @@
 """Request and response models generated from the data contract.
 
 One request field per contract feature: numbers are strict (a string is a 422, not a silent cast),
-ranges come from min/max, categories become a Literal, booleans take true/false or 0/1, and a
-nullable feature accepts null (it must still be sent, so a misspelt name is never read as null).
-Unknown fields follow `contract.unknown_columns` (fail → 422 naming the field, ignore → dropped).
+ranges come from min/max, integer features are `multipleOf: 1` (pydantic allows the last bits of
+float rounding: 3.0000000001 passes), categories become a Literal, booleans take true/false or
+0/1, and a nullable feature accepts null (it must still be sent, so a misspelt name is never read
+as null). Unknown fields follow `contract.unknown_columns` (fail → 422 naming the field, ignore →
+dropped). Every check runs inside pydantic-core, none in Python, so a batch of 10,000 records
+costs no Python call per value.
+
+A batch comes as `records` (a list of objects) or as `columns` (one list per feature, all the
+same length): the same checks, but a third of the bytes and a fraction of the parsing.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
 from typing_extensions import TypedDict
 
 from core.config import Contract, Feature, FeatureType
-
-
-def _whole(value: float) -> float:
-    if not float(value).is_integer():
-        raise ValueError("should be a whole number")
-    return value
 
 
 def _field_type(feature: Feature) -> Any:
@@ -36,10 +36,11 @@ def _field_type(feature: Feature) -> Any:
             strict=True,
             ge=feature.min,
             le=feature.max,
+            multiple_of=1 if feature.integer else None,
             allow_inf_nan=False,
             description=description,
         )
-        kind = Annotated[float, field, AfterValidator(_whole)] if feature.integer else float
+        kind = float
     annotated = Annotated[kind, field]
     return annotated | None if feature.nullable else annotated
 
@@ -85,6 +86,53 @@ def batch_schema(contract: Contract, max_batch: int) -> TypeAdapter[Any]:
     )
 
 
+def columns_schema(contract: Contract, max_batch: int) -> TypeAdapter[Any]:
+    """Validator of a batch sent by column: `columns`, one list of 1 to `max_batch` per feature.
+
+    That the lists have the same length is checked after validation (`column_lengths`).
+    """
+    extra: Literal["forbid", "ignore"] = (
+        "forbid" if contract.unknown_columns == "fail" else "ignore"
+    )
+    fields = {
+        f.name: Annotated[
+            list[_field_type(f)],  # type: ignore[misc]
+            Field(min_length=1, max_length=max_batch, description=f.description or None),
+        ]
+        for f in contract.features
+    }
+    columns = _typed_dict(
+        "Columns",
+        "One list of values per feature of the contract, all the same length.",
+        fields,
+        extra,
+    )
+    return TypeAdapter(
+        _typed_dict(
+            "BatchColumns",
+            f"Up to {max_batch} records scored in one call, sent by column.",
+            {"columns": columns},
+        )
+    )
+
+
+def column_lengths(columns: dict[str, list[Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """The batch size, and a validation error per column whose length differs from the first."""
+    names = list(columns)
+    n = len(columns[names[0]]) if names else 0
+    errors = [
+        {
+            "type": "column_length",
+            "loc": ("columns", name),
+            "msg": f"has {len(values)} values but {names[0]!r} has {n}: every column must have "
+            "one value per record",
+        }
+        for name, values in columns.items()
+        if len(values) != n
+    ]
+    return n, errors
+
+
 def feedback_schema(contract: Contract) -> TypeAdapter[Any]:
     """Validator of ground truth sent back for a logged prediction."""
     classes = tuple(contract.target.classes)
@@ -117,6 +165,15 @@ class BatchPrediction(BaseModel):
 
     model_version: str
     predictions: list[Prediction]
+
+
+class BatchColumnsPrediction(BaseModel):
+    """The answers for a batch sent by column, by column, in request order."""
+
+    model_version: str
+    request_ids: list[str]
+    probabilities: list[float] = Field(description="predicted probability of the positive class")
+    labels: list[str] = Field(description="class at the model's decision threshold")
 
 
 class FeedbackAccepted(BaseModel):

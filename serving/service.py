@@ -7,10 +7,11 @@ import gc
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 from pydantic import TypeAdapter
 from threadpoolctl import threadpool_limits
 
@@ -18,9 +19,9 @@ from core.bundle import Bundle, load_bundle
 from core.config import Config, Contract
 from core.settings import Settings
 from serving.metrics import Metrics
-from serving.prediction_log import LogStats, PredictionLog
-from serving.predictor import MicroBatcher, Predictor, Record
-from serving.schemas import batch_schema, feedback_schema, record_schema
+from serving.prediction_log import Features, LogStats, PredictionLog
+from serving.predictor import Columns, MicroBatcher, Predictor, Record
+from serving.schemas import batch_schema, columns_schema, feedback_schema, record_schema
 
 log = logging.getLogger("serving")
 
@@ -40,6 +41,14 @@ def reference_probes(bundle_path: Path, contract: Contract) -> list[Record]:
     return list(frame.to_dict("records"))
 
 
+class Answers(NamedTuple):
+    """A batch's answers, by field, in request order."""
+
+    request_ids: list[str]
+    probabilities: list[float]
+    labels: list[str]
+
+
 class ModelService:
     """Hold the verified model, score records, log every answer, take feedback."""
 
@@ -56,6 +65,7 @@ class ModelService:
         self.schemas: dict[str, TypeAdapter[Any]] = {
             "Record": record_schema(self.contract),
             "BatchRequest": batch_schema(self.contract, config.serving.max_batch),
+            "BatchColumns": columns_schema(self.contract, config.serving.max_batch),
             "Feedback": feedback_schema(self.contract),
         }
         self.predictor = Predictor(
@@ -134,25 +144,31 @@ class ModelService:
         self.metrics.scores.observe_one(score)
         return request_id, score, label
 
-    async def predict_many(self, records: Sequence[Record]) -> list[tuple[str, float, str]]:
-        """Score a batch in one call; each record gets its own request id `<batch id>-<index>`."""
-        if self.predictor.fast and len(records) <= 64:
-            scores = self.predictor(records)
+    async def predict_many(self, records: Sequence[Record]) -> Answers:
+        """Score a batch of records in one call; each gets its own id `<batch id>-<index>`."""
+        return await self._predict_batch(len(records), lambda: self.predictor(records), records)
+
+    async def predict_columns(self, columns: Columns, n: int) -> Answers:
+        """Score a batch sent by column (validated, `n` values each) in one call."""
+        return await self._predict_batch(n, lambda: self.predictor.score_columns(columns), columns)
+
+    async def _predict_batch(
+        self, n: int, score: Callable[[], np.ndarray], features: Features
+    ) -> Answers:
+        """Score, label, log (handing the features over as they came), count the scores."""
+        if self.predictor.fast and n <= 64:
+            scores = score()
         else:
-            scores = await asyncio.to_thread(self.predictor, records)
+            # A big batch, or the sklearn path: the event loop keeps answering other requests.
+            scores = await asyncio.to_thread(score)
         batch_id = uuid.uuid4().hex
-        threshold, positive, negative = self.threshold, self.positive, self.negative
-        out = [
-            (f"{batch_id}-{i}", s, positive if s >= threshold else negative)
-            for i, s in enumerate(scores.tolist())
-        ]
+        request_ids = [f"{batch_id}-{i}" for i in range(n)]
+        probabilities = scores.tolist()
+        labels = np.where(scores >= self.threshold, self.positive, self.negative).tolist()
         if self.log is not None:
-            self.log.submit(
-                self.version,
-                ((rid, s, label, rec) for (rid, s, label), rec in zip(out, records, strict=True)),
-            )
+            self.log.submit_batch(self.version, request_ids, probabilities, labels, features)
         self.metrics.scores.observe(scores)
-        return out
+        return Answers(request_ids, probabilities, labels)
 
     async def add_feedback(self, request_id: str, label: str) -> bool:
         """Store the true class of a logged prediction; False when no such prediction exists."""

@@ -69,6 +69,60 @@ def test_batch_answers_in_order_and_matches_single_calls(
     assert [p["probability"] for p in preds] == pytest.approx(single, abs=1e-9)
 
 
+def by_column(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"columns": {name: [r[name] for r in records] for name in records[0]}}
+
+
+def test_batch_by_column_answers_like_records_and_logs_each_row(
+    server: Server, records: list[dict[str, Any]]
+) -> None:
+    by_record = post(server, "/predict/batch", {"records": records[:5]}).json()["predictions"]
+    r = post(server, "/predict/batch", by_column(records[:5]))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert set(answer) == {"model_version", "request_ids", "probabilities", "labels"}
+    assert answer["probabilities"] == pytest.approx(
+        [p["probability"] for p in by_record], abs=1e-12
+    )
+    assert answer["labels"] == [p["label"] for p in by_record]
+    assert len(set(answer["request_ids"])) == 5
+    # Each row is in the log with its own features, and takes feedback by its own id.
+    fb = post(server, "/feedback", {"request_id": answer["request_ids"][3], "label": "No"})
+    assert fb.status_code == 200, fb.text
+    logged = read_predictions(server.log_url).set_index("request_id")
+    assert logged.loc[answer["request_ids"][3], "contract"] == records[3]["contract"]
+    assert logged.loc[answer["request_ids"][3], "feedback"] == "No"
+    assert logged.loc[answer["request_ids"], "score"].tolist() == pytest.approx(
+        answer["probabilities"]
+    )
+
+
+def test_batch_by_column_bad_input_is_422_naming_column_and_row(
+    server: Server, records: list[dict[str, Any]]
+) -> None:
+    good = by_column(records[:3])["columns"]
+    cases = [
+        (
+            {**good, "contract": ["Month-to-month", "Weekly", "Two year"]},
+            ["body", "columns", "contract", 1],
+        ),
+        ({**good, "tenure": [1, 2]}, ["body", "columns", "tenure"]),
+        ({k: v for k, v in good.items() if k != "tenure"}, ["body", "columns", "tenure"]),
+        ({**good, "surprise": [1, 2, 3]}, ["body", "columns", "surprise"]),
+        ({**good, "tenure": [1, 2.5, 3]}, ["body", "columns", "tenure", 1]),
+        ({**good, "monthly_charges": [1.0, "x", 3.0]}, ["body", "columns", "monthly_charges", 1]),
+    ]
+    for columns, loc in cases:
+        assert locs(post(server, "/predict/batch", {"columns": columns})) == [loc]
+    too_many = by_column(records[:6])  # max_batch is 5 in these tests
+    assert {tuple(loc[:2]) for loc in locs(post(server, "/predict/batch", too_many))} == {
+        ("body", "columns")
+    }
+    empty = {"columns": {k: [] for k in good}}
+    assert len(locs(post(server, "/predict/batch", empty))) == len(good)
+    assert locs(post(server, "/predict/batch", {"columns": [1, 2]})) == [["body", "columns"]]
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -56,6 +56,25 @@ def test_close_writes_every_buffered_row_and_feedback_joins(
     assert frame["feedback"].notna().sum() == 1
 
 
+def test_a_batch_sent_by_column_is_logged_row_by_row(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    url = f"sqlite:///{tmp_path}/log.db"
+    plog = PredictionLog(url, flush_seconds=5.0, batch_size=10_000)
+    columns = {name: [r[name] for r in records[:40]] for name in records[0]}
+    ids = [f"c-{i}" for i in range(40)]
+    assert plog.submit_batch("3", ids, [i / 40 for i in range(40)], ["No"] * 40, columns)
+    assert plog.submit("3", [])  # nothing to log is not a failure
+    assert plog.depth == 40
+    plog.close()
+    frame = read_predictions(url).set_index("request_id")
+    assert sorted(frame.index) == sorted(ids)  # one timestamp: ties are in request-id order
+    frame = frame.loc[ids]
+    logged = frame[list(records[0])].astype(object).where(frame[list(records[0])].notna(), None)
+    assert logged.to_dict("records") == records[:40]
+    assert frame.loc["c-7", "score"] == pytest.approx(7 / 40)
+
+
 def test_since_and_limit_select_recent_rows_oldest_first(
     log_url: str, records: list[dict[str, Any]]
 ) -> None:

@@ -18,7 +18,7 @@ from core.bundle import load_bundle
 from core.config import Config, load_config
 from core.data import read_table
 from core.frames import feature_frame, target_vector
-from serving.predictor import MicroBatcher, Predictor, compile_pipeline
+from serving.predictor import MicroBatcher, Predictor, as_columns, compile_pipeline
 from tests.conftest import CREDIT_CONFIG
 from tests.serving.conftest import request_records
 from training.model import build_pipeline
@@ -86,7 +86,8 @@ def test_unseen_category_scores_like_sklearn(
     bundle = load_bundle(trained_bundle)
     predictor = Predictor(bundle.pipeline, config.contract)
     rec = {**records[0], "contract": "Never seen"}
-    assert predictor([rec])[0] == pytest.approx(predictor.sklearn([rec])[0], abs=1e-12)
+    reference = predictor.sklearn(as_columns([rec], config.contract.feature_names))
+    assert predictor([rec])[0] == pytest.approx(reference[0], abs=1e-12)
 
 
 def test_micro_batcher_scores_concurrent_requests_together(records: list[dict[str, Any]]) -> None:
