@@ -59,7 +59,8 @@ COPY serving/ serving/
 COPY deploy/ deploy/
 COPY ${CONFIG} config.yaml
 # Writable state goes to /tmp (an emptyDir in Kubernetes; the root filesystem is read-only).
-# uvicorn reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY itself.
+# serving.serve reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY (core/settings.py), verifies
+# the bundle and gives several workers one metrics folder, so /metrics counts them all.
 ENV PATH="/app/.venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -75,4 +76,4 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-m", "deploy.healthcheck"]
-CMD ["uvicorn", "--factory", "serving.app:app_from_env"]
+CMD ["python", "-m", "serving.serve"]

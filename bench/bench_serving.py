@@ -1,7 +1,8 @@
 """Serving speed: our service vs `mlflow models serve` on the same fitted pipeline, and a ceiling.
 
 Three servers run one after the other on 127.0.0.1, each under the same uvicorn settings (workers,
-no access log): ours (`uvicorn --factory serving.app:app_from_env`), `mlflow models serve
+no access log): ours (`python -m serving.serve`, the image's command: uvicorn on the app factory,
+the workers sharing their metrics), `mlflow models serve
 --env-manager local` on the same pipeline logged to a temporary MLflow store, and a FastAPI
 endpoint that returns a constant (the ceiling: what the HTTP stack alone costs). Load comes from
 Debian's `wrk` (apt-get install wrk; this bench installs nothing) with a Lua script that POSTs one
@@ -330,8 +331,11 @@ def main() -> int:
         servers = [
             (
                 "ours",
-                [*uvicorn, *common, "--factory", "serving.app:app_from_env"],
+                # As the image starts it: uvicorn on the app factory, workers sharing metrics.
+                [sys.executable, "-m", "serving.serve"],
                 {
+                    "HOST": "127.0.0.1",
+                    "WEB_CONCURRENCY": str(WORKERS),
                     "MODEL_BUNDLE": str(prep["bundle"]),
                     "CONFIG_PATH": str(prep["config"]),
                     "PREDICTION_LOG_URL": f"sqlite:///{tmp}/predictions.db",

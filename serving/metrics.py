@@ -1,94 +1,104 @@
-"""Prometheus metrics of one service process, in a registry of its own (one per app).
+"""Prometheus metrics of the service: every worker's, summed, when several run.
 
 Request counts and latency per route template (never the raw path, so cardinality stays bounded),
-the prediction score distribution, micro-batch sizes, the model version, and the prediction log's
-buffer depth, drops and write errors. Scores are counted with numpy in bulk: a 10,000-record batch
-would otherwise pay 10,000 `observe` calls.
+the prediction score distribution, micro-batch sizes, the model, and the prediction log's buffer
+depth, drops and write errors. Scores are counted with numpy in bulk: a 10,000-record batch would
+otherwise pay 10,000 `observe` calls.
+
+Several uvicorn workers are several processes, and a scrape reaches one of them. With
+PROMETHEUS_MULTIPROC_DIR set before the workers start (`python -m serving.serve` does it, and
+the image runs that), prometheus_client keeps every value in a memory-mapped file per process and
+/metrics adds them up (its documented multiprocess mode); the prediction log's counters are copied
+into it every `SYNC_SECONDS`, so a scrape sees every worker's log. Without the variable, each
+process reports its own values (right for one worker).
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 import threading
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import multiprocess as prometheus_multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.prediction_log import LogStats
 
+log = logging.getLogger("serving.metrics")
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 SCORE_EDGES = np.round(np.arange(0.05, 1.0001, 0.05), 2)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SYNC_SECONDS = 1.0
+LOG_COUNTERS = (
+    ("written", "prediction_log_written", "Rows written to the prediction log"),
+    ("dropped", "prediction_log_dropped", "Rows dropped because the buffer was full"),
+    ("write_errors", "prediction_log_write_errors", "Failed insert attempts (retried)"),
+    ("lost", "prediction_log_lost", "Rows given up on after repeated write failures"),
+)
 
 
-class ScoreHistogram(Collector):
-    """Histogram of predicted probabilities, filled a whole array at a time."""
+def multiprocess_dir() -> str | None:
+    """The shared metrics folder when this process is one of several workers sharing one."""
+    path = os.environ.get(MULTIPROC_ENV)
+    return path if path and os.path.isdir(path) else None
 
-    def __init__(self) -> None:
-        self._counts = np.zeros(len(SCORE_EDGES) + 1, dtype=np.int64)
-        self._edges = SCORE_EDGES.tolist()
-        self._sum = 0.0
+
+class ScoreHistogram:
+    """Histogram of predicted probabilities, filled a whole array at a time.
+
+    prometheus_client's Histogram observes one value per call; a batch adds its bucket counts to
+    the histogram's own values (`_buckets`, `_sum`: attributes of the pinned prometheus_client,
+    checked at start-up, so an upgrade that renames them falls back to one call per value).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.histogram = Histogram(
+            "prediction_score",
+            "Predicted probability of the positive class",
+            buckets=[*SCORE_EDGES.tolist(), float("inf")],
+            registry=registry,
+        )
+        self._bulk = (
+            all(hasattr(self.histogram, a) for a in ("_buckets", "_sum"))
+            and len(self.histogram._buckets) == len(SCORE_EDGES) + 1
+        )
         self._lock = threading.Lock()
 
     def observe_one(self, score: float) -> None:
-        """Count one score (bisect: a tenth of the numpy call's cost for a single value)."""
-        i = bisect_left(self._edges, score)
-        with self._lock:
-            self._counts[i] += 1
-            self._sum += score
+        self.histogram.observe(score)
 
     def observe(self, scores: np.ndarray) -> None:
-        idx = np.searchsorted(SCORE_EDGES, scores, side="left")
-        counts = np.bincount(idx, minlength=len(SCORE_EDGES) + 1)
-        with self._lock:
-            self._counts += counts
-            self._sum += float(np.sum(scores))
-
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        with self._lock:
-            cumulative = np.cumsum(self._counts)
-            total_sum = self._sum
-        buckets = [(f"{e:g}", float(c)) for e, c in zip(SCORE_EDGES, cumulative[:-1], strict=True)]
-        buckets.append(("+Inf", float(cumulative[-1])))
-        family = HistogramMetricFamily(
-            "prediction_score", "Predicted probability of the positive class"
-        )
-        family.add_metric([], buckets, total_sum)
-        yield family
-
-
-class LogCollector(Collector):
-    """The prediction log's counters, read at scrape time."""
-
-    def __init__(self, stats: Callable[[], tuple[LogStats, int] | None]) -> None:
-        self._stats = stats
-
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        current = self._stats()
-        if current is None:
+        if not self._bulk:
+            for score in scores.tolist():
+                self.histogram.observe(score)
             return
-        stats, depth = current
-        yield GaugeMetricFamily(
-            "prediction_log_queue_depth", "Rows waiting to be written", value=depth
-        )
-        for name, doc, value in (
-            ("prediction_log_written", "Rows written to the prediction log", stats.written),
-            ("prediction_log_dropped", "Rows dropped because the buffer was full", stats.dropped),
-            ("prediction_log_write_errors", "Failed insert attempts (retried)", stats.write_errors),
-            ("prediction_log_lost", "Rows given up on after repeated write failures", stats.lost),
-        ):
-            yield CounterMetricFamily(name, doc, value=value)
+        idx = np.searchsorted(SCORE_EDGES, scores, side="left")
+        counts = np.bincount(idx, minlength=len(SCORE_EDGES) + 1).tolist()
+        with self._lock:
+            for bucket, count in zip(self.histogram._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
+            self.histogram._sum.inc(float(np.sum(scores)))
 
 
 class Metrics:
     """Every metric the service exports."""
 
     def __init__(self, model: dict[str, str], log_stats: Callable[[], tuple[LogStats, int] | None]):
+        self.shared_dir = multiprocess_dir()
+        if self.shared_dir is None and multiprocessing.parent_process() is not None:
+            log.warning(
+                "this is one of several worker processes but %s is not set: /metrics shows only "
+                "the worker that answers (start with python -m serving.serve)",
+                MULTIPROC_ENV,
+            )
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "http_requests",
@@ -114,14 +124,49 @@ class Metrics:
             "The model this process serves (value 1)",
             list(model),
             registry=self.registry,
+            multiprocess_mode="max",
         )
         self.model_info.labels(**model).set(1)
-        self.scores = ScoreHistogram()
-        self.registry.register(self.scores)
-        self.registry.register(LogCollector(log_stats))
+        self.scores = ScoreHistogram(self.registry)
+        self._log_stats = log_stats
+        self._log_depth = Gauge(
+            "prediction_log_queue_depth",
+            "Rows waiting to be written",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self._log_counters = {
+            field: Counter(name, doc, registry=self.registry) for field, name, doc in LOG_COUNTERS
+        }
+        self._log_seen = dict.fromkeys(self._log_counters, 0)
+        self._sync_lock = threading.Lock()
+
+    def sync_log(self) -> None:
+        """Copy the prediction log's counters into the exported metrics (new counts only)."""
+        current = self._log_stats()
+        if current is None:
+            return
+        stats, depth = current
+        with self._sync_lock:
+            self._log_depth.set(depth)
+            for field, counter in self._log_counters.items():
+                value = getattr(stats, field)
+                if value > self._log_seen[field]:
+                    counter.inc(value - self._log_seen[field])
+                    self._log_seen[field] = value
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        self.sync_log()
+        if self.shared_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry, path=self.shared_dir)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """This worker is stopping: its live gauges (queue depth) leave the sum."""
+        if self.shared_dir is not None:
+            prometheus_multiprocess.mark_process_dead(os.getpid(), self.shared_dir)
 
 
 class MetricsMiddleware:

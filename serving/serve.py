@@ -6,6 +6,9 @@ verified here first, so a bad one stops start-up with one line and exit code 5 b
 starts. With MODEL_URI=models:/<registered model>@<alias>, the bundle is first built from that
 registry version into MODEL_BUNDLE (the same `make package` step), so the workers still load a
 verified bundle and never call the registry at request time.
+
+With several workers, the workers share a fresh folder for their metrics (PROMETHEUS_MULTIPROC_DIR,
+removed on exit; a folder you set yourself is emptied first), so /metrics counts all of them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.bundle import verify_bundle
@@ -20,6 +27,7 @@ from core.cli import entry_point
 from core.config import Config, load_config
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
+from serving.metrics import MULTIPROC_ENV
 
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
 
@@ -37,6 +45,30 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
     from training.api import package_candidate
 
     return package_candidate(config, settings, alias=match["alias"])
+
+
+@contextmanager
+def shared_metrics_dir(workers: int) -> Iterator[str | None]:
+    """Give several workers one empty metrics folder for the run (none for one worker)."""
+    if workers <= 1:
+        yield None
+        return
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        # prometheus_client's rule: the folder starts empty, or old counts are added in.
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.db"):
+            old.unlink()
+        yield given
+        return
+    made = tempfile.mkdtemp(prefix="serving-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @entry_point
@@ -61,15 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}; docs at /docs)",
         flush=True,
     )
-    uvicorn.run(
-        "serving.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    with shared_metrics_dir(settings.workers):
+        uvicorn.run(
+            "serving.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -18,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from core.bundle import Bundle, load_bundle
 from core.config import Config, Contract
 from core.settings import Settings
-from serving.metrics import Metrics
+from serving.metrics import SYNC_SECONDS, Metrics
 from serving.prediction_log import Features, LogStats, PredictionLog
 from serving.predictor import Columns, MicroBatcher, Predictor, Record
 from serving.schemas import batch_schema, columns_schema, feedback_schema, record_schema
@@ -72,6 +73,7 @@ class ModelService:
             bundle.pipeline, self.contract, reference_probes(bundle.path, self.contract)
         )
         self.log: PredictionLog | None = None
+        self._sync_task: asyncio.Task[None] | None = None
         self.metrics = Metrics(
             {
                 "name": str(bundle.metadata.get("model_name", "")),
@@ -105,6 +107,9 @@ class ModelService:
             flush_seconds=self.config.serving.log_flush_seconds,
         )
         self.batcher.start()
+        self._sync_task = asyncio.get_running_loop().create_task(
+            self._sync_metrics(), name="metrics-sync"
+        )
         # One OpenMP thread per worker: the service parallelises by workers and concurrent requests,
         # and starting an OpenMP pool on every call is what makes a one-row tree-ensemble
         # prediction cost ~5 ms instead of ~0.6 ms (measured on HistGradientBoosting).
@@ -121,11 +126,24 @@ class ModelService:
             os.getpid(),
         )
 
+    async def _sync_metrics(self) -> None:
+        """Copy the log's counters into the metrics every second (a scrape reaches one worker)."""
+        while True:
+            await asyncio.sleep(SYNC_SECONDS)
+            self.metrics.sync_log()
+
     async def stop(self) -> None:
         """Stop scoring and write every buffered prediction (the app's graceful shutdown)."""
         await self.batcher.stop()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
+            self._sync_task = None
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
+        self.metrics.sync_log()
+        self.metrics.close()
 
     @property
     def ready(self) -> bool:

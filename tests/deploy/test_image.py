@@ -28,7 +28,7 @@ from deploy.stage import image_service, to_records
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-FACTORY = "serving.app:app_from_env"
+COMMAND = ["python", "-m", "serving.serve"]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def spec() -> ImageSpec:
     return parse_dockerfile(DOCKERFILE, base_env={"PATH": "/usr/local/bin:/usr/bin:/bin"})
 
 
-def test_final_stage_runs_uvicorn_factory_in_exec_form(spec: ImageSpec) -> None:
-    assert spec.argv == ["uvicorn", "--factory", FACTORY]
+def test_final_stage_runs_the_serve_module_in_exec_form(spec: ImageSpec) -> None:
+    assert spec.argv == COMMAND
     assert spec.env["UVICORN_HOST"] == "0.0.0.0"
     assert spec.env["UVICORN_PORT"].isdigit()
     assert int(spec.env["WEB_CONCURRENCY"]) >= 1
@@ -123,7 +123,7 @@ def test_local_process_maps_workdir_and_tmp(spec: ImageSpec, tmp_path: Path) -> 
     assert env["MODEL_BUNDLE"] == f"{ROOT}/bundle"
     assert env["PREDICTION_LOG_URL"] == f"sqlite:///{tmp_path}/predictions.db"
     assert env["UVICORN_PORT"] == "1234"
-    assert shutil.which(argv[0], path=env["PATH"]) == str(ROOT / ".venv" / "bin" / "uvicorn")
+    assert shutil.which(argv[0], path=env["PATH"]) == str(ROOT / ".venv" / "bin" / "python")
 
 
 def dashboard_metrics() -> set[str]:

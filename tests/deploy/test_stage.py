@@ -116,6 +116,6 @@ def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
     report = json.loads((tmp_path / "stage" / "smoke.json").read_text())
     assert report["passed"] is True
     assert report["env_overrides"]["UVICORN_HOST"] == "127.0.0.1"
-    assert report["command"] == ["uvicorn", "--factory", "serving.app:app_from_env"]
+    assert report["command"] == ["python", "-m", "serving.serve"]
     assert len(report["predictions"]) == 5
     assert str(tmp_path / "stage" / "smoke.json") in proc.stdout

@@ -38,7 +38,7 @@ def serving_config(tmp: Path, raw: dict[str, Any], **serving: Any) -> Path:
 
 @dataclass
 class Server:
-    """A uvicorn process serving the app factory, started the way the Dockerfile starts it."""
+    """A uvicorn process serving the app factory (what `python -m serving.serve` runs)."""
 
     url: str
     proc: subprocess.Popen[bytes]
@@ -70,8 +70,13 @@ def start_server(
     log_url: str | None = None,
     env: dict[str, str] | None = None,
     wait: bool = True,
+    serve_module: bool = False,
 ) -> Server:
-    """Start `uvicorn --factory serving.app:app_from_env` on a free port; wait for /ready."""
+    """Start `uvicorn --factory serving.app:app_from_env` on a free port; wait for /ready.
+
+    With `serve_module`, start `python -m serving.serve` instead (the image's command: it
+    verifies the bundle first and reads the workers from WEB_CONCURRENCY).
+    """
     port = free_port()
     log_url = log_url or f"sqlite:///{tmp}/predictions.db"
     full_env = {
@@ -84,21 +89,22 @@ def start_server(
         **(env or {}),
     }
     output = tmp / f"uvicorn-{port}.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "serving.app:app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "30",
+    ]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "serving.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "30",
-        ],
+        [sys.executable, "-m", "serving.serve"] if serve_module else argv,
         cwd=ROOT,
         env=full_env,
         stdout=output.open("wb"),
