@@ -113,7 +113,7 @@ drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the 
 simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
 	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
 
-retrain: install ## After a drift verdict: retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: packet into the checkout)
+retrain: install ## After a drift verdict: add labelled traffic to data.feedback_path, retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: packet into the checkout)
 	@$(PY) -m tools.retrain --config $(CONFIG) $(if $(filter 0,$(PUSH)),--no-push)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/

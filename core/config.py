@@ -151,6 +151,19 @@ class DataSource(Strict):
     path: Path
     format: Literal["csv", "parquet"] = "csv"
     snapshot: Snapshot | None = None
+    # Labelled production rows (contract features, target, optional request_id) that training
+    # appends to `path` before the split, and that `make retrain` refreshes from the prediction
+    # log. CSV, relative to the config file like `path`; null turns both off.
+    feedback_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _feedback_is_csv(self) -> DataSource:
+        if self.feedback_path is not None and self.feedback_path.suffix != ".csv":
+            raise ValueError(
+                f"feedback_path {str(self.feedback_path)!r} must be a .csv file "
+                "(make retrain writes it as CSV)"
+            )
+        return self
 
 
 class Split(Strict):
@@ -394,9 +407,17 @@ class Config(Strict):
         """Folder the config file lives in; relative paths in it resolve from here."""
         return self.source.resolve().parent
 
+    def _resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.root / path
+
     @property
     def data_path(self) -> Path:
-        return self.data.path if self.data.path.is_absolute() else self.root / self.data.path
+        return self._resolve(self.data.path)
+
+    @property
+    def feedback_path(self) -> Path | None:
+        """The feedback table, resolved like data.path; None when data.feedback_path is unset."""
+        return None if self.data.feedback_path is None else self._resolve(self.data.feedback_path)
 
 
 def resolve_estimator(path: str) -> type:

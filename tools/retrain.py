@@ -3,16 +3,20 @@
 Usage: python -m tools.retrain [--config config.yaml] [--no-push] [--force] [--repo .]
 
 Reads REPORTS_DIR/drift/report.json (written by `make drift`). With no drift there, it does
-nothing. Otherwise it trains and gates a challenger through training/api.py (a dry run: nothing is
-registered; merging the pull request runs the normal pipeline, which trains and registers), writes
-REPORTS_DIR/retrain/pr.md, and pushes the packet as branch `retrain/<model>-<window-date>` to
-drift.retrain_remote unless one is already open for the model.
+nothing. Otherwise, with data.feedback_path set, it merges the drift window's labelled rows into
+that table (tools/feedback.py); it trains and gates a challenger on the data plus that table through
+training/api.py (a dry run: nothing is registered; merging the pull request runs the normal
+pipeline, which trains and registers on the same files), writes REPORTS_DIR/retrain/pr.md, and
+pushes the packet, the updated feedback table included, as branch `retrain/<model>-<window-date>`
+to drift.retrain_remote unless one is already open for the model. The checkout itself is only
+written with --no-push, and only after the gate passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,9 +24,10 @@ from typing import Any
 
 from core.cli import entry_point, markdown_table, step
 from core.config import METRICS, Config, load_config
-from core.errors import DataError, GateRejected
+from core.errors import ConfigError, DataError, GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
+from tools.feedback import FeedbackUpdate, collect
 from tools.retrain_branch import BranchResult, branch_name, push_retrain_branch
 
 
@@ -88,11 +93,44 @@ def metric_rows(challenger: Challenger) -> list[dict[str, object]]:
     return rows
 
 
+def feedback_text(feedback: FeedbackUpdate | None, repo_file: str | None) -> str:
+    """Say what the challenger learnt from production labels, and what the branch commits."""
+    if feedback is None:
+        return (
+            "Feedback: off (`data.feedback_path` is not set); trained on the configured data only."
+        )
+    if feedback.total == 0:
+        return (
+            f"Feedback: no labelled rows in {feedback.source}; trained on the configured data only."
+        )
+    text = (
+        f"Feedback: **{feedback.new} new** labelled production row(s) from {feedback.source}, "
+        f"{feedback.total} in total in `{repo_file}`, trained on beside the configured data."
+    )
+    if feedback.new:
+        text += " This branch commits the file: production feature values go into git."
+    return text
+
+
 def render_pr(
-    drift: dict[str, Any], drift_markdown: str, challenger: Challenger, branch: str
+    drift: dict[str, Any],
+    drift_markdown: str,
+    challenger: Challenger,
+    branch: str,
+    feedback: FeedbackUpdate | None = None,
+    feedback_file: str | None = None,
 ) -> str:
     """Write the pull-request body: why, the drift table, champion vs challenger, how to review."""
     context = drift.get("context", {})
+    files = [
+        f"- `retraining/{branch.split('/', 1)[1]}/`: this text, the drift report as markdown, "
+        "JSON and HTML with the per-feature plots (open report.html), and the training report."
+    ]
+    if feedback is not None and feedback.new:
+        files.append(
+            f"- `{feedback_file}`: the feedback table the challenger was trained on, so the "
+            "pipeline that runs on merge trains on exactly the data gated here."
+        )
     lines = [
         f"# Retrain {context.get('model', 'the model')}: drift in traffic {context.get('window', '')}",
         "",
@@ -111,12 +149,13 @@ def render_pr(
         "",
         markdown_table(metric_rows(challenger)) if challenger.metrics else "_No metrics._",
         "",
+        feedback_text(feedback, feedback_file),
+        "",
         drift_markdown.replace("## Drift report", "## Drift report (reference vs current)", 1),
         "",
         "## Files in this branch",
         "",
-        f"`retraining/{branch.split('/', 1)[1]}/`: this text, the drift report as markdown, JSON "
-        "and HTML with the per-feature plots (open report.html), and the training report.",
+        *files,
         "",
     ]
     return "\n".join(lines)
@@ -151,10 +190,20 @@ def retrain(
     window_date = str(context.get("created_at", ""))[:10]
     branch = branch_name(model, window_date)
     out = settings.reports_dir / "retrain"
-    with step("train and gate a challenger", str(settings.reports_dir / "training")):
-        challenger = trainer(config, settings)
+    feedback = collect(config, settings, context)
+    feedback_file = repository_path(config, repo)
+    with tempfile.TemporaryDirectory(prefix="retrain-feedback-") as tmp:
+        train_config = config
+        if feedback is not None and feedback.new:
+            # Train on the merged table from a temporary file: the checkout gets it only with
+            # the packet, after the gate passed.
+            merged = atomic_write_bytes(Path(tmp) / "feedback.csv", feedback.csv())
+            data = config.data.model_copy(update={"feedback_path": merged})
+            train_config = config.model_copy(update={"data": data})
+        with step("train and gate a challenger", str(settings.reports_dir / "training")):
+            challenger = trainer(train_config, settings)
     drift_markdown = (drift_dir / "report.md").read_text()
-    pr = render_pr(drift, drift_markdown, challenger, branch)
+    pr = render_pr(drift, drift_markdown, challenger, branch, feedback, feedback_file)
     atomic_write_text(out / "pr.md", pr)
     atomic_write_json(out / "challenger.json", asdict(challenger))
     print(f"✓ pull-request body → {out / 'pr.md'}")
@@ -174,6 +223,8 @@ def retrain(
         files[f"{folder}/drift-report.html"] = html.read_bytes()
     if challenger.training_report:
         files[f"{folder}/training-report.md"] = challenger.training_report.encode()
+    if feedback is not None and feedback.new and feedback_file is not None:
+        files[feedback_file] = feedback.csv()
     if not push:
         # On GitHub the workflow opens the pull request (create-pull-request commits the working
         # tree), so the packet goes into the checkout instead of onto a branch of its own.
@@ -197,6 +248,25 @@ def retrain(
     print(result.reason)
     _github_output(settings, branch=result.name, created=str(result.created).lower(), folder=folder)
     return result
+
+
+def repository_path(config: Config, repo: Path) -> str | None:
+    """Return data.feedback_path as a path inside the repository `repo` (None when unset).
+
+    A config outside `repo` (tests, a config passed by path) is taken to sit at its root.
+    """
+    relative = config.data.feedback_path
+    if relative is None:
+        return None
+    try:
+        return (config.root / relative).resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        if relative.is_absolute():
+            raise ConfigError(
+                f"data.feedback_path {relative} is outside the repository {repo}: "
+                "make retrain cannot put it into the pull request"
+            ) from None
+        return relative.as_posix()
 
 
 def _github_output(settings: Settings, **values: str) -> None:

@@ -3,6 +3,11 @@
 The split is stratified on the target with the configured seed, or time-based (oldest rows train,
 newest rows test) when `model.split.time_column` is set. Every problem with the table is a
 DataError naming the column or the count, raised before anything is fitted.
+
+With `data.feedback_path` set, the labelled production rows in that file are appended to the table
+before the split, so they land in train, validation and test like any row and the champion and the
+challenger are compared on the same test rows. A time split puts them after every configured row
+unless they carry the time column themselves: they are the newest data.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from core.config import Config
 from core.data import read_table
 from core.errors import DataError
 from core.frames import feature_frame, target_vector
+from validation.api import validate_features
+
+# The feedback file keeps the prediction log's request id so `make retrain` can deduplicate;
+# training ignores it.
+FEEDBACK_ID = "request_id"
 
 # Below this many rows of each class in a split part, metrics and the threshold are noise.
 MIN_PER_CLASS = 5
@@ -38,7 +48,11 @@ class Part:
 
 @dataclass(frozen=True)
 class Dataset:
-    """The split table, with the file's sha256 so MLflow and the bundle can name the exact data."""
+    """The split table, with the files' sha256 so MLflow and the bundle can name the exact data.
+
+    `n_rows` counts every row, feedback included; `feedback_rows` of them came from
+    `feedback_path` (None, with no sha256, when no feedback file was read).
+    """
 
     train: Part
     validation: Part
@@ -46,10 +60,33 @@ class Dataset:
     path: Path
     sha256: str
     n_rows: int
+    feedback_path: Path | None = None
+    feedback_sha256: str | None = None
+    feedback_rows: int = 0
 
     @property
     def parts(self) -> tuple[Part, Part, Part]:
         return (self.train, self.validation, self.test)
+
+    @property
+    def fingerprint(self) -> str:
+        """The data file's sha256, or with a feedback file the sha256 of both files' hashes."""
+        if self.feedback_sha256 is None:
+            return self.sha256
+        return hashlib.sha256(f"{self.sha256}\n{self.feedback_sha256}".encode()).hexdigest()
+
+    def describe(self) -> str:
+        """One markdown line naming the data trained on: files, hashes, row counts."""
+        text = (
+            f"Data: `{self.path.name}` (sha256 `{self.sha256[:12]}`, "
+            f"{self.n_rows - self.feedback_rows} rows)"
+        )
+        if self.feedback_path is not None:
+            text += (
+                f" + {self.feedback_rows} feedback rows from `{self.feedback_path.name}` "
+                f"(sha256 `{(self.feedback_sha256 or '')[:12]}`)"
+            )
+        return text + "."
 
 
 def file_sha256(path: Path) -> str:
@@ -61,26 +98,35 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_table(frame: pd.DataFrame, config: Config) -> None:
-    """Raise DataError when the table cannot train a binary classifier of the contract."""
+def check_columns(frame: pd.DataFrame, config: Config, source: Path) -> None:
+    """Raise DataError naming `source` when the target or a feature is missing or a label unknown."""
     contract = config.contract
     target = contract.target.name
     if target not in frame.columns:
-        raise DataError(f"target column {target!r} is missing from {config.data.path}")
+        raise DataError(f"target column {target!r} is missing from {source}")
     missing = [f for f in contract.feature_names if f not in frame.columns]
     if missing:
-        raise DataError(f"feature column(s) missing from {config.data.path}: {', '.join(missing)}")
+        raise DataError(f"feature column(s) missing from {source}: {', '.join(missing)}")
     labels = frame[target]
     if labels.isna().any():
-        raise DataError(f"target column {target!r} has {int(labels.isna().sum())} empty value(s)")
+        raise DataError(
+            f"{source}: target column {target!r} has {int(labels.isna().sum())} empty value(s)"
+        )
     unknown = sorted(set(labels.astype(str)) - set(contract.target.classes))
     if unknown:
         raise DataError(
-            f"target column {target!r} has value(s) {unknown} outside classes "
+            f"{source}: target column {target!r} has value(s) {unknown} outside classes "
             f"{contract.target.classes}"
         )
+
+
+def check_table(frame: pd.DataFrame, config: Config) -> None:
+    """Raise DataError when the table cannot train a binary classifier of the contract."""
+    check_columns(frame, config, config.data.path)
+    target = config.contract.target.name
+    labels = frame[target]
     counts = labels.astype(str).value_counts()
-    for cls in contract.target.classes:
+    for cls in config.contract.target.classes:
         if counts.get(cls, 0) == 0:
             raise DataError(
                 f"target column {target!r} has only one class ({counts.index[0]!r}); "
@@ -149,11 +195,53 @@ def _part(frame: pd.DataFrame, config: Config, name: str) -> Part:
     return Part(X=feature_frame(frame, config.contract), y=y)
 
 
+def load_feedback(config: Config) -> pd.DataFrame | None:
+    """Read the feedback table; None when none is configured or the file does not exist yet.
+
+    Its rows must follow the contract as the service enforces it (the API refuses anything else),
+    so a broken file is a DataError naming the file and the column.
+    """
+    path = config.feedback_path
+    if path is None:
+        return None
+    if not path.is_file():
+        print(f"no feedback file {path} yet: training on {config.data.path} alone")
+        return None
+    frame = read_table(path, "csv")
+    check_columns(frame, config, path)
+    contract = config.contract
+    known = {*contract.columns, FEEDBACK_ID}
+    unknown = [c for c in frame.columns if c not in known]
+    if unknown and contract.unknown_columns == "fail":
+        raise DataError(
+            f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the contract "
+            "(contract.unknown_columns: fail)"
+        )
+    try:
+        checked = validate_features(frame, config)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: cannot check the feature values ({exc})") from None
+    bad = {c: s for c, s in checked.unexpected_share.items() if s > 0}
+    if bad:
+        column, share = next(iter(bad.items()))
+        first = checked.row_errors.dropna().iloc[0]
+        raise DataError(
+            f"{path}: column {column!r} breaks the contract in {share:.1%} of rows (first: {first})"
+        )
+    return frame
+
+
 def load_dataset(config: Config) -> Dataset:
-    """Read the configured table, check it can train a classifier, and split it."""
+    """Read the configured table (plus any feedback rows), check it trains a classifier, split it."""
     path = config.data_path
     frame = read_table(path, config.data.format)
     check_table(frame, config)
+    feedback = load_feedback(config)
+    if feedback is not None and len(feedback):
+        # After the configured rows: with a time split and no time column of their own (NaN
+        # sorts last) they count as the newest rows.
+        frame = pd.concat([frame, feedback.drop(columns=FEEDBACK_ID, errors="ignore")])
+        frame = frame.reset_index(drop=True)
     try:
         train, val, test = split_table(frame, config)
         parts = {
@@ -169,4 +257,11 @@ def load_dataset(config: Config) -> Dataset:
         path=path,
         sha256=file_sha256(path),
         n_rows=len(frame),
+        feedback_path=config.feedback_path if feedback is not None else None,
+        feedback_sha256=(
+            file_sha256(config.feedback_path)
+            if feedback is not None and config.feedback_path is not None
+            else None
+        ),
+        feedback_rows=0 if feedback is None else len(feedback),
     )

@@ -78,6 +78,15 @@ def model_card(
             "## Data",
             "",
             f"- File `{config.data.path}` (sha256 `{model.tags.get('data_sha256', '?')}`)",
+            *(
+                [
+                    f"- Feedback file `{config.data.feedback_path}` (sha256 "
+                    f"`{model.tags['feedback_sha256']}`): {params.get('rows.feedback', '?')} "
+                    "labelled production rows appended before the split"
+                ]
+                if model.tags.get("feedback_sha256")
+                else []
+            ),
             f"- Rows: train {params.get('rows.train', '?')}, validation "
             f"{params.get('rows.validation', '?')}, test {params.get('rows.test', '?')} "
             f"(split seed {params.get('seed', '?')}"

@@ -151,6 +151,7 @@ def train_and_gate(
         )
         ref_files = reference_files(ref, profile)
         summary = evaluate.summary_markdown(metrics, slices, champion_metrics)
+        summary += "\n" + ds.describe() + "\n"
         text_files = {
             "evaluation/metrics.json": registry.dumps(metrics),
             "evaluation/slices.json": registry.dumps(slices),
@@ -185,6 +186,7 @@ def train_and_gate(
             "git_commit": commit,
             "config_sha256": config.sha256,
             "data_sha256": ds.sha256,
+            **({"feedback_sha256": ds.feedback_sha256} if ds.feedback_sha256 else {}),
             "estimator": config.model.estimator,
             "champion_version": result.champion_version or "none",
         }
@@ -199,11 +201,13 @@ def train_and_gate(
             "rows.train": ds.train.n_rows,
             "rows.validation": ds.validation.n_rows,
             "rows.test": ds.test.n_rows,
+            "rows.feedback": ds.feedback_rows,
         }
         logged = {f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)}
         logged["val_roc_auc"] = evaluate.roc_auc(ds.validation.y, p_val)
         logged["gate_passed"] = float(decision.passed)
-        # The whole table as trained on (all three parts): source, sha256, schema and row count.
+        # The whole table as trained on (all three parts, feedback rows included): source, the
+        # fingerprint of its file(s), schema and row count.
         frame = pd.concat(
             [part.X.assign(**{config.contract.target.name: part.y}) for part in ds.parts]
         )
@@ -218,7 +222,7 @@ def train_and_gate(
             dataset=frame,
             dataset_source=str(ds.path),
             dataset_name=ds.path.name,
-            dataset_sha256=ds.sha256,
+            dataset_sha256=ds.fingerprint,
             target=config.contract.target.name,
         )
         with _timed("log", timings), registry.reachable(settings):
@@ -232,6 +236,7 @@ def train_and_gate(
                 "threshold": repr(threshold),
                 "config_sha256": config.sha256,
                 "data_sha256": ds.sha256,
+                **({"feedback_sha256": ds.feedback_sha256} if ds.feedback_sha256 else {}),
                 "git_commit": commit,
                 "gate": "passed",
                 **{k: f"{metrics[k]:.6f}" for k in METRICS},
@@ -253,6 +258,14 @@ def train_and_gate(
             "champion_version": result.champion_version,
             "threshold": threshold,
             "metrics": metrics,
+            "data": {
+                "path": str(ds.path),
+                "sha256": ds.sha256,
+                "rows": ds.n_rows,
+                "feedback_path": None if ds.feedback_path is None else str(ds.feedback_path),
+                "feedback_sha256": ds.feedback_sha256,
+                "feedback_rows": ds.feedback_rows,
+            },
             "timings": timings,
         },
     )

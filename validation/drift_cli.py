@@ -203,6 +203,7 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
         with step(f"current window from {path}"):
             raw = read_table(path, "parquet" if path.suffix == ".parquet" else "csv")
         window_text = f"file {path.name}"
+        where: dict[str, str] = {"current": str(path)}
     else:
         since = (
             datetime.fromisoformat(args.since)
@@ -215,6 +216,7 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
                 settings.prediction_log_url, since, args.limit or config.drift.max_rows
             )
         window_text = f"since {since.isoformat(timespec='minutes')}"
+        where = {"since": since.isoformat()}
     window, versions = normalise_window(raw, config.contract, source)
     check_versions(versions, version, source, bundle)
     if SCORE_COLUMN not in window.columns:
@@ -233,6 +235,7 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
         )
     context = {
         "window": window_text,
+        **where,  # what `make retrain` reads again for the window's feedback labels
         "source": source,
         "model": metadata.get("model_name", config.mlflow.registered_model),
         "model_version": version,

@@ -92,6 +92,10 @@ BAD_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], None], list[str]]] = {
     "slice not a feature": (_set("model.slices", ["region"]), ["model.slices[0]", "'region'"]),
     "missing section": (lambda raw: raw.pop("mlflow"), ["mlflow", "required key is missing"]),
     "min above max": (_set("contract.features.4.min", 500), ["tenure", "greater than max"]),
+    "feedback not csv": (
+        _set("data.feedback_path", "data/feedback.parquet"),
+        ["data: feedback_path 'data/feedback.parquet' must be a .csv file"],
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from core.config import Config
+from serving.api import read_predictions
 from tests.conftest import fit_bundle
 from tests.serving.conftest import start_server
 
@@ -109,5 +111,22 @@ def test_drift_loop(
     if scenario == "covariate":
         assert len(retrain_heads) == 1
         assert (tmp_path / "reports" / "retrain" / "pr.md").is_file()
+        # The labelled traffic is in the branch, as the table the challenger was trained on.
+        branch = retrain_heads[0].split("\t")[1].removeprefix("refs/heads/")
+        pushed = subprocess.run(
+            ["git", "--git-dir", str(remote), "show", f"{branch}:data/feedback.csv"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        table = pd.read_csv(io.StringIO(pushed))
+        logged = read_predictions(env["PREDICTION_LOG_URL"])
+        labelled = logged[logged["feedback"].notna()]
+        assert len(labelled) >= 200 and len(table) == len(labelled)
+        assert set(table["request_id"]) == set(labelled["request_id"])
+        target = config.contract.target.name
+        assert dict(zip(table["request_id"], table[target], strict=True)) == dict(
+            zip(labelled["request_id"], labelled["feedback"], strict=True)
+        )
     else:
         assert retrain_heads == []

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import Config, FeatureType
-from core.errors import DataError, GateRejected
+from core.config import Config, FeatureType, load_config
+from core.errors import DataError, GateRejected, ServiceUnavailable
 from core.frames import feature_frame
 from core.settings import Settings
+from serving.prediction_log import PredictionLog
+from tests.serving.conftest import request_records
+from tools.feedback import collect
 from tools.retrain import Challenger, metric_rows, retrain
 from validation.drift import detect_drift
 from validation.drift_report import write_report
@@ -27,7 +32,9 @@ def setup(tmp_path: Path, config: Config, default_frame: pd.DataFrame) -> tuple[
         REPORTS_DIR=tmp_path / "reports",
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
         MLFLOW_ARTIFACT_ROOT=tmp_path / "artifacts",
+        PREDICTION_LOG_URL=f"sqlite:///{tmp_path}/log.db",
     )
+    PredictionLog(settings.prediction_log_url).close()  # an empty log: no feedback yet
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
     repo = tmp_path / "repo"
@@ -51,7 +58,13 @@ def setup(tmp_path: Path, config: Config, default_frame: pd.DataFrame) -> tuple[
     return settings, repo
 
 
-def write_drift(settings: Settings, config: Config, frame: pd.DataFrame, shift: bool) -> None:
+def write_drift(
+    settings: Settings,
+    config: Config,
+    frame: pd.DataFrame,
+    shift: bool,
+    **window: str,
+) -> None:
     rows = feature_frame(frame, config.contract)
     rows[SCORE_COLUMN] = np.random.default_rng(0).random(len(rows))
     reference, current = rows.iloc[:4000], rows.iloc[4000:].copy()
@@ -63,10 +76,39 @@ def write_drift(settings: Settings, config: Config, frame: pd.DataFrame, shift: 
         "model": config.mlflow.registered_model,
         "created_at": "2026-11-20T05:17:00+00:00",
         "window": "since 2026-11-13",
+        **window,
     }
     write_report(
         settings.reports_dir / "drift", result, context, reference, current, config.contract
     )
+
+
+def log_traffic(
+    settings: Settings, config: Config, frame: pd.DataFrame, rows: range, labelled: range
+) -> None:
+    """Write predictions of `rows` through the service's log writer; send the true class for `labelled`."""
+    log = PredictionLog(settings.prediction_log_url)
+    try:
+        records = request_records(frame, config.contract, len(rows), rows.start)
+        log.submit(
+            "1", [(f"req-{i}", 0.5, "No", rec) for i, rec in zip(rows, records, strict=True)]
+        )
+        assert log.flush()
+        target = config.contract.target.name
+        for i in labelled:
+            assert log.add_feedback(f"req-{i}", str(frame[target].iloc[i]))
+    finally:
+        log.close()
+
+
+def branch_file(repo: Path, branch: str, path: str) -> str:
+    subprocess.run(["git", "-C", str(repo), "fetch", "-q", "origin"], check=True)
+    return subprocess.run(
+        ["git", "-C", str(repo), "show", f"origin/{branch}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def branches(repo: Path) -> list[str]:
@@ -185,3 +227,102 @@ def test_metric_rows_say_which_way_is_better() -> None:
             "change": "-0.0300 (better)",
         },
     ]
+
+
+@pytest.fixture
+def repo_config(setup: tuple[Settings, Path], write_config: Callable[..., Path]) -> Config:
+    """The default config inside the checkout, so data.feedback_path is repo/data/feedback.csv."""
+    config = load_config(write_config(name="repo/config.yaml"))
+    assert config.feedback_path == setup[1] / "data" / "feedback.csv"
+    return config
+
+
+@pytest.mark.slow
+def test_labelled_traffic_trains_the_challenger_and_lands_in_the_branch_once(
+    setup: tuple[Settings, Path], repo_config: Config, default_frame: pd.DataFrame
+) -> None:
+    settings, repo = setup
+    config, target = repo_config, repo_config.contract.target.name
+    log_traffic(settings, config, default_frame, range(300), labelled=range(120))
+    write_drift(settings, config, default_frame, shift=True)
+    assert retrain(config, settings, repo=repo, push=False) is None
+    written = pd.read_csv(repo / "data" / "feedback.csv")
+    assert len(written) == 120 and written["request_id"].is_unique
+    truth = {f"req-{i}": default_frame[target].iloc[i] for i in range(120)}
+    assert dict(zip(written["request_id"], written[target], strict=True)) == truth
+    pr = (settings.reports_dir / "retrain" / "pr.md").read_text()
+    assert "**120 new**" in pr and "120 in total in `data/feedback.csv`" in pr
+    data = json.loads((settings.reports_dir / "training" / "result.json").read_text())["data"]
+    assert data["feedback_rows"] == 120 and data["rows"] == len(default_frame) + 120
+
+    # More labels, one corrected: a second run adds only the new request ids.
+    log_traffic(settings, config, default_frame, range(300, 330), labelled=range(300, 330))
+    log = PredictionLog(settings.prediction_log_url)
+    flipped = next(c for c in config.contract.target.classes if c != truth["req-0"])
+    assert log.add_feedback("req-0", flipped)
+    log.close()
+    result = retrain(config, settings, repo=repo)
+    assert result is not None and result.created
+    pushed = pd.read_csv(io.StringIO(branch_file(repo, result.name, "data/feedback.csv")))
+    assert len(pushed) == 150 and pushed["request_id"].is_unique
+    assert set(pushed["request_id"]) == {f"req-{i}" for i in [*range(120), *range(300, 330)]}
+    assert pushed.set_index("request_id").loc["req-0", target] == flipped  # the latest label
+    pr = (settings.reports_dir / "retrain" / "pr.md").read_text()
+    assert "**30 new**" in pr and "150 in total" in pr
+    assert "`data/feedback.csv`: the feedback table" in pr
+    # Pushing leaves the checkout as it was.
+    assert len(pd.read_csv(repo / "data" / "feedback.csv")) == 120
+
+
+def test_a_rejected_challenger_leaves_the_checkout_alone_but_saw_the_feedback(
+    setup: tuple[Settings, Path], repo_config: Config, default_frame: pd.DataFrame
+) -> None:
+    settings, repo = setup
+    log_traffic(settings, repo_config, default_frame, range(50), labelled=range(0, 50, 2))
+    write_drift(settings, repo_config, default_frame, shift=True)
+    seen: list[int] = []
+
+    def rejected(config: Config, settings: Settings) -> Challenger:
+        assert config.feedback_path is not None and config.feedback_path.parent != repo / "data"
+        seen.append(len(pd.read_csv(config.feedback_path)))
+        return Challenger(False, "roc_auc 0.70 < min 0.80", {"roc_auc": 0.7}, None, None)
+
+    with pytest.raises(GateRejected):
+        retrain(repo_config, settings, repo=repo, push=False, trainer=rejected)
+    assert seen == [25]
+    assert not (repo / "data").exists() and not (repo / "retraining").exists()
+
+
+def test_an_unreadable_log_stops_retraining_when_feedback_is_configured(
+    setup: tuple[Settings, Path], repo_config: Config, default_frame: pd.DataFrame
+) -> None:
+    settings, repo = setup
+    settings = settings.model_copy(
+        update={"prediction_log_url": f"sqlite:///{repo.parent}/no-such-log.db"}
+    )
+    write_drift(settings, repo_config, default_frame, shift=True)
+
+    def never(config: Config, settings: Settings) -> Challenger:
+        raise AssertionError("trained without the feedback the config asks for")
+
+    with pytest.raises(ServiceUnavailable, match=r"no-such-log\.db not found") as raised:
+        retrain(repo_config, settings, repo=repo, trainer=never)
+    assert raised.value.exit_code == 6
+
+
+def test_a_drift_window_from_a_file_gives_its_labelled_rows_once(
+    setup: tuple[Settings, Path], repo_config: Config, default_frame: pd.DataFrame
+) -> None:
+    settings, repo = setup
+    window = repo.parent / "window.csv"
+    sample = default_frame.iloc[:40].copy()
+    sample.loc[sample.index[:10], repo_config.contract.target.name] = None  # unlabelled rows
+    sample.to_csv(window, index=False)
+    first = collect(repo_config, settings, {"current": str(window)})
+    assert first is not None and first.new == first.total == 30
+    assert first.table["request_id"].str.startswith("row-").all()
+    assert repo_config.feedback_path is not None
+    repo_config.feedback_path.parent.mkdir()
+    repo_config.feedback_path.write_bytes(first.csv())
+    again = collect(repo_config, settings, {"current": str(window)})
+    assert again is not None and again.new == 0 and again.total == 30

@@ -99,3 +99,98 @@ def test_features_keep_contract_dtypes(config: Config) -> None:
     assert list(ds.train.X.columns) == config.contract.feature_names
     assert ds.train.X["tenure"].dtype == np.float64
     assert ds.train.X["contract"].dtype == object
+
+
+def _feedback(frame: pd.DataFrame, n: int, start: int = 0) -> pd.DataFrame:
+    """Rows as `make retrain` writes them: request_id, the features, the target; no id column."""
+    rows = frame.iloc[start : start + n].drop(columns="rownames")
+    return rows.assign(request_id=[f"req-{i}" for i in range(n)]).reset_index(drop=True)
+
+
+def _with_feedback(
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    frame: pd.DataFrame,
+    feedback: pd.DataFrame,
+    **edits: Any,
+) -> Config:
+    config = _with_data(write_config, tmp_path, frame, **edits)
+    assert config.feedback_path == tmp_path / "data" / "feedback.csv"
+    config.feedback_path.parent.mkdir(exist_ok=True)
+    feedback.to_csv(config.feedback_path, index=False)
+    return config
+
+
+def test_feedback_rows_join_the_table_before_the_split(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    config = _with_feedback(write_config, tmp_path, default_frame, _feedback(default_frame, 300))
+    ds = load_dataset(config)
+    assert ds.feedback_rows == 300 and ds.n_rows == 7043 + 300
+    assert sum(p.n_rows for p in ds.parts) == ds.n_rows
+    # Appended after the configured rows, so their index is 7043..7342; the split spreads them.
+    fed = set(range(7043, 7343))
+    assert all(fed & set(p.X.index) for p in ds.parts)
+    assert ds.feedback_sha256 is not None and len(ds.feedback_sha256) == 64
+    assert ds.fingerprint not in (ds.sha256, ds.feedback_sha256)
+    assert "+ 300 feedback rows from `feedback.csv`" in ds.describe()
+
+
+def test_a_time_split_puts_feedback_rows_last(
+    write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
+) -> None:
+    config = _with_feedback(
+        write_config,
+        tmp_path,
+        default_frame,
+        _feedback(default_frame, 200),
+        split={"time_column": "rownames", "test_size": 0.2},
+    )
+    ds = load_dataset(config)
+    assert set(range(7043, 7243)) <= set(ds.test.X.index)
+
+
+def test_no_feedback_file_yet_trains_on_the_data_alone(
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    default_frame: pd.DataFrame,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _with_data(write_config, tmp_path, default_frame)
+    ds = load_dataset(config)
+    assert ds.n_rows == 7043 and ds.feedback_rows == 0 and ds.feedback_sha256 is None
+    assert ds.fingerprint == ds.sha256
+    assert f"no feedback file {config.feedback_path} yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f: f.drop(columns="tenure"),
+            r"feature column\(s\) missing from .*feedback.csv: tenure",
+        ),
+        (
+            lambda f: f.assign(churn="Maybe"),
+            r"feedback.csv: target column 'churn' has value\(s\) \['Maybe'\]",
+        ),
+        (
+            lambda f: f.assign(contract="Weekly"),
+            r"feedback.csv: column 'contract' breaks the contract",
+        ),
+        (lambda f: f.assign(note="x"), r"feedback.csv: column\(s\) 'note' are not in the contract"),
+    ],
+    ids=["missing-feature", "unknown-class", "bad-category", "unknown-column"],
+)
+def test_a_malformed_feedback_file_is_a_data_error_naming_the_column(
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    default_frame: pd.DataFrame,
+    change: Callable[[pd.DataFrame], pd.DataFrame],
+    message: str,
+) -> None:
+    bad = change(_feedback(default_frame, 50))
+    config = _with_feedback(write_config, tmp_path, default_frame, bad)
+    with pytest.raises(DataError, match=message) as raised:
+        load_dataset(config)
+    assert raised.value.exit_code == 3

@@ -1,0 +1,147 @@
+"""Labelled production rows for `make retrain`: read from the drift window, merged into the feedback file.
+
+The drift window is the one `make drift` compared (its report's context says which): the
+prediction log since the window's start, read through serving/api.py, or the file passed as
+CURRENT. Rows with a true class (the log's `feedback`; in a file also a `feedback_label` or
+target column) become rows of the feedback table: request_id, the contract's features, the target.
+Merged with the table already in the repository, one row per request id, the latest label wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.config import Config, Contract, FeatureType
+from core.data import read_table
+from core.errors import DataError
+from core.settings import Settings
+
+# Columns of the prediction log (serving/api.read_predictions) and of the feedback file.
+REQUEST_ID = "request_id"
+LOG_LABELS = ("feedback", "feedback_label")
+
+
+@dataclass(frozen=True)
+class FeedbackUpdate:
+    """The merged feedback table, how many of its rows are new, and where the labels came from."""
+
+    table: pd.DataFrame
+    new: int
+    source: str
+
+    @property
+    def total(self) -> int:
+        return len(self.table)
+
+    def csv(self) -> bytes:
+        return self.table.to_csv(index=False).encode()
+
+
+def window_start(context: dict[str, Any], config: Config, now: datetime | None = None) -> datetime:
+    """Return where the drift window began: the report's `since`, else drift.window_hours ago."""
+    since = context.get("since")
+    if since:
+        try:
+            return datetime.fromisoformat(str(since))
+        except ValueError:
+            raise DataError(f"drift report: context.since {since!r} is not an ISO time") from None
+    return (now or datetime.now(UTC)) - timedelta(hours=config.drift.window_hours)
+
+
+def labelled_rows(raw: pd.DataFrame, contract: Contract, source: str) -> pd.DataFrame:
+    """Keep the rows that carry a true class; return request_id, the features, the target."""
+    target = contract.target.name
+    label = next((c for c in (*LOG_LABELS, target) if c in raw.columns), None)
+    if label is None or len(raw) == 0:
+        return pd.DataFrame(columns=[REQUEST_ID, *contract.feature_names, target])
+    missing = [f for f in contract.feature_names if f not in raw.columns]
+    if missing:
+        raise DataError(f"{source}: feature column(s) missing: {', '.join(missing)}")
+    rows = raw[raw[label].notna()]
+    labels = rows[label].astype(str)
+    unknown = sorted(set(labels) - set(contract.target.classes))
+    if unknown:
+        raise DataError(
+            f"{source}: column {label!r} has label(s) {unknown} outside classes "
+            f"{contract.target.classes}"
+        )
+    out = rows[contract.feature_names].copy()
+    for feature in contract.of_type(FeatureType.boolean):
+        # The API accepts true/false as well as 0/1; the training data holds 0/1.
+        out[feature.name] = out[feature.name].map(lambda v: int(v) if isinstance(v, bool) else v)
+    out.insert(0, REQUEST_ID, _request_ids(rows, contract))
+    out[target] = labels
+    return out.reset_index(drop=True)
+
+
+def _request_ids(rows: pd.DataFrame, contract: Contract) -> pd.Series:
+    if REQUEST_ID in rows.columns:
+        return rows[REQUEST_ID].astype(str)
+    # A window file without ids: a row's content is its identity, so a second run adds nothing.
+    columns = [*contract.feature_names]
+    return pd.Series(
+        [
+            "row-" + hashlib.sha256(repr(tuple(values)).encode()).hexdigest()[:16]
+            for values in rows[columns].itertuples(index=False)
+        ],
+        index=rows.index,
+        dtype=object,
+    )
+
+
+def merge(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Append `new` to `existing`, one row per request id (the latest label wins); count new ids."""
+    if existing is None or len(existing) == 0:
+        merged = new.drop_duplicates(REQUEST_ID, keep="last")
+        return merged.reset_index(drop=True), len(merged)
+    if REQUEST_ID not in existing.columns:
+        raise DataError(
+            f"the feedback file has no {REQUEST_ID!r} column, so new rows cannot be deduplicated"
+        )
+    known = set(existing[REQUEST_ID].astype(str))
+    merged = pd.concat(
+        [existing.astype({REQUEST_ID: str}), new[existing.columns.intersection(new.columns)]]
+    )
+    merged = merged.drop_duplicates(REQUEST_ID, keep="last").reset_index(drop=True)
+    return merged, len(set(new[REQUEST_ID]) - known)
+
+
+def read_window(
+    context: dict[str, Any], config: Config, settings: Settings
+) -> tuple[pd.DataFrame, str]:
+    """Read the drift window again: the CURRENT file it used, or the prediction log since its start."""
+    current = context.get("current")
+    if current:
+        path = Path(str(current))
+        return read_table(path, "parquet" if path.suffix == ".parquet" else "csv"), str(path)
+    from serving.api import read_predictions
+
+    since = window_start(context, config)
+    frame = read_predictions(settings.prediction_log_url, since=since, limit=config.drift.max_rows)
+    return frame, f"the prediction log since {since.isoformat(timespec='minutes')}"
+
+
+def collect(config: Config, settings: Settings, context: dict[str, Any]) -> FeedbackUpdate | None:
+    """Merge the window's labelled rows into data.feedback_path's table; None when it is unset.
+
+    Reading the log can raise ServiceUnavailable: with feedback configured, retraining without it
+    would silently train on less than the config says.
+    """
+    path = config.feedback_path
+    if path is None:
+        return None
+    raw, source = read_window(context, config, settings)
+    rows = labelled_rows(raw, config.contract, source)
+    existing = read_table(path, "csv") if path.is_file() else None
+    table, new = merge(existing, rows)
+    print(
+        f"feedback: {len(rows)} labelled row(s) in {source}, {new} new; "
+        f"{len(table)} row(s) in {config.data.feedback_path}"
+    )
+    return FeedbackUpdate(table=table, new=new, source=source)
