@@ -9,6 +9,7 @@ Merged with the table already in the repository, one row per request id, the lat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ class FeedbackUpdate:
     table: pd.DataFrame
     new: int
     source: str
+    changed: bool = True  # False when the merged table is byte for byte the file already there
 
     @property
     def total(self) -> int:
@@ -144,4 +146,7 @@ def collect(config: Config, settings: Settings, context: dict[str, Any]) -> Feed
         f"feedback: {len(rows)} labelled row(s) in {source}, {new} new; "
         f"{len(table)} row(s) in {config.data.feedback_path}"
     )
-    return FeedbackUpdate(table=table, new=new, source=source)
+    update = FeedbackUpdate(table=table, new=new, source=source)
+    # Corrected labels of known ids change the table without adding ids: it is shipped then too.
+    unchanged = path.is_file() and path.read_bytes() == update.csv()
+    return dataclasses.replace(update, changed=not unchanged)

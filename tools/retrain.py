@@ -107,7 +107,7 @@ def feedback_text(feedback: FeedbackUpdate | None, repo_file: str | None) -> str
         f"Feedback: **{feedback.new} new** labelled production row(s) from {feedback.source}, "
         f"{feedback.total} in total in `{repo_file}`, trained on beside the configured data."
     )
-    if feedback.new:
+    if feedback.changed:
         text += " This branch commits the file: production feature values go into git."
     return text
 
@@ -126,7 +126,7 @@ def render_pr(
         f"- `retraining/{branch.split('/', 1)[1]}/`: this text, the drift report as markdown, "
         "JSON and HTML with the per-feature plots (open report.html), and the training report."
     ]
-    if feedback is not None and feedback.new:
+    if feedback is not None and feedback.changed:
         files.append(
             f"- `{feedback_file}`: the feedback table the challenger was trained on, so the "
             "pipeline that runs on merge trains on exactly the data gated here."
@@ -194,7 +194,7 @@ def retrain(
     feedback_file = repository_path(config, repo)
     with tempfile.TemporaryDirectory(prefix="retrain-feedback-") as tmp:
         train_config = config
-        if feedback is not None and feedback.new:
+        if feedback is not None and feedback.changed:
             # Train on the merged table from a temporary file: the checkout gets it only with
             # the packet, after the gate passed.
             merged = atomic_write_bytes(Path(tmp) / "feedback.csv", feedback.csv())
@@ -223,7 +223,7 @@ def retrain(
         files[f"{folder}/drift-report.html"] = html.read_bytes()
     if challenger.training_report:
         files[f"{folder}/training-report.md"] = challenger.training_report.encode()
-    if feedback is not None and feedback.new and feedback_file is not None:
+    if feedback is not None and feedback.changed and feedback_file is not None:
         files[feedback_file] = feedback.csv()
     if not push:
         # On GitHub the workflow opens the pull request (create-pull-request commits the working

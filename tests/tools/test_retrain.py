@@ -326,3 +326,10 @@ def test_a_drift_window_from_a_file_gives_its_labelled_rows_once(
     repo_config.feedback_path.write_bytes(first.csv())
     again = collect(repo_config, settings, {"current": str(window)})
     assert again is not None and again.new == 0 and again.total == 30
+    assert first.changed and not again.changed  # nothing to ship the second time
+    target = repo_config.contract.target.name
+    flipped = sample.loc[sample.index[20], target]
+    sample.loc[sample.index[20], target] = "No" if flipped == "Yes" else "Yes"
+    sample.to_csv(window, index=False)
+    corrected = collect(repo_config, settings, {"current": str(window)})
+    assert corrected is not None and corrected.new == 0 and corrected.changed
