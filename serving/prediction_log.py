@@ -116,6 +116,22 @@ def connect(url: str, *, create: bool = True) -> Engine:
 
 
 Features = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+# One buffered single prediction: request_id, ts, model_version, score, label, features. One plain
+# tuple per row: wrapping each single prediction in a block (five objects per row) tripled the p99
+# latency at concurrency 8 (5 → 16 ms, wrk against two workers).
+Row = tuple[str, datetime, str, float, str, Mapping[str, Any]]
+
+
+def _row_params(row: Row) -> dict[str, Any]:
+    rid, ts, version, score, label, feats = row
+    return {
+        "request_id": rid,
+        "ts": ts,
+        "model_version": version,
+        "score": score,
+        "label": label,
+        "features": orjson.dumps(feats).decode(),
+    }
 
 
 @dataclass(frozen=True)
@@ -148,14 +164,7 @@ class _Block:
             rows = features
         ts, version = self.ts, self.model_version
         return [
-            {
-                "request_id": rid,
-                "ts": ts,
-                "model_version": version,
-                "score": score,
-                "label": label,
-                "features": orjson.dumps(feats).decode(),
-            }
+            _row_params((rid, ts, version, score, label, feats))
             for rid, score, label, feats in zip(
                 self.request_ids, self.scores, self.labels, rows, strict=True
             )
@@ -190,7 +199,7 @@ class PredictionLog:
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
         self.stats = LogStats()
-        self._buffer: list[_Block] = []
+        self._buffer: list[Row | _Block] = []
         self._buffered = 0  # rows in self._buffer
         self._cond = threading.Condition()
         self._submitted = 0  # rows accepted into the buffer, ever
@@ -211,11 +220,9 @@ class PredictionLog:
         self, model_version: str, rows: Iterable[tuple[str, float, str, Mapping[str, Any]]]
     ) -> bool:
         """Buffer (request_id, score, label, features) rows; False (and counted) when full."""
-        listed = list(rows)
-        if not listed:
-            return True
-        rids, scores, labels, feats = zip(*listed, strict=True)
-        return self.submit_batch(model_version, rids, scores, labels, feats)
+        ts = datetime.now(UTC)
+        batch = [(rid, ts, model_version, score, label, feats) for rid, score, label, feats in rows]
+        return self._add(batch, len(batch))
 
     def submit_batch(
         self,
@@ -227,13 +234,16 @@ class PredictionLog:
     ) -> bool:
         """Buffer rows given by field (features per row, or per feature); False when full."""
         block = _Block(datetime.now(UTC), model_version, request_ids, scores, labels, features)
-        n = len(block)
+        return self._add([block], len(block))
+
+    def _add(self, items: list[Row] | list[_Block], n: int) -> bool:
+        """Put `n` rows (as rows or one block) in the buffer, or drop and count them when full."""
         with self._cond:
             if self._closing or self.depth + n > self.capacity:
                 self.stats.dropped += n
                 log.warning("prediction log buffer full (%d rows): dropped %d", self.depth, n)
                 return False
-            self._buffer.append(block)
+            self._buffer.extend(items)
             self._buffered += n
             self._submitted += n
             if self._buffered >= self.batch_size:
@@ -261,30 +271,35 @@ class PredictionLog:
         self._thread.join(timeout)
         self.engine.dispose()
 
-    def _take(self) -> list[_Block]:
+    def _take(self) -> list[Row | _Block]:
         with self._cond:
             while not self._buffer and not self._closing:
                 self._cond.wait(self.flush_seconds)
             if not self._closing and self._buffered < self.batch_size:
                 # Let a burst gather into one insert instead of many small ones.
                 self._cond.wait(self.flush_seconds)
-            blocks, self._buffer, self._buffered = self._buffer, [], 0
-            return blocks
+            items, self._buffer, self._buffered = self._buffer, [], 0
+            return items
 
     def _run(self) -> None:
         while True:
-            blocks = self._take()
-            if blocks:
-                self._write(blocks)
+            items = self._take()
+            if items:
+                self._write(items)
             with self._cond:
                 if self._closing and not self._buffer:
                     self._cond.notify_all()
                     return
 
-    def _write(self, blocks: list[_Block]) -> None:
-        n_rows = sum(len(block) for block in blocks)
+    def _write(self, items: list[Row | _Block]) -> None:
+        n_rows = sum(len(item) if isinstance(item, _Block) else 1 for item in items)
         try:
-            params = [row for block in blocks for row in block.params()]
+            params: list[dict[str, Any]] = []
+            for item in items:
+                if isinstance(item, _Block):
+                    params.extend(item.params())
+                else:
+                    params.append(_row_params(item))
         except (TypeError, ValueError) as exc:  # a value orjson cannot write: never kill the writer
             params = []
             self.stats.last_error = f"{exc.__class__.__name__}: {exc}"[:500]

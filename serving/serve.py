@@ -7,8 +7,9 @@ starts. With MODEL_URI=models:/<registered model>@<alias>, the bundle is first b
 registry version into MODEL_BUNDLE (the same `make package` step), so the workers still load a
 verified bundle and never call the registry at request time.
 
-With several workers, the workers share a fresh folder for their metrics (PROMETHEUS_MULTIPROC_DIR,
-removed on exit; a folder you set yourself is emptied first), so /metrics counts all of them.
+With several workers, the workers share one emptied folder for their metrics
+(PROMETHEUS_MULTIPROC_DIR, or one per port under the temporary folder), so /metrics counts all of
+them. After the checks the process replaces itself with uvicorn (same pid).
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from core.bundle import verify_bundle
@@ -47,28 +46,42 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
     return package_candidate(config, settings, alias=match["alias"])
 
 
-@contextmanager
-def shared_metrics_dir(workers: int) -> Iterator[str | None]:
-    """Give several workers one empty metrics folder for the run (none for one worker)."""
+def metrics_dir(workers: int, port: int) -> str | None:
+    """The one metrics folder several workers share, emptied for this run (None for one worker).
+
+    PROMETHEUS_MULTIPROC_DIR when set, else `<tmp>/serving-metrics-<port>`: one service per port
+    at a time, so emptying it never touches a running service's counts. prometheus_client's rule:
+    the folder starts empty, or the counts of an earlier run are added in.
+    """
     if workers <= 1:
-        yield None
-        return
-    given = os.environ.get(MULTIPROC_ENV)
-    if given:
-        # prometheus_client's rule: the folder starts empty, or old counts are added in.
-        folder = Path(given)
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.db"):
-            old.unlink()
-        yield given
-        return
-    made = tempfile.mkdtemp(prefix="serving-metrics-")
-    os.environ[MULTIPROC_ENV] = made
-    try:
-        yield made
-    finally:
-        os.environ.pop(MULTIPROC_ENV, None)
-        shutil.rmtree(made, ignore_errors=True)
+        return None
+    folder = Path(
+        os.environ.get(MULTIPROC_ENV) or Path(tempfile.gettempdir()) / f"serving-metrics-{port}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()
+    return str(folder)
+
+
+def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
+    """The uvicorn command line for the app factory (what `main` hands over to)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "serving.app:app_from_env",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "30",
+    ]
 
 
 @entry_point
@@ -81,29 +94,24 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CONFIG_PATH"] = args.config
         get_settings.cache_clear()
     settings = get_settings()
+    # A bad config or bundle stops here, once, with its exit code: uvicorn would restart workers
+    # that exit with anything but its own start-up failure code.
     config = load_config(settings.config_path)
     if settings.model_uri:
         bundle_from_registry(config, settings, settings.model_uri)
     verify_bundle(settings.model_bundle)
-
-    import uvicorn
-
+    folder = metrics_dir(settings.workers, settings.port)
+    if folder is not None:
+        os.environ[MULTIPROC_ENV] = folder
     print(
         f"serving {settings.model_bundle} on http://{settings.host}:{settings.port} "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''}; docs at /docs)",
         flush=True,
     )
-    with shared_metrics_dir(settings.workers):
-        uvicorn.run(
-            "serving.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
-    return 0
+    # Become uvicorn (same pid, so signals reach it): checking the config imported sklearn and
+    # pandas, 150 MB that the process supervising the workers would otherwise keep.
+    os.execv(sys.executable, uvicorn_argv(settings.host, settings.port, settings.workers))
+    return 0  # not reached
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from serving.serve import uvicorn_argv
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,20 +90,7 @@ def start_server(
         **(env or {}),
     }
     output = tmp / f"uvicorn-{port}.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "serving.app:app_from_env",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "30",
-    ]
+    argv = uvicorn_argv("127.0.0.1", port, 1)
     proc = subprocess.Popen(
         [sys.executable, "-m", "serving.serve"] if serve_module else argv,
         cwd=ROOT,
