@@ -106,9 +106,15 @@ def production_traffic(repo: Repo, tmp_path: Path, *, drifted: bool) -> dict[str
         for feature in numeric:
             frame[feature.name] = frame[feature.name].max()
     settings = Settings(model_bundle=repo.work / "build" / "bundle", prediction_log_url=log_url)
+    target = config.contract.target.name
     with TestClient(create_app(settings)) as client:
-        for record in json.loads(frame[names].to_json(orient="records")):
-            assert client.post("/predict", json=record).status_code == 200
+        records = json.loads(frame[names].to_json(orient="records"))
+        for record, label in zip(records, frame[target].astype(str), strict=True):
+            answer = client.post("/predict", json=record)
+            assert answer.status_code == 200
+            if drifted:  # ground truth comes back for the drifted window: the retrain uses it
+                feedback = {"request_id": answer.json()["request_id"], "label": label}
+                assert client.post("/feedback", json=feedback).status_code == 200
     return {"MLFLOW_TRACKING_URI": store, "PREDICTION_LOG_URL": log_url}
 
 
@@ -128,6 +134,9 @@ def test_drifted_traffic_opens_one_retraining_pr_and_a_second_run_still_one(
         assert len(records) == 1
         pr = json.loads(records[0].read_text())
         assert pr["number"] == 1 and pr["labels"] == ["retrain"] and pr["body"].strip()
+        # The labelled rows are in the pull request, so its merge trains on what was gated.
+        shipped = git(repo.origin, "show", "retrain/drift:data/feedback.csv")
+        assert len(shipped.strip().splitlines()) == 1 + 600
 
 
 def test_traffic_without_drift_opens_nothing(repo: Repo, tmp_path: Path) -> None:
