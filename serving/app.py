@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from pydantic import TypeAdapter, ValidationError
+from starlette.background import BackgroundTask
 
 from core.config import load_config
 from core.errors import TemplateError
@@ -42,8 +43,10 @@ _COLUMNS_FIRST = re.compile(rb'\s*\{\s*"columns"\s*:')
 API_KEY_HEADER = "X-API-Key"
 
 
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=JSON)
+def _json(content: Any, status: int = 200, background: BackgroundTask | None = None) -> Response:
+    return Response(
+        orjson.dumps(content), status_code=status, media_type=JSON, background=background
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -136,7 +139,10 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
             if errors:
                 raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
             answers = await service.predict_columns(columns, n)
-            return _json({"model_version": version, **answers._asdict()})
+            return _json(
+                {"model_version": version, **answers._asdict()},
+                background=BackgroundTask(service.log_batch, answers, columns),
+            )
         records = _validate(batch, body)["records"]
         answers = await service.predict_many(records)
         return _json(
@@ -146,7 +152,8 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
                     {"request_id": rid, "probability": p, "label": lab, "model_version": version}
                     for rid, p, lab in zip(*answers, strict=True)
                 ],
-            }
+            },
+            background=BackgroundTask(service.log_batch, answers, records),
         )
 
     return router

@@ -164,29 +164,37 @@ class ModelService:
 
     async def predict_many(self, records: Sequence[Record]) -> Answers:
         """Score a batch of records in one call; each gets its own id `<batch id>-<index>`."""
-        return await self._predict_batch(len(records), lambda: self.predictor(records), records)
+        return await self._predict_batch(len(records), lambda: self.predictor(records))
 
     async def predict_columns(self, columns: Columns, n: int) -> Answers:
         """Score a batch sent by column (validated, `n` values each) in one call."""
-        return await self._predict_batch(n, lambda: self.predictor.score_columns(columns), columns)
+        return await self._predict_batch(n, lambda: self.predictor.score_columns(columns))
 
-    async def _predict_batch(
-        self, n: int, score: Callable[[], np.ndarray], features: Features
-    ) -> Answers:
-        """Score, label, log (handing the features over as they came), count the scores."""
-        if self.predictor.fast and n <= 64:
+    async def _predict_batch(self, n: int, score: Callable[[], np.ndarray]) -> Answers:
+        """Score, label and count the scores; `log_batch` logs them (after the response)."""
+        if self.predictor.fast:
+            # numpy on arrays, ~0.6 µs a row: less than validating the body took, inline. A thread
+            # hop added ~3 ms to 10,000 rows (the GIL handed back and forth).
             scores = score()
         else:
-            # A big batch, or the sklearn path: the event loop keeps answering other requests.
+            # The sklearn path is slow per call: the event loop keeps answering meanwhile.
             scores = await asyncio.to_thread(score)
         batch_id = uuid.uuid4().hex
         request_ids = [f"{batch_id}-{i}" for i in range(n)]
         probabilities = scores.tolist()
         labels = np.where(scores >= self.threshold, self.positive, self.negative).tolist()
-        if self.log is not None:
-            self.log.submit_batch(self.version, request_ids, probabilities, labels, features)
         self.metrics.scores.observe(scores)
         return Answers(request_ids, probabilities, labels)
+
+    def log_batch(self, answers: Answers, features: Features) -> None:
+        """Hand a batch to the prediction log, the features as they came (records or columns).
+
+        The route calls this once the response is sent: the log's writer thread wakes for a big
+        batch at once and turns it into rows, and that Python work would otherwise hold the GIL
+        while the response is still being built (measured: +5 to 10 ms on 10,000 rows).
+        """
+        if self.log is not None:
+            self.log.submit_batch(self.version, *answers, features)
 
     async def add_feedback(self, request_id: str, label: str) -> bool:
         """Store the true class of a logged prediction; False when no such prediction exists."""
