@@ -8,7 +8,7 @@ registry version into MODEL_BUNDLE (the same `make package` step), so the worker
 verified bundle and never call the registry at request time.
 
 With several workers, the workers share one emptied folder for their metrics
-(PROMETHEUS_MULTIPROC_DIR, or one per port under the temporary folder), so /metrics counts all of
+(PROMETHEUS_MULTIPROC_DIR, or one per user and port under the temporary folder), so /metrics counts all of
 them. After the checks the process replaces itself with uvicorn (same pid).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -46,19 +47,38 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
     return package_candidate(config, settings, alias=match["alias"])
 
 
+# The files prometheus_client writes per process (counter_123.db, gauge_livesum_123.db, ...). It
+# reads every .db file in the folder, so a folder holding any other .db file is refused, not emptied.
+PROMETHEUS_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
+
+
 def metrics_dir(workers: int, port: int) -> str | None:
     """The one metrics folder several workers share, emptied for this run (None for one worker).
 
-    PROMETHEUS_MULTIPROC_DIR when set, else `<tmp>/serving-metrics-<port>`: one service per port
-    at a time, so emptying it never touches a running service's counts. prometheus_client's rule:
-    the folder starts empty, or the counts of an earlier run are added in.
+    PROMETHEUS_MULTIPROC_DIR when set, else `<tmp>/serving-metrics-<uid>-<port>`: one service per
+    user and port at a time, so emptying it never touches a running service's counts.
+    prometheus_client's rule: the folder starts empty, or an earlier run's counts are added in.
+    A folder that is a symbolic link or belongs to another user is refused (on a shared machine
+    anyone can create a name under /tmp first).
     """
     if workers <= 1:
         return None
-    folder = Path(
-        os.environ.get(MULTIPROC_ENV) or Path(tempfile.gettempdir()) / f"serving-metrics-{port}"
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    given = os.environ.get(MULTIPROC_ENV)
+    folder = Path(given or Path(tempfile.gettempdir()) / f"serving-metrics-{os.getuid()}-{port}")
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ConfigError(
+            f"metrics folder {folder} is a link or not this user's directory; set "
+            f"{MULTIPROC_ENV} to a directory of your own"
+        )
+    others = sorted(f.name for f in folder.glob("*.db") if not PROMETHEUS_FILE.match(f.name))
+    if others:
+        # prometheus_client reads every .db file there at each scrape: /metrics would fail.
+        raise ConfigError(
+            f"metrics folder {folder} holds files that are not prometheus_client's "
+            f"({', '.join(others[:3])}); set {MULTIPROC_ENV} to a folder of its own"
+        )
     for old in folder.glob("*.db"):
         old.unlink()
     return str(folder)
