@@ -152,7 +152,7 @@ class DataSource(Strict):
     format: Literal["csv", "parquet"] = "csv"
     snapshot: Snapshot | None = None
     # Labelled production rows (contract features, target, optional request_id) that training
-    # appends to `path` before the split, and that `make retrain` refreshes from the prediction
+    # adds to the split of `path` (each row to a part by its request id), and that `make retrain` refreshes from the prediction
     # log. CSV, relative to the config file like `path`; null turns both off.
     feedback_path: Path | None = None
 

@@ -66,7 +66,7 @@ def labelled_rows(raw: pd.DataFrame, contract: Contract, source: str) -> pd.Data
     if missing:
         raise DataError(f"{source}: feature column(s) missing: {', '.join(missing)}")
     rows = raw[raw[label].notna()]
-    labels = rows[label].astype(str)
+    labels = rows[label].map(_class_name)
     unknown = sorted(set(labels) - set(contract.target.classes))
     if unknown:
         raise DataError(
@@ -82,15 +82,23 @@ def labelled_rows(raw: pd.DataFrame, contract: Contract, source: str) -> pd.Data
     return out.reset_index(drop=True)
 
 
+def _class_name(value: Any) -> str:
+    """A label as the class name: a partly empty column of 0/1 reads as floats (1.0 → "1")."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _request_ids(rows: pd.DataFrame, contract: Contract) -> pd.Series:
     if REQUEST_ID in rows.columns:
         return rows[REQUEST_ID].astype(str)
-    # A window file without ids: a row's content is its identity, so a second run adds nothing.
+    # A window file without ids: a row's position and content are its identity, so a second run
+    # adds nothing, and two customers with the same features are still two rows.
     columns = [*contract.feature_names]
     return pd.Series(
         [
-            "row-" + hashlib.sha256(repr(tuple(values)).encode()).hexdigest()[:16]
-            for values in rows[columns].itertuples(index=False)
+            "row-" + hashlib.sha256(repr((position, *values)).encode()).hexdigest()[:16]
+            for position, *values in rows[columns].itertuples(index=True)
         ],
         index=rows.index,
         dtype=object,
@@ -107,9 +115,10 @@ def merge(existing: pd.DataFrame | None, new: pd.DataFrame) -> tuple[pd.DataFram
             f"the feedback file has no {REQUEST_ID!r} column, so new rows cannot be deduplicated"
         )
     known = set(existing[REQUEST_ID].astype(str))
-    merged = pd.concat(
-        [existing.astype({REQUEST_ID: str}), new[existing.columns.intersection(new.columns)]]
-    )
+    # Every column of both: a feature added to the contract since the file was written stays on
+    # the new rows (training then names the old rows that lack it).
+    merged = pd.concat([existing.astype({REQUEST_ID: str}), new], ignore_index=True)
+    merged = merged[[*new.columns, *existing.columns.difference(new.columns, sort=False)]]
     merged = merged.drop_duplicates(REQUEST_ID, keep="last").reset_index(drop=True)
     return merged, len(set(new[REQUEST_ID]) - known)
 
@@ -149,4 +158,5 @@ def collect(config: Config, settings: Settings, context: dict[str, Any]) -> Feed
     update = FeedbackUpdate(table=table, new=new, source=source)
     # Corrected labels of known ids change the table without adding ids: it is shipped then too.
     unchanged = path.is_file() and path.read_bytes() == update.csv()
-    return dataclasses.replace(update, changed=not unchanged)
+    # No file yet and no labelled rows: nothing to ship (a header-only file trains nothing).
+    return dataclasses.replace(update, changed=not unchanged and (path.is_file() or len(table) > 0))

@@ -261,7 +261,7 @@ def repository_path(config: Config, repo: Path) -> str | None:
     try:
         return (config.root / relative).resolve().relative_to(repo.resolve()).as_posix()
     except ValueError:
-        if relative.is_absolute():
+        if relative.is_absolute() or ".." in relative.parts:
             raise ConfigError(
                 f"data.feedback_path {relative} is outside the repository {repo}: "
                 "make retrain cannot put it into the pull request"

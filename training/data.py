@@ -4,10 +4,11 @@ The split is stratified on the target with the configured seed, or time-based (o
 newest rows test) when `model.split.time_column` is set. Every problem with the table is a
 DataError naming the column or the count, raised before anything is fitted.
 
-With `data.feedback_path` set, the labelled production rows in that file are appended to the table
-before the split, so they land in train, validation and test like any row and the champion and the
-challenger are compared on the same test rows. A time split puts them after every configured row
-unless they carry the time column themselves: they are the newest data.
+With `data.feedback_path` set, the labelled production rows in that file join the split: the
+configured rows are split exactly as without them (so a champion trained without those rows is
+never scored on a row it trained on), and each feedback row goes to train, validation or test by a
+hash of its request id, in the configured shares (stable as the file grows). Champion and
+challenger are compared on the same test rows.
 """
 
 from __future__ import annotations
@@ -185,6 +186,27 @@ def split_table(
     return train, val, test
 
 
+def split_feedback(
+    feedback: pd.DataFrame, config: Config
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Put each feedback row into train, validation or test by a hash of its request id.
+
+    Stable: a row stays in its part as the table grows, so a row the champion trained on never
+    lands in a later challenger's test set. Rows without a request id are hashed by content.
+    """
+    if FEEDBACK_ID in feedback.columns:
+        keys = feedback[FEEDBACK_ID].astype(str)
+        hashes = [hashlib.sha256(k.encode()).digest()[:8] for k in keys]
+        share = np.array([int.from_bytes(h, "big") for h in hashes], dtype=np.float64) / 2.0**64
+    else:
+        share = pd.util.hash_pandas_object(feedback, index=False).to_numpy() / 2.0**64
+    split = config.model.split
+    test = share < split.test_size
+    val = ~test & (share < split.test_size + split.validation_size)
+    rows = feedback.drop(columns=FEEDBACK_ID, errors="ignore")
+    return rows[~test & ~val], rows[val], rows[test]
+
+
 def _part(frame: pd.DataFrame, config: Config, name: str) -> Part:
     y = target_vector(frame, config.contract)
     if y.sum() == 0 or y.sum() == len(y):
@@ -237,13 +259,16 @@ def load_dataset(config: Config) -> Dataset:
     frame = read_table(path, config.data.format)
     check_table(frame, config)
     feedback = load_feedback(config)
-    if feedback is not None and len(feedback):
-        # After the configured rows: with a time split and no time column of their own (NaN
-        # sorts last) they count as the newest rows.
-        frame = pd.concat([frame, feedback.drop(columns=FEEDBACK_ID, errors="ignore")])
-        frame = frame.reset_index(drop=True)
     try:
         train, val, test = split_table(frame, config)
+        if feedback is not None and len(feedback):
+            # The configured rows keep the parts they had without feedback (so the champion is
+            # never scored on rows it trained on); feedback rows join a part by their id.
+            feedback = feedback.set_axis(range(len(frame), len(frame) + len(feedback)))
+            extra = split_feedback(feedback, config)
+            train, val, test = (
+                pd.concat([a, b]) for a, b in zip((train, val, test), extra, strict=True)
+            )
         parts = {
             n: _part(f, config, n)
             for n, f in (("train", train), ("validation", val), ("test", test))
@@ -256,7 +281,7 @@ def load_dataset(config: Config) -> Dataset:
         test=parts["test"],
         path=path,
         sha256=file_sha256(path),
-        n_rows=len(frame),
+        n_rows=len(frame) + (0 if feedback is None else len(feedback)),
         feedback_path=config.feedback_path if feedback is not None else None,
         feedback_sha256=(
             file_sha256(config.feedback_path)

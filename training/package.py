@@ -82,7 +82,7 @@ def model_card(
                 [
                     f"- Feedback file `{config.data.feedback_path}` (sha256 "
                     f"`{model.tags['feedback_sha256']}`): {params.get('rows.feedback', '?')} "
-                    "labelled production rows appended before the split"
+                    "labelled production rows split by request id beside the data"
                 ]
                 if model.tags.get("feedback_sha256")
                 else []

@@ -317,6 +317,10 @@ def test_a_drift_window_from_a_file_gives_its_labelled_rows_once(
     window = repo.parent / "window.csv"
     sample = default_frame.iloc[:40].copy()
     sample.loc[sample.index[:10], repo_config.contract.target.name] = None  # unlabelled rows
+    unlabelled = sample.assign(**{repo_config.contract.target.name: None})
+    unlabelled.to_csv(window, index=False)
+    nothing = collect(repo_config, settings, {"current": str(window)})
+    assert nothing is not None and nothing.total == 0 and not nothing.changed  # no empty file
     sample.to_csv(window, index=False)
     first = collect(repo_config, settings, {"current": str(window)})
     assert first is not None and first.new == first.total == 30

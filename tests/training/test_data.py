@@ -18,6 +18,7 @@ from training.data import load_dataset
 def _with_data(
     write_config: Callable[..., Path], tmp_path: Path, frame: pd.DataFrame, **edits: Any
 ) -> Config:
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "data.csv"
     frame.to_csv(path, index=False)
 
@@ -123,33 +124,42 @@ def _with_feedback(
     return config
 
 
-def test_feedback_rows_join_the_table_before_the_split(
+def test_feedback_rows_join_each_part_by_id_and_data_rows_keep_theirs(
     write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
 ) -> None:
+    without = load_dataset(_with_data(write_config, tmp_path / "a", default_frame))
     config = _with_feedback(write_config, tmp_path, default_frame, _feedback(default_frame, 300))
     ds = load_dataset(config)
     assert ds.feedback_rows == 300 and ds.n_rows == 7043 + 300
     assert sum(p.n_rows for p in ds.parts) == ds.n_rows
-    # Appended after the configured rows, so their index is 7043..7342; the split spreads them.
+    # The data rows are in the same parts as without feedback: the champion, trained without
+    # these rows, is never scored on a row it trained on.
+    for old, new in zip(without.parts, ds.parts, strict=True):
+        assert set(new.X.index[new.X.index < 7043]) == set(old.X.index)
+    # Feedback rows (index 7043..7342) are spread over every part, by request id: stable as the
+    # file grows.
     fed = set(range(7043, 7343))
     assert all(fed & set(p.X.index) for p in ds.parts)
+    grown = _feedback(default_frame, 400)
+    again = load_dataset(_with_feedback(write_config, tmp_path, default_frame, grown))
+    for first, second in zip(ds.parts, again.parts, strict=True):
+        assert set(first.X.index[first.X.index >= 7043]) <= set(second.X.index)
     assert ds.feedback_sha256 is not None and len(ds.feedback_sha256) == 64
     assert ds.fingerprint not in (ds.sha256, ds.feedback_sha256)
     assert "+ 300 feedback rows from `feedback.csv`" in ds.describe()
 
 
-def test_a_time_split_puts_feedback_rows_last(
+def test_a_time_split_keeps_the_data_rows_order_and_spreads_feedback(
     write_config: Callable[..., Path], tmp_path: Path, default_frame: pd.DataFrame
 ) -> None:
+    split = {"time_column": "rownames", "test_size": 0.2}
+    without = load_dataset(_with_data(write_config, tmp_path / "a", default_frame, split=split))
     config = _with_feedback(
-        write_config,
-        tmp_path,
-        default_frame,
-        _feedback(default_frame, 200),
-        split={"time_column": "rownames", "test_size": 0.2},
+        write_config, tmp_path, default_frame, _feedback(default_frame, 200), split=split
     )
     ds = load_dataset(config)
-    assert set(range(7043, 7243)) <= set(ds.test.X.index)
+    assert set(ds.test.X.index[ds.test.X.index < 7043]) == set(without.test.X.index)
+    assert 0 < len(set(range(7043, 7243)) & set(ds.test.X.index)) < 200
 
 
 def test_no_feedback_file_yet_trains_on_the_data_alone(
