@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,17 @@ LOG_COUNTERS = (
     ("write_errors", "prediction_log_write_errors", "Failed insert attempts (retried)"),
     ("lost", "prediction_log_lost", "Rows given up on after repeated write failures"),
 )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def multiprocess_dir() -> str | None:
@@ -159,6 +171,11 @@ class Metrics:
         self.sync_log()
         if self.shared_dir is None:
             return generate_latest(self.registry)
+        # A worker that crashed never said it stopped: its queue depth would stay in the sum.
+        for live in Path(self.shared_dir).glob("gauge_live*_*.db"):
+            pid = live.stem.rsplit("_", 1)[1]
+            if pid.isdigit() and not process_alive(int(pid)):
+                prometheus_multiprocess.mark_process_dead(int(pid), self.shared_dir)
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry, path=self.shared_dir)
         return generate_latest(registry)
@@ -183,13 +200,16 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        finished: float | None = None
         status = 500
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, finished
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = time.perf_counter()  # a background task (batch logging) runs after
 
         try:
             await self.app(scope, receive, send_with_status)
@@ -205,4 +225,4 @@ class MetricsMiddleware:
                 )
                 self._children[key] = children
             children[0].inc()
-            children[1].observe(time.perf_counter() - started)
+            children[1].observe((finished or time.perf_counter()) - started)

@@ -7,9 +7,8 @@ starts. With MODEL_URI=models:/<registered model>@<alias>, the bundle is first b
 registry version into MODEL_BUNDLE (the same `make package` step), so the workers still load a
 verified bundle and never call the registry at request time.
 
-With several workers, the workers share one emptied folder for their metrics
-(PROMETHEUS_MULTIPROC_DIR, or one per user and port under the temporary folder), so /metrics counts all of
-them. After the checks the process replaces itself with uvicorn (same pid).
+With several workers, the workers share one new folder for their metrics (made under
+PROMETHEUS_MULTIPROC_DIR or the temporary folder), so /metrics counts all of them. After the checks the process replaces itself with uvicorn (same pid).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import stat
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from core.cli import entry_point
 from core.config import Config, load_config
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
-from serving.metrics import MULTIPROC_ENV
+from serving.metrics import MULTIPROC_ENV, process_alive
 
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
 
@@ -47,41 +46,31 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
     return package_candidate(config, settings, alias=match["alias"])
 
 
-# The files prometheus_client writes per process (counter_123.db, gauge_livesum_123.db, ...). It
-# reads every .db file in the folder, so a folder holding any other .db file is refused, not emptied.
-PROMETHEUS_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
+# The files prometheus_client writes per process: counter_123.db, gauge_livesum_123.db, ...
+PROMETHEUS_FILE = re.compile(r"^(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db$")
 
 
 def metrics_dir(workers: int, port: int) -> str | None:
-    """The one metrics folder several workers share, emptied for this run (None for one worker).
+    """A new private folder for this run's worker metrics (None, and no variable, for one worker).
 
-    PROMETHEUS_MULTIPROC_DIR when set, else `<tmp>/serving-metrics-<uid>-<port>`: one service per
-    user and port at a time, so emptying it never touches a running service's counts.
-    prometheus_client's rule: the folder starts empty, or an earlier run's counts are added in.
-    A folder that is a symbolic link or belongs to another user is refused (on a shared machine
-    anyone can create a name under /tmp first).
+    Made with mkdtemp (mode 0700, a name nobody can take first) under PROMETHEUS_MULTIPROC_DIR
+    when that is set, else under the temporary folder; so it starts empty, as prometheus_client
+    requires, and a second start on a busy port never touches the running service's counts.
+    Folders of earlier runs on this port whose processes are all gone are removed.
     """
     if workers <= 1:
+        # One process: its own registry. A folder set for it would be read unchecked, never emptied.
+        os.environ.pop(MULTIPROC_ENV, None)
         return None
-    given = os.environ.get(MULTIPROC_ENV)
-    folder = Path(given or Path(tempfile.gettempdir()) / f"serving-metrics-{os.getuid()}-{port}")
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.lstat()
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise ConfigError(
-            f"metrics folder {folder} is a link or not this user's directory; set "
-            f"{MULTIPROC_ENV} to a directory of your own"
-        )
-    others = sorted(f.name for f in folder.glob("*.db") if not PROMETHEUS_FILE.match(f.name))
-    if others:
-        # prometheus_client reads every .db file there at each scrape: /metrics would fail.
-        raise ConfigError(
-            f"metrics folder {folder} holds files that are not prometheus_client's "
-            f"({', '.join(others[:3])}); set {MULTIPROC_ENV} to a folder of its own"
-        )
-    for old in folder.glob("*.db"):
-        old.unlink()
-    return str(folder)
+    parent = Path(os.environ.get(MULTIPROC_ENV) or tempfile.gettempdir())
+    prefix = f"serving-metrics-{port}-"
+    for old in parent.glob(prefix + "*"):
+        if old.is_symlink() or not old.is_dir() or old.stat().st_uid != os.getuid():
+            continue
+        pids = [int(m[1]) for f in old.iterdir() if (m := PROMETHEUS_FILE.match(f.name))]
+        if not any(process_alive(pid) for pid in pids):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=parent)
 
 
 def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
@@ -99,8 +88,9 @@ def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
         "--workers",
         str(workers),
         "--no-access-log",
+        # Under Kubernetes' 30 s termination grace period, leaving time to write the log's rows.
         "--timeout-graceful-shutdown",
-        "30",
+        "20",
     ]
 
 

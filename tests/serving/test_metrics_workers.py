@@ -33,7 +33,6 @@ def test_every_scrape_counts_both_workers(
 
     shared = tmp_path / "metrics"
     shared.mkdir()
-    (shared / "counter_999999.db").write_bytes(b"stale counts of an earlier run")
     server = start_server(
         tmp_path,
         bundle=trained_bundle,
@@ -42,7 +41,7 @@ def test_every_scrape_counts_both_workers(
         serve_module=True,
     )
     try:
-        assert not (shared / "counter_999999.db").exists()  # emptied before the workers start
+        (run,) = list(shared.iterdir())  # one new folder for this run's workers
         n = 60
         for i in range(n):
             # A new connection each time, so the kernel hands requests to both workers.
@@ -50,7 +49,7 @@ def test_every_scrape_counts_both_workers(
             assert r.status_code == 200, r.text
         batch = {"columns": {k: [r[k] for r in records[:5]] for k in records[0]}}
         assert httpx.post(server.url + "/predict/batch", json=batch, timeout=30).status_code == 200
-        pids = {p.stem.rsplit("_", 1)[-1] for p in shared.glob("counter_*.db")}
+        pids = {p.stem.rsplit("_", 1)[-1] for p in run.glob("counter_*.db")}
         assert len(pids) == 2, f"requests reached {len(pids)} worker(s): {sorted(pids)}"
 
         time.sleep(2.5)  # the log writers insert, then each worker copies its log counters
