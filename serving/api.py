@@ -16,17 +16,23 @@ __all__ = ["read_predictions"]
 
 
 def read_predictions(
-    url: str, since: datetime | None = None, limit: int | None = None
+    url: str,
+    since: datetime | None = None,
+    limit: int | None = None,
+    until: datetime | None = None,
 ) -> pd.DataFrame:
     """Read logged predictions, oldest first, with their feedback label where one was sent.
 
     Columns: request_id, ts (UTC), model_version, score, label, every logged feature, feedback
-    (the true class, or None). `since` keeps rows at or after that time (a naive datetime is read
-    as UTC); `limit` keeps the most recent rows. Raises ServiceUnavailable when the log cannot be
+    (the true class, or None). `since` keeps rows at or after that time, `until` rows at or before
+    it (a naive datetime is read as UTC); `limit` keeps the most recent rows. Raises ServiceUnavailable when the log cannot be
     read.
     """
+    utc = pd.Timestamp(0, tz="UTC").tzinfo
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=pd.Timestamp(0, tz="UTC").tzinfo)
+        since = since.replace(tzinfo=utc)
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=utc)
     query = select(
         predictions.c.request_id,
         predictions.c.ts,
@@ -40,6 +46,8 @@ def read_predictions(
     )
     if since is not None:
         query = query.where(predictions.c.ts >= since)
+    if until is not None:
+        query = query.where(predictions.c.ts <= until)
     query = query.order_by(predictions.c.ts.desc(), predictions.c.request_id.desc())
     if limit is not None:
         query = query.limit(limit)

@@ -134,7 +134,11 @@ def read_window(
     from serving.api import read_predictions
 
     since = window_start(context, config)
-    frame = read_predictions(settings.prediction_log_url, since=since, limit=config.drift.max_rows)
+    # The same rows `make drift` compared: up to its newest row and its row limit, so traffic
+    # logged since then does not push the window's older (more likely labelled) rows out.
+    until = datetime.fromisoformat(str(context["until"])) if context.get("until") else None
+    limit = int(context.get("limit") or config.drift.max_rows)
+    frame = read_predictions(settings.prediction_log_url, since=since, limit=limit, until=until)
     return frame, f"the prediction log since {since.isoformat(timespec='minutes')}"
 
 

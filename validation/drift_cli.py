@@ -216,7 +216,10 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
                 settings.prediction_log_url, since, args.limit or config.drift.max_rows
             )
         window_text = f"since {since.isoformat(timespec='minutes')}"
-        where = {"since": since.isoformat()}
+        where = {"since": since.isoformat(), "limit": str(args.limit or config.drift.max_rows)}
+        if "ts" in raw.columns and len(raw):
+            # The newest row read: `make retrain` reads exactly this window again.
+            where["until"] = pd.Timestamp(raw["ts"].max()).isoformat()
     window, versions = normalise_window(raw, config.contract, source)
     check_versions(versions, version, source, bundle)
     if SCORE_COLUMN not in window.columns:

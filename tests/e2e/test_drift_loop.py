@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -100,6 +101,9 @@ def test_drift_loop(
     drift = run("-m", "validation.drift_cli", "--config", str(config.source), env=env)
     expected = 10 if scenario == "covariate" else 0
     assert drift.returncode == expected, drift.stdout + drift.stderr
+    # The window is recorded to its newest row, so the retrain reads exactly these rows again.
+    context = json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())["context"]
+    assert {"since", "until", "limit"} <= set(context) and context["until"] >= context["since"]
     retrain = run(
         "-m", "tools.retrain", "--config", str(config.source), "--repo", str(repo), env=env
     )

@@ -93,6 +93,9 @@ def test_since_and_limit_select_recent_rows_oldest_first(
     last = read_predictions(log_url, limit=3)
     assert list(last["ts"]) == sorted(last["ts"]) and len(last) == 3
     assert set(last["request_id"]) <= {f"new-{i}" for i in range(5)}
+    before = read_predictions(log_url, until=cut)  # what a drift run at `cut` saw
+    assert sorted(before["request_id"]) == sorted(f"old-{i}" for i in range(10))
+    assert len(read_predictions(log_url, until=cut, limit=4)) == 4
 
 
 def test_full_buffer_drops_and_counts_instead_of_blocking(
