@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,14 @@ def test_every_scrape_counts_both_workers(
     )
     try:
         (run,) = list(shared.iterdir())  # one new folder for this run's workers
-        n = 60
-        for i in range(n):
-            # A new connection each time, so the kernel hands requests to both workers.
-            r = httpx.post(server.url + "/predict", json=records[i], timeout=30)
-            assert r.status_code == 200, r.text
+        n = 120
+
+        def predict(i: int) -> int:
+            # A new connection each time, 8 at once: both workers are kept accepting.
+            return httpx.post(server.url + "/predict", json=records[i], timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(predict, range(n))) == {200}
         batch = {"columns": {k: [r[k] for r in records[:5]] for k in records[0]}}
         assert httpx.post(server.url + "/predict/batch", json=batch, timeout=30).status_code == 200
         pids = {p.stem.rsplit("_", 1)[-1] for p in run.glob("counter_*.db")}

@@ -1,4 +1,5 @@
-"""Graceful shutdown: SIGTERM in the middle of load loses no prediction the service answered."""
+"""Graceful shutdown: SIGTERM in the middle of load loses no prediction the service answered, with
+one worker under uvicorn and with two under `python -m serving.serve` (the image's command)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,24 @@ from tests.serving.conftest import serving_config, start_server
 
 @pytest.mark.slow
 @pytest.mark.e2e
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_during_load_loses_no_logged_prediction(
-    tmp_path: Path, trained_bundle: Path, raw_config: dict[str, Any], records: list[dict[str, Any]]
+    tmp_path: Path,
+    trained_bundle: Path,
+    raw_config: dict[str, Any],
+    records: list[dict[str, Any]],
+    workers: int,
 ) -> None:
     # Rows wait up to 2 s in memory, so at SIGTERM many answered predictions are not yet in the
     # database: only the shutdown flush can save them.
     config = serving_config(tmp_path, raw_config, log_flush_seconds=2.0)
-    server = start_server(tmp_path, bundle=trained_bundle, config=config)
+    server = start_server(
+        tmp_path,
+        bundle=trained_bundle,
+        config=config,
+        env={"WEB_CONCURRENCY": str(workers)},
+        serve_module=workers > 1,
+    )
     answered: list[str] = []
     depth_at_sigterm = -1
 
@@ -31,11 +43,16 @@ def test_sigterm_during_load_loses_no_logged_prediction(
         i = k
         while True:
             try:
-                if i % 4 == 0:
-                    batch = [records[(i + j) % len(records)] for j in range(5)]
+                batch = [records[(i + j) % len(records)] for j in range(5)]
+                if i % 8 == 0:
                     r = await client.post("/predict/batch", json={"records": batch})
                     if r.status_code == 200:
                         answered.extend(p["request_id"] for p in r.json()["predictions"])
+                elif i % 8 == 4:  # by column: logged after the response, in a background task
+                    columns = {k: [rec[k] for rec in batch] for k in batch[0]}
+                    r = await client.post("/predict/batch", json={"columns": columns})
+                    if r.status_code == 200:
+                        answered.extend(r.json()["request_ids"])
                 else:
                     r = await client.post("/predict", json=records[i % len(records)])
                     if r.status_code == 200:
