@@ -9,7 +9,6 @@ Layout of a bundle folder:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 import joblib
 
 from core.errors import BundleIntegrityError
+from core.io import sha256_file
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "bundle.json"
@@ -43,15 +43,6 @@ class Bundle:
     @property
     def version(self) -> str:
         return str(self.metadata.get("model_version", "unregistered"))
-
-
-def sha256_file(path: Path) -> str:
-    """Hash a file in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_bundle(

@@ -1,7 +1,8 @@
-"""Atomic file writes: a reader never sees a half-written file under its final name."""
+"""Atomic file writes (a reader never sees a half-written file under its final name), and file hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -42,3 +43,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, payload: Any) -> Path:
     """Write JSON (indented, keys in insertion order) atomically."""
     return atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    """Hash a file as stored, in 1 MiB blocks (the digest `make data-check` compares too)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -25,6 +25,7 @@ from core.config import Config
 from core.data import read_table
 from core.errors import DataError
 from core.frames import feature_frame, target_vector
+from core.io import sha256_file
 from validation.api import validate_features
 
 # The feedback file keeps the prediction log's request id so `make retrain` can deduplicate;
@@ -88,15 +89,6 @@ class Dataset:
                 f"(sha256 `{(self.feedback_sha256 or '')[:12]}`)"
             )
         return text + "."
-
-
-def file_sha256(path: Path) -> str:
-    """Hash the data file as stored, so the fingerprint matches what `make data-check` checks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_columns(frame: pd.DataFrame, config: Config, source: Path) -> None:
@@ -280,11 +272,11 @@ def load_dataset(config: Config) -> Dataset:
         validation=parts["validation"],
         test=parts["test"],
         path=path,
-        sha256=file_sha256(path),
+        sha256=sha256_file(path),
         n_rows=len(frame) + (0 if feedback is None else len(feedback)),
         feedback_path=config.feedback_path if feedback is not None else None,
         feedback_sha256=(
-            file_sha256(config.feedback_path)
+            sha256_file(config.feedback_path)
             if feedback is not None and config.feedback_path is not None
             else None
         ),
