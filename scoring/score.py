@@ -28,16 +28,21 @@ def print_progress(summary: Summary) -> None:
     )
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_io_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments both entry points take (this one and spark-submit's scoring/spark_job.py)."""
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--input", type=Path, required=True)
     parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--engine", choices=["local", "spark"], default="local")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--bundle", type=Path, help="model bundle folder (default: MODEL_BUNDLE)")
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_io_arguments(parser)
+    parser.add_argument("--engine", choices=["local", "spark"], default="local")
+    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     args = parser.parse_args(argv)
     config = load_config(args.config)
     bundle_dir: Path = args.bundle or get_settings().model_bundle

@@ -32,6 +32,7 @@ from core.cli import entry_point, step
 from core.config import Config, load_config
 from core.errors import DataError
 from core.settings import get_settings
+from scoring.score import add_io_arguments
 from scoring.stream import LABEL, REASON, SCORE, VERSION, check_columns, input_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,11 +173,7 @@ def score_spark(
 def main(argv: list[str] | None = None) -> int:
     """Entry point for spark-submit: the same arguments as `python -m scoring.score`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="config.yaml")
-    parser.add_argument("--input", type=Path, required=True)
-    parser.add_argument("--output", type=Path, required=True)
-    parser.add_argument("--bundle", type=Path)
-    parser.add_argument("--overwrite", action="store_true")
+    add_io_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config)
     with step(f"score {args.input} on Spark", str(args.output)):
