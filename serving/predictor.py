@@ -265,11 +265,11 @@ class Predictor:
         self.mode = "sklearn"
         self.parity_error: float | None = None
         if self.compiled is not None:
-            probes = as_columns([*probe_records(contract), *extra_probes], contract.feature_names)
+            records = [*probe_records(contract), *extra_probes]
+            probes = as_columns(records, contract.feature_names)
             try:
-                diff = float(
-                    np.max(np.abs(self.score_columns(probes, compiled=True) - self.sklearn(probes)))
-                )
+                compiled = self.compiled.predict(probes, len(records))
+                diff = float(np.max(np.abs(compiled - self.sklearn(probes))))
             except (ValueError, TypeError, IndexError) as exc:  # e.g. a width the estimator rejects
                 log.warning("compiled scoring failed on probe records (%s); using sklearn", exc)
                 diff = math.inf
@@ -292,11 +292,9 @@ class Predictor:
         proba = self.pipeline.predict_proba(frame)
         return np.asarray(proba[:, list(self.pipeline.classes_).index(1)], dtype=np.float64)
 
-    def score_columns(self, columns: Columns, *, compiled: bool | None = None) -> np.ndarray:
-        """Score a batch given by column (validated, equal lengths) by the chosen path."""
-        if compiled is None:
-            compiled = self.fast
-        if compiled and self.compiled is not None:
+    def score_columns(self, columns: Columns) -> np.ndarray:
+        """Score a batch given by column (validated, equal lengths) by the fastest exact path."""
+        if self.fast and self.compiled is not None:
             n = len(next(iter(columns.values()))) if columns else 0
             return self.compiled.predict(columns, n)
         return self.sklearn(columns)
