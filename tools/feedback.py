@@ -9,7 +9,6 @@ Merged with the table already in the repository, one row per request id, the lat
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,14 +34,12 @@ class FeedbackUpdate:
     table: pd.DataFrame
     new: int
     source: str
-    changed: bool = True  # False when the merged table is byte for byte the file already there
+    csv: bytes  # the table as the file holds it
+    changed: bool  # False when `csv` is the file already there byte for byte (or there is none)
 
     @property
     def total(self) -> int:
         return len(self.table)
-
-    def csv(self) -> bytes:
-        return self.table.to_csv(index=False).encode()
 
 
 def window_start(context: dict[str, Any], config: Config, now: datetime | None = None) -> datetime:
@@ -159,8 +156,8 @@ def collect(config: Config, settings: Settings, context: dict[str, Any]) -> Feed
         f"feedback: {len(rows)} labelled row(s) in {source}, {new} new; "
         f"{len(table)} row(s) in {config.data.feedback_path}"
     )
-    update = FeedbackUpdate(table=table, new=new, source=source)
+    csv = table.to_csv(index=False).encode()
     # Corrected labels of known ids change the table without adding ids: it is shipped then too.
-    unchanged = path.is_file() and path.read_bytes() == update.csv()
     # No file yet and no labelled rows: nothing to ship (a header-only file trains nothing).
-    return dataclasses.replace(update, changed=not unchanged and (path.is_file() or len(table) > 0))
+    changed = path.read_bytes() != csv if path.is_file() else len(table) > 0
+    return FeedbackUpdate(table=table, new=new, source=source, csv=csv, changed=changed)

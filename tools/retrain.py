@@ -197,7 +197,7 @@ def retrain(
         if feedback is not None and feedback.changed:
             # Train on the merged table from a temporary file: the checkout gets it only with
             # the packet, after the gate passed.
-            merged = atomic_write_bytes(Path(tmp) / "feedback.csv", feedback.csv())
+            merged = atomic_write_bytes(Path(tmp) / "feedback.csv", feedback.csv)
             data = config.data.model_copy(update={"feedback_path": merged})
             train_config = config.model_copy(update={"data": data})
         with step("train and gate a challenger", str(settings.reports_dir / "training")):
@@ -224,7 +224,7 @@ def retrain(
     if challenger.training_report:
         files[f"{folder}/training-report.md"] = challenger.training_report.encode()
     if feedback is not None and feedback.changed and feedback_file is not None:
-        files[feedback_file] = feedback.csv()
+        files[feedback_file] = feedback.csv
     if not push:
         # On GitHub the workflow opens the pull request (create-pull-request commits the working
         # tree), so the packet goes into the checkout instead of onto a branch of its own.

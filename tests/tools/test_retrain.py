@@ -327,7 +327,7 @@ def test_a_drift_window_from_a_file_gives_its_labelled_rows_once(
     assert first.table["request_id"].str.startswith("row-").all()
     assert repo_config.feedback_path is not None
     repo_config.feedback_path.parent.mkdir()
-    repo_config.feedback_path.write_bytes(first.csv())
+    repo_config.feedback_path.write_bytes(first.csv)
     again = collect(repo_config, settings, {"current": str(window)})
     assert again is not None and again.new == 0 and again.total == 30
     assert first.changed and not again.changed  # nothing to ship the second time
