@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,16 @@ LOG_COUNTERS = (
     ("write_errors", "prediction_log_write_errors", "Failed insert attempts (retried)"),
     ("lost", "prediction_log_lost", "Rows given up on after repeated write failures"),
 )
+
+
+# The files prometheus_client writes per process: counter_123.db, gauge_livesum_123.db, ...
+PROMETHEUS_FILE = re.compile(r"^(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db$")
+
+
+def file_pid(name: str) -> int | None:
+    """The process id in the name of one of prometheus_client's files (None for any other)."""
+    found = PROMETHEUS_FILE.match(name)
+    return int(found[1]) if found else None
 
 
 def process_alive(pid: int) -> bool:
@@ -173,9 +184,9 @@ class Metrics:
             return generate_latest(self.registry)
         # A worker that crashed never said it stopped: its queue depth would stay in the sum.
         for live in Path(self.shared_dir).glob("gauge_live*_*.db"):
-            pid = live.stem.rsplit("_", 1)[1]
-            if pid.isdigit() and not process_alive(int(pid)):
-                prometheus_multiprocess.mark_process_dead(int(pid), self.shared_dir)
+            pid = file_pid(live.name)
+            if pid is not None and not process_alive(pid):
+                prometheus_multiprocess.mark_process_dead(pid, self.shared_dir)
         registry = CollectorRegistry()
         prometheus_multiprocess.MultiProcessCollector(registry, path=self.shared_dir)
         return generate_latest(registry)

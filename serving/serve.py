@@ -26,7 +26,7 @@ from core.cli import entry_point
 from core.config import Config, load_config
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
-from serving.metrics import MULTIPROC_ENV, process_alive
+from serving.metrics import MULTIPROC_ENV, file_pid, process_alive
 
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
 
@@ -46,10 +46,6 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
     return package_candidate(config, settings, alias=match["alias"])
 
 
-# The files prometheus_client writes per process: counter_123.db, gauge_livesum_123.db, ...
-PROMETHEUS_FILE = re.compile(r"^(?:counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db$")
-
-
 def metrics_dir(workers: int, port: int) -> str | None:
     """A new private folder for this run's worker metrics (None, and no variable, for one worker).
 
@@ -67,7 +63,7 @@ def metrics_dir(workers: int, port: int) -> str | None:
     for old in parent.glob(prefix + "*"):
         if old.is_symlink() or not old.is_dir() or old.stat().st_uid != os.getuid():
             continue
-        pids = [int(m[1]) for f in old.iterdir() if (m := PROMETHEUS_FILE.match(f.name))]
+        pids = [pid for f in old.iterdir() if (pid := file_pid(f.name)) is not None]
         if not any(process_alive(pid) for pid in pids):
             shutil.rmtree(old, ignore_errors=True)
     return tempfile.mkdtemp(prefix=prefix, dir=parent)
