@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import pandas as pd
@@ -28,11 +28,10 @@ def read_predictions(
     it (a naive datetime is read as UTC); `limit` keeps the most recent rows. Raises ServiceUnavailable when the log cannot be
     read.
     """
-    utc = pd.Timestamp(0, tz="UTC").tzinfo
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=utc)
+        since = since.replace(tzinfo=UTC)
     if until is not None and until.tzinfo is None:
-        until = until.replace(tzinfo=utc)
+        until = until.replace(tzinfo=UTC)
     query = select(
         predictions.c.request_id,
         predictions.c.ts,
