@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -70,9 +70,12 @@ def _validate(schema: TypeAdapter[Any], body: bytes) -> Any:
         return schema.validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        for err in errors:
-            err["loc"] = ("body", *err["loc"])
-        raise RequestValidationError(errors) from None
+        raise _body_errors(errors) from None
+
+
+def _body_errors(errors: Sequence[Any]) -> RequestValidationError:
+    """FastAPI's 422 for errors found in the request body (their `loc` starts with "body")."""
+    return RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in errors])
 
 
 def _body(*names: str) -> dict[str, Any]:
@@ -137,7 +140,7 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
             columns = _validate(by_column, body)["columns"]
             n, errors = column_lengths(columns)
             if errors:
-                raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+                raise _body_errors(errors)
             answers = await service.predict_columns(columns, n)
             return _json(
                 {"model_version": version, **answers._asdict()},
