@@ -51,7 +51,7 @@ score: install ## Score INPUT=file|dir into OUTPUT=file.parquet with the bundle 
 	@$(PY) -m scoring.score --config $(CONFIG) --input "$(INPUT)" --output "$(OUTPUT)" --engine $(or $(ENGINE),local) $(if $(OVERWRITE),--overwrite)
 
 train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (exit 4 on reject)
-	@$(PY) -m training.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)
+	@$(PY) -m orchestration.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)
 
 package: install ## Build the checksummed model bundle (MODEL_BUNDLE) from the registered `candidate` (or ALIAS=production)
 	@$(PY) -m training.package --config $(CONFIG) --alias $(or $(ALIAS),candidate)
@@ -62,7 +62,7 @@ pipeline: install ## Run the whole local pipeline on CONFIG (default: the embedd
 	echo "✓ pipeline finished in $$(( $$(date +%s) - start )) s ($(PIPELINE_STEPS))"
 
 serve: install ## Serve the model bundle (MODEL_BUNDLE) on 127.0.0.1:PORT with WEB_CONCURRENCY workers
-	@$(PY) -m serving.serve --config $(CONFIG)
+	@$(PY) -m orchestration.serve --config $(CONFIG)
 
 bench: install ## Run the benchmarks and print their tables (ratios against baselines run alongside)
 	@$(PY) -m bench.run
@@ -108,13 +108,13 @@ fmt: install ## Format the code and apply safe lint fixes
 # and branches on the `drift` step output the command appends to $GITHUB_OUTPUT.
 FAIL_ON_DRIFT ?= 1
 drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the training reference; fails on drift
-	@$(PY) -m validation.drift_cli --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 0,$(FAIL_ON_DRIFT)),--exit-zero-on-drift)
+	@$(PY) -m orchestration.drift --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 0,$(FAIL_ON_DRIFT)),--exit-zero-on-drift)
 
 simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
 	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
 
 retrain: install ## After a drift verdict: add labelled traffic to data.feedback_path, retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: packet into the checkout)
-	@$(PY) -m tools.retrain --config $(CONFIG) $(if $(filter 0,$(PUSH)),--no-push)
+	@$(PY) -m orchestration.retrain --config $(CONFIG) $(if $(filter 0,$(PUSH)),--no-push)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
 	@rm -rf reports mlruns build .pytest_cache .mypy_cache .ruff_cache

@@ -91,7 +91,7 @@ def _log_model_baseline(folder: Path) -> tuple[float, float]:
 
     from training import registry
     from training.data import load_dataset
-    from training.train import fit
+    from training.model import fit
 
     config = load_config(ROOT / "config.yaml")
     registry.connect(_settings(folder))
@@ -118,7 +118,8 @@ def _log_model_baseline(folder: Path) -> tuple[float, float]:
 def main() -> int:
     from mlflow import MlflowClient
 
-    from training.api import package_candidate, train_and_gate
+    from orchestration.train import train_and_gate
+    from training.package import package_candidate
 
     config = load_config(ROOT / "config.yaml")
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:

@@ -20,11 +20,11 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
+from core.checks import validate_features
 from core.cli import table
 from core.config import Config, load_config
 from core.data import read_table
-from validation.api import validate_features
-from validation.rules import contract_rules
+from core.rules import contract_rules
 from validation.suite import gx, run_suite
 from validation.validate import load_table, validate
 
@@ -114,7 +114,7 @@ def main() -> int:
                     t_cli,
                     f"includes Python start and GX import (exit {proc.returncode})",
                 ),
-                row("fast feature check (validation.api)", t_fast, "per-row reasons, no GX"),
+                row("fast feature check (core.checks)", t_fast, "per-row reasons, no GX"),
             ]
         )
     )

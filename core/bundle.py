@@ -25,6 +25,9 @@ from core.io import sha256_file
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "bundle.json"
 MANIFEST_FILE = "MANIFEST.json"
+# The training reference the drift check compares traffic with (validation/profile.py writes it).
+REFERENCE_FILE = "reference.parquet"
+PROFILE_FILE = "reference_profile.json"
 REQUIRED = (MODEL_FILE, METADATA_FILE)
 
 

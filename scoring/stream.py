@@ -1,6 +1,6 @@
 """Score a CSV or Parquet file (or a folder of them) in chunks, in bounded memory, atomically.
 
-Each chunk is read with pyarrow, checked with `validation.api.validate_features` (rows that
+Each chunk is read with pyarrow, checked with `core.checks.validate_features` (rows that
 break the contract go to the rejects file with their reason, never silently dropped), scored
 with the bundle's pipeline, and appended as a row group to a temporary Parquet file beside the
 output. Only a finished run renames it to the output's name, so an interrupted run leaves
@@ -23,10 +23,10 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from core.bundle import Bundle
+from core.checks import validate_features
 from core.config import Config, FeatureType
 from core.errors import ContractError, DataError
 from core.frames import feature_frame
-from validation.api import validate_features
 
 DEFAULT_CHUNK_ROWS = 100_000
 READ_BLOCK_BYTES = 1 << 20

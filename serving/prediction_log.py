@@ -15,105 +15,19 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from core.errors import ServiceUnavailable
+from core.prediction_log import connect, feedback, predictions
 
 log = logging.getLogger("serving.prediction_log")
-
-metadata = MetaData()
-predictions = Table(
-    "predictions",
-    metadata,
-    Column("request_id", String(64), primary_key=True),
-    Column("ts", DateTime(timezone=True), nullable=False, index=True),
-    Column("model_version", String(64), nullable=False),
-    Column("score", Float, nullable=False),
-    Column("label", String(200), nullable=False),
-    Column("features", Text, nullable=False),  # JSON object: contract feature → value
-)
-feedback = Table(
-    "feedback",
-    metadata,
-    Column("request_id", String(64), primary_key=True),
-    Column("label", String(200), nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
-)
-
-
-def normalise_url(url: str) -> str:
-    """Use psycopg 3 for a plain postgresql:// URL (SQLAlchemy's default driver is not installed)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def connect(url: str, *, create: bool = True) -> Engine:
-    """Open the log's database; with `create`, make a SQLite file's folder and the tables too."""
-    url = normalise_url(url)
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ServiceUnavailable(
-            f"prediction log URL {url!r} is not a database URL: {exc}"
-        ) from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            if not create and not Path(parsed.database).is_file():
-                raise ServiceUnavailable(f"prediction log {parsed.database} not found")
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets the drift job read while the service writes; NORMAL is durable under WAL.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-    try:
-        if create:
-            metadata.create_all(engine)
-        else:
-            with engine.connect() as conn:
-                missing = [t for t in metadata.tables if not engine.dialect.has_table(conn, t)]
-            if missing:
-                engine.dispose()
-                raise ServiceUnavailable(
-                    f"prediction log {parsed.render_as_string(hide_password=True)} has no "
-                    f"{' or '.join(missing)} table (has the service written to it yet?)"
-                )
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise ServiceUnavailable(
-            f"prediction log {parsed.render_as_string(hide_password=True)} cannot be opened: "
-            f"{exc.__class__.__name__}: {str(exc.orig if hasattr(exc, 'orig') else exc).strip()}"
-        ) from None
-    return engine
-
 
 Features = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 # One buffered single prediction: request_id, ts, model_version, score, label, features. One plain

@@ -3,9 +3,8 @@
 Usage: python -m serving.serve [--config config.yaml]
 Host, port, workers, bundle and log URL come from the environment (core/settings.py). The bundle is
 verified here first, so a bad one stops start-up with one line and exit code 5 before any worker
-starts. With MODEL_URI=models:/<registered model>@<alias>, the bundle is first built from that
-registry version into MODEL_BUNDLE (the same `make package` step), so the workers still load a
-verified bundle and never call the registry at request time.
+starts. Serving from the registry (MODEL_URI) is `make serve`'s job (orchestration/serve.py): it
+builds the bundle first, then hands over to this command; the image has no training code.
 
 With several workers, the workers share one new folder for their metrics (made under
 PROMETHEUS_MULTIPROC_DIR or the temporary folder), so /metrics counts all of them. After the checks the process replaces itself with uvicorn (same pid).
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -23,27 +21,10 @@ from pathlib import Path
 
 from core.bundle import verify_bundle
 from core.cli import entry_point
-from core.config import Config, load_config
+from core.config import load_config
 from core.errors import ConfigError
-from core.settings import Settings, get_settings
+from core.settings import get_settings
 from serving.metrics import MULTIPROC_ENV, file_pid, process_alive
-
-MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
-
-
-def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
-    """Build MODEL_BUNDLE from the registry version `models:/<name>@<alias>` names."""
-    match = MODEL_URI.match(uri)
-    if match is None:
-        raise ConfigError(f"MODEL_URI {uri!r}: expected models:/<registered model>@<alias>")
-    if match["name"] != config.mlflow.registered_model:
-        raise ConfigError(
-            f"MODEL_URI names model {match['name']!r}, but {config.source} registers "
-            f"{config.mlflow.registered_model!r} (mlflow.registered_model)"
-        )
-    from training.api import package_candidate
-
-    return package_candidate(config, settings, alias=match["alias"])
 
 
 def metrics_dir(workers: int, port: int) -> str | None:
@@ -102,9 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     # A bad config or bundle stops here, once, with its exit code: uvicorn would restart workers
     # that exit with anything but its own start-up failure code.
-    config = load_config(settings.config_path)
+    load_config(settings.config_path)
     if settings.model_uri:
-        bundle_from_registry(config, settings, settings.model_uri)
+        raise ConfigError(
+            f"MODEL_URI={settings.model_uri} is read by `make serve` (python -m orchestration.serve), "
+            "which builds MODEL_BUNDLE from the registry first; this command serves MODEL_BUNDLE "
+            "only: unset MODEL_URI"
+        )
     verify_bundle(settings.model_bundle)
     folder = metrics_dir(settings.workers, settings.port)
     if folder is not None:

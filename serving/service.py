@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import TypeAdapter
 from threadpoolctl import threadpool_limits
 
-from core.bundle import Bundle, load_bundle
+from core.bundle import REFERENCE_FILE, Bundle, load_bundle
 from core.config import Config, Contract
 from core.settings import Settings
 from serving.metrics import SYNC_SECONDS, Metrics
@@ -26,7 +26,6 @@ from serving.schemas import batch_schema, columns_schema, feedback_schema, recor
 
 log = logging.getLogger("serving")
 
-REFERENCE_FILE = "reference.parquet"
 MAX_REFERENCE_PROBES = 2_000
 
 

@@ -184,7 +184,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict[str, Any]) -> Path:
     """Fit the configured pipeline on `train` and write a bundle with its drift reference."""
     from training.model import build_pipeline
-    from validation.api import build_reference, reference_files
+    from validation.profile import build_reference, reference_files
 
     pipeline = build_pipeline(config)
     features = feature_frame(train, config.contract)

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from core.checks import validate_features
 from core.config import Config
 from core.data import read_table
 from core.errors import DataError
 from core.frames import feature_frame, target_vector
 from core.io import sha256_file
-from validation.api import validate_features
 
 # The feedback file keeps the prediction log's request id so `make retrain` can deduplicate;
 # training ignores it.

@@ -10,6 +10,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from core.config import Config, FeatureType, resolve_estimator
+from core.errors import ConfigError
+from training.data import Dataset
 
 
 def build_preprocessor(config: Config) -> ColumnTransformer:
@@ -54,3 +56,14 @@ def build_pipeline(config: Config) -> Pipeline:
     if "random_state" in cls().get_params() and "random_state" not in params:
         params["random_state"] = config.model.seed
     return Pipeline([("preprocess", build_preprocessor(config)), ("model", cls(**params))])
+
+
+def fit(config: Config, ds: Dataset) -> Pipeline:
+    """Fit the configured pipeline on the training part; a bad hyper-parameter is a ConfigError."""
+    pipeline = build_pipeline(config)
+    try:
+        pipeline.fit(ds.train.X, ds.train.y)
+    except (ValueError, TypeError) as exc:
+        text = str(exc).splitlines()[0]
+        raise ConfigError(f"model.params ({config.model.estimator}): {text}") from None
+    return pipeline

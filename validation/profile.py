@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.bundle import PROFILE_FILE, REFERENCE_FILE, verify_bundle
 from core.config import Contract, FeatureType
 from core.errors import BundleIntegrityError, ContractError, DataError
 from core.frames import feature_frame
 
-REFERENCE_FILE = "reference.parquet"
-PROFILE_FILE = "reference_profile.json"
 SCORE_COLUMN = "__score__"
 PROFILE_VERSION = 1
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -168,3 +167,12 @@ def read_reference(bundle_dir: Path, contract: Contract) -> tuple[pd.DataFrame, 
     features = contract_features(reference, contract, f"{bundle_dir / REFERENCE_FILE}")
     features[SCORE_COLUMN] = reference[SCORE_COLUMN].astype("float64")
     return features, profile
+
+
+def load_reference(
+    bundle_dir: str | Path, contract: Contract
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Verify the bundle's manifest, then return its reference sample and profile."""
+    bundle_dir = Path(bundle_dir)
+    verify_bundle(bundle_dir)
+    return read_reference(bundle_dir, contract)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.cli import markdown_table, table
-from validation.rules import Check, Rule, Scope
+from core.rules import Check, Rule, Scope
 
 MAX_EXAMPLES = 5
 

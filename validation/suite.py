@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.config import Config
 from core.errors import ConfigError
-from validation.rules import Rule, Scope
+from core.rules import Rule, Scope
 
 SUITE_NAME = "data-contract"
 # BASIC keeps counts, observed values and a few unexpected values (enough to see the pattern);

@@ -18,9 +18,9 @@ from core.config import Config, Contract, FeatureType, load_config
 from core.data import read_table
 from core.errors import ContractError, DataError
 from core.io import atomic_write_json, atomic_write_text
+from core.rules import Check, Rule, contract_rules
 from core.settings import get_settings
 from validation import report
-from validation.rules import Check, Rule, contract_rules
 from validation.suite import gx, run_suite, suite
 
 

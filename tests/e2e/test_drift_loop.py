@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from core.config import Config
-from serving.api import read_predictions
+from core.prediction_log import read_predictions
 from tests.conftest import fit_bundle
 from tests.serving.conftest import start_server
 
@@ -98,14 +98,14 @@ def test_drift_loop(
     }
     serve_and_simulate(scenario, env, held_out_path, tmp_path)
 
-    drift = run("-m", "validation.drift_cli", "--config", str(config.source), env=env)
+    drift = run("-m", "orchestration.drift", "--config", str(config.source), env=env)
     expected = 10 if scenario == "covariate" else 0
     assert drift.returncode == expected, drift.stdout + drift.stderr
     # The window is recorded to its newest row, so the retrain reads exactly these rows again.
     context = json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())["context"]
     assert {"since", "until", "limit"} <= set(context) and context["until"] >= context["since"]
     retrain = run(
-        "-m", "tools.retrain", "--config", str(config.source), "--repo", str(repo), env=env
+        "-m", "orchestration.retrain", "--config", str(config.source), "--repo", str(repo), env=env
     )
     assert retrain.returncode == 0, retrain.stdout + retrain.stderr
     heads = subprocess.run(

@@ -16,7 +16,7 @@ import pytest
 from core.config import Config
 from training import evaluate
 from training.data import load_dataset
-from training.train import fit
+from training.model import fit
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from core.prediction_log import read_predictions
 from core.settings import get_settings
 from serving import serve
-from serving.api import read_predictions
 from tests.serving.conftest import API_KEY, ROOT, Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

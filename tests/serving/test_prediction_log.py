@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core.errors import ServiceUnavailable
-from serving.api import read_predictions
+from core.prediction_log import read_predictions
 from serving.prediction_log import PredictionLog
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from serving.api import read_predictions
+from core.prediction_log import read_predictions
 from tests.serving.conftest import serving_config, start_server
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from core.config import Config
 from core.settings import Settings
-from training.api import TrainResult, train_and_gate
+from orchestration.train import TrainResult, train_and_gate
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from core.errors import BundleIntegrityError
 from core.frames import feature_frame
 from tests.conftest import ROOT
 from tests.training.conftest import Trained, env_for, settings_for
-from training.api import SCORE_COLUMN, load_reference, package_candidate
+from training.package import package_candidate
+from validation.profile import SCORE_COLUMN, load_reference
 
 pytestmark = pytest.mark.slow
 

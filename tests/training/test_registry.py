@@ -13,9 +13,10 @@ import pytest
 from core.bundle import load_bundle
 from core.config import Config, load_config
 from core.errors import GateRejected
+from orchestration.train import train_and_gate
 from tests.conftest import ROOT, free_port
 from tests.training.conftest import Trained, env_for, settings_for
-from training.api import package_candidate, train_and_gate
+from training.package import package_candidate
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +76,7 @@ def test_impossible_threshold_exits_4_names_the_rule_and_registers_nothing(
     before = _versions(client, name)
     candidate = client.get_model_version_by_alias(name, "candidate").version
     proc = subprocess.run(
-        [sys.executable, "-m", "training.train", "--config", str(write_config(edit))],
+        [sys.executable, "-m", "orchestration.train", "--config", str(write_config(edit))],
         cwd=ROOT,
         env=env_for(embedded_run.settings),
         capture_output=True,
@@ -150,7 +151,7 @@ def test_dry_run_writes_reports_and_logs_nothing(embedded_run: Trained, config: 
 def test_unreachable_server_exits_6_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, f"http://127.0.0.1:{free_port()}")
     proc = subprocess.run(
-        [sys.executable, "-m", "training.train", "--config", str(ROOT / "config.yaml")],
+        [sys.executable, "-m", "orchestration.train", "--config", str(ROOT / "config.yaml")],
         cwd=ROOT,
         env=env_for(settings),
         capture_output=True,

@@ -13,7 +13,7 @@ from core.config import Config, load_config
 from core.errors import ConfigError
 from training import evaluate
 from training.data import load_dataset
-from training.train import fit
+from training.model import fit
 
 
 def test_same_data_config_and_seed_give_the_same_metrics_and_predictions(config: Config) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from core.checks import validate_features
 from core.config import Config, load_config
+from core.rules import Check, contract_rules
 from core.settings import get_settings
 from tests.conftest import CONFIGS, ROOT
 from tests.validation.conftest import FILE_CASES
 from validation import validate
-from validation.api import validate_features
-from validation.rules import Check, contract_rules
 
 
 @pytest.fixture

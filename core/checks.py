@@ -1,7 +1,7 @@
 """Check a batch of request features against the contract, row by row, fast (no GX import).
 
 Batch scoring calls this per chunk and the drift job on the prediction log. It applies the same
-feature rules the GX suite is generated from (`validation.rules.feature_rules`), reading the same
+feature rules the GX suite is generated from (`core.rules.feature_rules`), reading the same
 expectation arguments, with vectorised pandas: a test checks both agree on the bad cases.
 Columns the contract does not list (request ids, scores, timestamps) are ignored.
 """
@@ -14,31 +14,9 @@ import numpy as np
 import pandas as pd
 
 from core.config import Config
-from validation.drift import DRIFT_EXIT_CODE, DriftResult, detect_drift
-from validation.profile import (
-    PROFILE_FILE,
-    REFERENCE_FILE,
-    SCORE_COLUMN,
-    build_reference,
-    read_reference,
-    reference_files,
-)
-from validation.rules import INTEGER_TYPES, Check, Rule, feature_rules
+from core.rules import INTEGER_TYPES, Check, Rule, feature_rules
 
-# What other stages may use: the fast feature check, the drift reference and the drift statistics.
-__all__ = [
-    "DRIFT_EXIT_CODE",
-    "PROFILE_FILE",
-    "REFERENCE_FILE",
-    "SCORE_COLUMN",
-    "DriftResult",
-    "FeatureValidation",
-    "build_reference",
-    "detect_drift",
-    "read_reference",
-    "reference_files",
-    "validate_features",
-]
+__all__ = ["FeatureValidation", "validate_features"]
 
 # Reasons quote at most this many characters of the offending value.
 MAX_VALUE_CHARS = 40

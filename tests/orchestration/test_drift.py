@@ -12,9 +12,9 @@ import pytest
 from core.bundle import write_bundle
 from core.config import Config, FeatureType
 from core.settings import get_settings
+from orchestration.drift import main
 from tests.conftest import fit_bundle
 from validation.drift import DRIFT_EXIT_CODE
-from validation.drift_cli import main
 
 Runner = Callable[..., int]
 

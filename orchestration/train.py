@@ -1,6 +1,6 @@
 """`make train`: fit the configured pipeline, evaluate it, gate it, log it, register it.
 
-Usage: python -m training.train [--config config.yaml] [--dry-run]
+Usage: python -m orchestration.train [--config config.yaml] [--dry-run]
 Exit codes: 0 passed (registered with alias `candidate`), 2 config, 3 data, 4 gate rejected
 (run logged with the reason, nothing registered), 6 MLflow unreachable.
 """
@@ -21,13 +21,13 @@ import pandas as pd
 
 from core.cli import entry_point, step, table
 from core.config import METRICS, Config, load_config
-from core.errors import ConfigError, GateRejected
+from core.errors import GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
 from training import evaluate, gate, registry
-from training.data import Dataset, load_dataset
-from training.model import build_pipeline
-from validation.api import build_reference, reference_files
+from training.data import load_dataset
+from training.model import fit
+from validation.profile import build_reference, reference_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,17 +53,6 @@ def _timed(name: str, timings: dict[str, float], output: str | None = None) -> I
     with step(name, output):
         yield
     timings[name] = time.perf_counter() - started
-
-
-def fit(config: Config, ds: Dataset) -> Any:
-    """Fit the configured pipeline on the training part; a bad hyper-parameter is a ConfigError."""
-    pipeline = build_pipeline(config)
-    try:
-        pipeline.fit(ds.train.X, ds.train.y)
-    except (ValueError, TypeError) as exc:
-        text = str(exc).splitlines()[0]
-        raise ConfigError(f"model.params ({config.model.estimator}): {text}") from None
-    return pipeline
 
 
 def _champion_scores(
@@ -306,7 +295,7 @@ def _print_result(result: TrainResult) -> None:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m orchestration.train", description=__doc__)
     parser.add_argument(
         "--config", default="config.yaml", help="config file (default: config.yaml)"
     )

@@ -1,7 +1,7 @@
 """Turn the data contract into rules: the one list both the GX suite and the fast row check read.
 
 A rule is a Great Expectations 1.x expectation (class name and arguments) plus what it means to
-a person. `validation.suite` builds the GX suite from these rules; `validation.api` applies the
+a person. `validation.suite` builds the GX suite from these rules; `core.checks` applies the
 feature rules to request batches with vectorised pandas, interpreting the same arguments. No
 column name is written here: every one comes from the contract.
 """

@@ -1,7 +1,7 @@
 """Labelled production rows for `make retrain`: read from the drift window, merged into the feedback file.
 
 The drift window is the one `make drift` compared (its report's context says which): the
-prediction log since the window's start, read through serving/api.py, or the file passed as
+prediction log since the window's start, read through core/prediction_log.py, or the file passed as
 CURRENT. Rows with a true class (the log's `feedback`; in a file also a `feedback_label` or
 target column) become rows of the feedback table: request_id, the contract's features, the target.
 Merged with the table already in the repository, one row per request id, the latest label wins.
@@ -20,9 +20,10 @@ import pandas as pd
 from core.config import Config, Contract, FeatureType
 from core.data import read_table
 from core.errors import DataError
+from core.prediction_log import read_predictions
 from core.settings import Settings
 
-# Columns of the prediction log (serving/api.read_predictions) and of the feedback file.
+# Columns of the prediction log (core/prediction_log.read_predictions) and of the feedback file.
 REQUEST_ID = "request_id"
 LOG_LABELS = ("feedback", "feedback_label")
 
@@ -128,8 +129,6 @@ def read_window(
     if current:
         path = Path(str(current))
         return read_table(path, "parquet" if path.suffix == ".parquet" else "csv"), str(path)
-    from serving.api import read_predictions
-
     since = window_start(context, config)
     # The same rows `make drift` compared: up to its newest row and its row limit, so traffic
     # logged since then does not push the window's older (more likely labelled) rows out.

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.checks import validate_features
 from core.config import Config, FeatureType
 from core.frames import feature_frame
 from tests.conftest import ROOT
-from validation.api import validate_features
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_empty_batch(features: pd.DataFrame, config: Config) -> None:
 @pytest.mark.slow
 def test_importing_the_api_does_not_import_great_expectations() -> None:
     # Serving and batch scoring import this module; GX costs seconds and ~300 MB to import.
-    code = "import sys, validation.api; sys.exit('great_expectations' in sys.modules)"
+    code = "import sys, core.checks; sys.exit('great_expectations' in sys.modules)"
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )

@@ -10,9 +10,9 @@ from core.bundle import load_bundle
 from core.config import Config
 from core.errors import ConfigError
 from core.settings import Settings
-from serving.serve import bundle_from_registry
+from orchestration.serve import bundle_from_registry
+from orchestration.train import train_and_gate
 from tests.training.conftest import settings_for
-from training.api import train_and_gate
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """Compare recent traffic with the model's training reference and write the drift report.
 
-Usage: python -m validation.drift_cli [--config config.yaml] [--current FILE] [--since ISO] [--limit N]
+Usage: python -m orchestration.drift [--config config.yaml] [--current FILE] [--since ISO] [--limit N]
 
 The window is read from the prediction log (PREDICTION_LOG_URL) or from a CSV/Parquet file; the
 reference from the model bundle (MODEL_BUNDLE), verified first. The report goes to
@@ -29,41 +29,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.bundle import METADATA_FILE, verify_bundle
+from core.bundle import METADATA_FILE, load_bundle, verify_bundle
+from core.checks import validate_features
 from core.cli import entry_point, step, table
 from core.config import Config, Contract, load_config
 from core.data import read_table
-from core.errors import BundleIntegrityError, ContractError, DataError, ServiceUnavailable
+from core.errors import (
+    BundleIntegrityError,
+    ContractError,
+    DataError,
+    ServiceUnavailable,
+    TemplateError,
+)
+from core.prediction_log import read_predictions
 from core.settings import get_settings
-from validation.api import validate_features
 from validation.drift import DRIFT_EXIT_CODE, LABEL_COLUMN, DriftResult, detect_drift
 from validation.drift_report import feature_rows, write_report
 from validation.profile import SCORE_COLUMN, contract_features, read_reference
 
 CRASH_EXIT_CODE = 70
-# Column names of the prediction log (serving/api.read_predictions) this module reads.
+# Column names of the prediction log (core/prediction_log.read_predictions) this module reads.
 LOG_SCORE = "score"
 LOG_VERSION = "model_version"
 LOG_FEEDBACK = ("feedback_label", "feedback")
 
 
-# --- adapters to the other stages (imported lazily: they are optional at import time) ----------
+# --- adapters -------------------------------------------------------------------------------------
 
 
 def read_log_window(url: str, since: datetime | None, limit: int | None) -> pd.DataFrame:
-    """Read the window from the prediction log through serving's public reader."""
+    """Read the window from the prediction log (core/prediction_log.py)."""
     shown = _hide_password(url)
-    try:
-        from serving.api import read_predictions
-    except ImportError:
-        raise ServiceUnavailable(
-            "the prediction-log reader serving/api.py is not available; pass --current FILE"
-        ) from None
     try:
         frame: pd.DataFrame = read_predictions(url, since=since, limit=limit)
     except Exception as exc:  # SQLAlchemy and the drivers raise many types for a dead database
-        from core.errors import TemplateError
-
         if isinstance(exc, TemplateError):
             raise
         raise ServiceUnavailable(
@@ -176,8 +175,6 @@ def check_versions(window_versions: set[str], reference: str, source: str, bundl
 
 def score_with_bundle(bundle: Path, window: pd.DataFrame, contract: Contract) -> pd.Series:
     """Score rows that came without a score (a file) with the bundle's model."""
-    from core.bundle import load_bundle
-
     model = load_bundle(bundle).pipeline
     probabilities = model.predict_proba(window[contract.feature_names])[:, 1]
     return pd.Series(probabilities, index=window.index, dtype="float64")

@@ -9,8 +9,8 @@ import pytest
 
 from core.config import Config
 from core.errors import ConfigError
-from tools.feedback import labelled_rows, merge
-from tools.retrain import repository_path
+from orchestration.feedback import labelled_rows, merge
+from orchestration.retrain import repository_path
 
 
 def window(config: Config, frame: pd.DataFrame, n: int) -> pd.DataFrame:

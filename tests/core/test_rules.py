@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from core.config import FeatureType, load_config
+from core.rules import INTEGER_TYPES, NUMERIC_TYPES, Check, Scope, contract_rules
 from tests.conftest import CONFIGS, ROOT
-from validation.rules import INTEGER_TYPES, NUMERIC_TYPES, Check, Scope, contract_rules
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from core.errors import DataError, ServiceUnavailable
-from tools.retrain_branch import BranchResult, branch_name, open_branches, push_retrain_branch
+from orchestration.retrain_branch import (
+    BranchResult,
+    branch_name,
+    open_branches,
+    push_retrain_branch,
+)
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -1,11 +1,11 @@
 """After a drift verdict: train a challenger, gate it against the champion, prepare the PR packet.
 
-Usage: python -m tools.retrain [--config config.yaml] [--no-push] [--force] [--repo .]
+Usage: python -m orchestration.retrain [--config config.yaml] [--no-push] [--force] [--repo .]
 
 Reads REPORTS_DIR/drift/report.json (written by `make drift`). With no drift there, it does
 nothing. Otherwise, with data.feedback_path set, it merges the drift window's labelled rows into
-that table (tools/feedback.py); it trains and gates a challenger on the data plus that table through
-training/api.py (a dry run: nothing is registered; merging the pull request runs the normal
+that table (orchestration/feedback.py); it trains and gates a challenger on the data plus that table through
+orchestration/train.py (a dry run: nothing is registered; merging the pull request runs the normal
 pipeline, which trains and registers on the same files), writes REPORTS_DIR/retrain/pr.md, and
 pushes the packet, the updated feedback table included, as branch `retrain/<model>-<window-date>`
 to drift.retrain_remote unless one is already open for the model. The checkout itself is only
@@ -27,8 +27,9 @@ from core.config import METRICS, Config, load_config
 from core.errors import ConfigError, DataError, GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
-from tools.feedback import FeedbackUpdate, collect
-from tools.retrain_branch import BranchResult, branch_name, push_retrain_branch
+from orchestration.feedback import FeedbackUpdate, collect
+from orchestration.retrain_branch import BranchResult, branch_name, push_retrain_branch
+from orchestration.train import train_and_gate
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,6 @@ class Challenger:
 
 def train_challenger(config: Config, settings: Settings) -> Challenger:
     """Train and gate a challenger as a dry run: nothing is logged or registered."""
-    from training.api import train_and_gate
-
     comment = settings.reports_dir / "training" / "pr_comment.md"
     try:
         result = train_and_gate(config, settings, register=False, log=False)

@@ -16,10 +16,10 @@ from core.config import Config, FeatureType, load_config
 from core.errors import DataError, GateRejected, ServiceUnavailable
 from core.frames import feature_frame
 from core.settings import Settings
+from orchestration.feedback import collect
+from orchestration.retrain import Challenger, metric_rows, retrain
 from serving.prediction_log import PredictionLog
 from tests.serving.conftest import request_records
-from tools.feedback import collect
-from tools.retrain import Challenger, metric_rows, retrain
 from validation.drift import detect_drift
 from validation.drift_report import write_report
 from validation.profile import SCORE_COLUMN

@@ -1,0 +1,175 @@
+"""The prediction log's one schema: its tables, how to open it, and how to read it back.
+
+The service writes it (`serving/prediction_log.py`, off the request path); the drift check and
+`make retrain` read it (`read_predictions`). SQLite (WAL) by default, PostgreSQL by URL, both
+through SQLAlchemy Core. Feedback (ground truth) lives in its own table, joined by request id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import ServiceUnavailable
+
+# The columns read_predictions returns beside the logged features.
+REQUEST_ID = "request_id"
+TS = "ts"
+MODEL_VERSION = "model_version"
+SCORE = "score"
+LABEL = "label"
+FEEDBACK = "feedback"
+LOG_COLUMNS = (REQUEST_ID, TS, MODEL_VERSION, SCORE, LABEL)
+
+metadata = MetaData()
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("features", Text, nullable=False),  # JSON object: contract feature → value
+)
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("label", String(200), nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for a plain postgresql:// URL (SQLAlchemy's default driver is not installed)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def connect(url: str, *, create: bool = True) -> Engine:
+    """Open the log's database; with `create`, make a SQLite file's folder and the tables too."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"prediction log URL {url!r} is not a database URL: {exc}"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            if not create and not Path(parsed.database).is_file():
+                raise ServiceUnavailable(f"prediction log {parsed.database} not found")
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the drift job read while the service writes; NORMAL is durable under WAL.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        if create:
+            metadata.create_all(engine)
+        else:
+            with engine.connect() as conn:
+                missing = [t for t in metadata.tables if not engine.dialect.has_table(conn, t)]
+            if missing:
+                engine.dispose()
+                raise ServiceUnavailable(
+                    f"prediction log {parsed.render_as_string(hide_password=True)} has no "
+                    f"{' or '.join(missing)} table (has the service written to it yet?)"
+                )
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ServiceUnavailable(
+            f"prediction log {parsed.render_as_string(hide_password=True)} cannot be opened: "
+            f"{exc.__class__.__name__}: {str(exc.orig if hasattr(exc, 'orig') else exc).strip()}"
+        ) from None
+    return engine
+
+
+def read_predictions(
+    url: str,
+    since: datetime | None = None,
+    limit: int | None = None,
+    until: datetime | None = None,
+) -> pd.DataFrame:
+    """Read logged predictions, oldest first, with their feedback label where one was sent.
+
+    Columns: request_id, ts (UTC), model_version, score, label, every logged feature, feedback
+    (the true class, or None). `since` keeps rows at or after that time, `until` rows at or before
+    it (a naive datetime is read as UTC); `limit` keeps the most recent rows. Raises ServiceUnavailable when the log cannot be
+    read.
+    """
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    query = select(
+        predictions.c.request_id,
+        predictions.c.ts,
+        predictions.c.model_version,
+        predictions.c.score,
+        predictions.c.label,
+        predictions.c.features,
+        feedback.c.label.label("feedback"),
+    ).select_from(
+        predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
+    )
+    if since is not None:
+        query = query.where(predictions.c.ts >= since)
+    if until is not None:
+        query = query.where(predictions.c.ts <= until)
+    query = query.order_by(predictions.c.ts.desc(), predictions.c.request_id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    engine = connect(url, create=False)
+    try:
+        with engine.connect() as conn:
+            rows = list(conn.execute(query).all())
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable(
+            f"prediction log cannot be read: {exc.__class__.__name__}"
+        ) from None
+    finally:
+        engine.dispose()
+    rows.reverse()
+    head = pd.DataFrame(
+        {
+            "request_id": pd.Series([r.request_id for r in rows], dtype=object),
+            "ts": pd.to_datetime([r.ts for r in rows], utc=True),
+            "model_version": pd.Series([r.model_version for r in rows], dtype=object),
+            "score": pd.Series([r.score for r in rows], dtype="float64"),
+            "label": pd.Series([r.label for r in rows], dtype=object),
+        }
+    )
+    features = pd.DataFrame.from_records([orjson.loads(r.features) for r in rows])
+    features.index = head.index
+    fb = pd.Series([r.feedback for r in rows], dtype=object, name="feedback")
+    return pd.concat([head, features, fb], axis=1)
