@@ -91,38 +91,82 @@ def policy(rendered: str, overlay: str) -> list[str]:
     if "Deployment" not in docs:
         return problems
     pod = docs["Deployment"]["spec"]["template"]["spec"]
+    found = _pod_security(pod)
+    for c in pod["containers"]:
+        found += [f"container {c['name']} {p}" for check in CONTAINER_CHECKS for p in check(c)]
+    found += _writable_tmp(pod)
+    return problems + [f"{overlay}: {p}" for p in found]
+
+
+def _pod_security(pod: dict[str, Any]) -> list[str]:
+    """The pod runs as non-root with the default seccomp profile and no service account token."""
+    problems = []
     if pod.get("automountServiceAccountToken") is not False:
-        problems.append(f"{overlay}: automountServiceAccountToken must be false")
+        problems.append("automountServiceAccountToken must be false")
     pod_sc = pod.get("securityContext", {})
     if pod_sc.get("runAsNonRoot") is not True:
-        problems.append(f"{overlay}: pod securityContext.runAsNonRoot must be true")
+        problems.append("pod securityContext.runAsNonRoot must be true")
     if pod_sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
-        problems.append(f"{overlay}: seccompProfile must be RuntimeDefault")
-    mounts: set[str] = set()
-    for c in pod["containers"]:
-        name = c["name"]
-        image = c.get("image", "")
-        repository, _, digest = image.partition(DIGEST_SUFFIX)
-        if not digest or len(digest) != 64 or ":" in repository.rsplit("/", 1)[-1]:
-            problems.append(f"{overlay}: container {name} image {image!r} is not pinned by digest")
-        sc = c.get("securityContext", {})
-        if sc.get("readOnlyRootFilesystem") is not True:
-            problems.append(f"{overlay}: container {name} needs readOnlyRootFilesystem: true")
-        if sc.get("allowPrivilegeEscalation") is not False:
-            problems.append(f"{overlay}: container {name} needs allowPrivilegeEscalation: false")
-        if sc.get("capabilities", {}).get("drop") != ["ALL"]:
-            problems.append(f"{overlay}: container {name} must drop ALL capabilities")
-        for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready")):
-            if c.get(probe, {}).get("httpGet", {}).get("path") != path:
-                problems.append(f"{overlay}: container {name} {probe} must GET {path}")
-        res = c.get("resources", {})
-        for part in ("requests", "limits"):
-            if not {"cpu", "memory"} <= set(res.get(part, {})):
-                problems.append(f"{overlay}: container {name} needs cpu and memory {part}")
-        mounts |= {m["mountPath"] for m in c.get("volumeMounts", [])}
-    if "/tmp" not in mounts:
-        problems.append(f"{overlay}: /tmp must be a writable volume (the root filesystem is not)")
+        problems.append("seccompProfile must be RuntimeDefault")
     return problems
+
+
+def _pinned_image(container: dict[str, Any]) -> list[str]:
+    """The image names a sha256 digest and no tag (a tag could move under the digest)."""
+    image = container.get("image", "")
+    repository, _, digest = image.partition(DIGEST_SUFFIX)
+    if not digest or len(digest) != 64 or ":" in repository.rsplit("/", 1)[-1]:
+        return [f"image {image!r} is not pinned by digest"]
+    return []
+
+
+def _locked_down(container: dict[str, Any]) -> list[str]:
+    """The container cannot write its root filesystem, escalate, or keep any capability."""
+    sc = container.get("securityContext", {})
+    problems = []
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.append("needs readOnlyRootFilesystem: true")
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.append("needs allowPrivilegeEscalation: false")
+    if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+        problems.append("must drop ALL capabilities")
+    return problems
+
+
+def _probes(container: dict[str, Any]) -> list[str]:
+    """Liveness asks /health and readiness /ready, the routes the app serves for them."""
+    return [
+        f"{probe} must GET {path}"
+        for probe, path in (("livenessProbe", "/health"), ("readinessProbe", "/ready"))
+        if container.get(probe, {}).get("httpGet", {}).get("path") != path
+    ]
+
+
+def _resources(container: dict[str, Any]) -> list[str]:
+    """Both requests and limits name cpu and memory."""
+    res = container.get("resources", {})
+    return [
+        f"needs cpu and memory {part}"
+        for part in ("requests", "limits")
+        if not {"cpu", "memory"} <= set(res.get(part, {}))
+    ]
+
+
+# Each returns its findings on one container, worded after "container <name>".
+CONTAINER_CHECKS: tuple[Callable[[dict[str, Any]], list[str]], ...] = (
+    _pinned_image,
+    _locked_down,
+    _probes,
+    _resources,
+)
+
+
+def _writable_tmp(pod: dict[str, Any]) -> list[str]:
+    """Some container mounts a volume on /tmp, since the root filesystem is read-only."""
+    mounts = {m["mountPath"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    return (
+        [] if "/tmp" in mounts else ["/tmp must be a writable volume (the root filesystem is not)"]
+    )
 
 
 def compose(root: Path) -> list[str]:
@@ -145,50 +189,79 @@ def argo(root: Path) -> list[str]:
     problems: list[str] = []
     apps: dict[str, dict[str, Any]] = {}
     for path in sorted((root / "infra" / "argocd").glob("*.yaml")):
-        where = path.relative_to(root)
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            problems.append(f"{where}: not valid YAML ({exc})")
-            continue
-        if _get(doc, "apiVersion") != "argoproj.io/v1alpha1" or _get(doc, "kind") != "Application":
-            problems.append(f"{where}: expected apiVersion argoproj.io/v1alpha1, kind Application")
-            continue
-        for key in (
-            "metadata.name",
-            "metadata.namespace",
-            "spec.project",
-            "spec.source.repoURL",
-            "spec.source.targetRevision",
-            "spec.source.path",
-            "spec.destination.server",
-            "spec.destination.namespace",
-        ):
-            if not isinstance(_get(doc, key), str) or not _get(doc, key):
-                problems.append(f"{where}: {key} is required (a non-empty string)")
-        overlay = Path(str(_get(doc, "spec.source.path"))).name
-        apps[overlay] = doc
-        if overlay not in AUTOMATED:
-            problems.append(f"{where}: spec.source.path does not point at an overlay {OVERLAYS}")
-            continue
-        if not (root / str(_get(doc, "spec.source.path")) / "kustomization.yaml").is_file():
-            problems.append(f"{where}: spec.source.path has no kustomization.yaml")
-        automated = _get(doc, "spec.syncPolicy.automated")
-        healing = isinstance(automated, dict) and all(
-            automated.get(key) is True for key in ("prune", "selfHeal")
+        doc, found = _application(path)
+        if doc is not None:
+            overlay = Path(str(_get(doc, "spec.source.path"))).name
+            apps[overlay] = doc
+            found = _required_fields(doc) + _overlay_problems(root, doc, overlay)
+        problems += [f"{path.relative_to(root)}: {p}" for p in found]
+    return problems + _one_per_overlay(apps)
+
+
+APPLICATION_FIELDS = (
+    "metadata.name",
+    "metadata.namespace",
+    "spec.project",
+    "spec.source.repoURL",
+    "spec.source.targetRevision",
+    "spec.source.path",
+    "spec.destination.server",
+    "spec.destination.namespace",
+)
+
+
+def _application(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
+    """Read one file as an Argo CD Application: the document, or why it is not one."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        return None, [f"not valid YAML ({exc})"]
+    if _get(doc, "apiVersion") != "argoproj.io/v1alpha1" or _get(doc, "kind") != "Application":
+        return None, ["expected apiVersion argoproj.io/v1alpha1, kind Application"]
+    return doc, []
+
+
+def _required_fields(doc: dict[str, Any]) -> list[str]:
+    return [
+        f"{key} is required (a non-empty string)"
+        for key in APPLICATION_FIELDS
+        if not isinstance(_get(doc, key), str) or not _get(doc, key)
+    ]
+
+
+def _overlay_problems(root: Path, doc: dict[str, Any], overlay: str) -> list[str]:
+    """The Application's path is an overlay that renders, synced and namespaced as promised."""
+    if overlay not in AUTOMATED:
+        return [f"spec.source.path does not point at an overlay {OVERLAYS}"]
+    kustomization = root / str(_get(doc, "spec.source.path")) / "kustomization.yaml"
+    if not kustomization.is_file():
+        return ["spec.source.path has no kustomization.yaml", *_sync_policy(doc, overlay)]
+    return _sync_policy(doc, overlay) + _namespace(doc, kustomization)
+
+
+def _sync_policy(doc: dict[str, Any], overlay: str) -> list[str]:
+    """Staging syncs itself (pruning and healing); production waits for a person."""
+    automated = _get(doc, "spec.syncPolicy.automated")
+    if not AUTOMATED[overlay]:
+        return (
+            [] if automated is None else [f"{overlay} must sync by hand (no syncPolicy.automated)"]
         )
-        if AUTOMATED[overlay]:
-            if not healing:
-                problems.append(f"{where}: staging needs automated sync with prune and selfHeal")
-        elif automated is not None:
-            problems.append(f"{where}: {overlay} must sync by hand (no syncPolicy.automated)")
-        kustomization = root / str(_get(doc, "spec.source.path")) / "kustomization.yaml"
-        if kustomization.is_file():
-            namespace = yaml.safe_load(kustomization.read_text()).get("namespace")
-            if namespace != _get(doc, "spec.destination.namespace"):
-                problems.append(
-                    f"{where}: destination namespace differs from the overlay's ({namespace})"
-                )
+    healing = isinstance(automated, dict) and all(
+        automated.get(key) is True for key in ("prune", "selfHeal")
+    )
+    return [] if healing else ["staging needs automated sync with prune and selfHeal"]
+
+
+def _namespace(doc: dict[str, Any], kustomization: Path) -> list[str]:
+    namespace = yaml.safe_load(kustomization.read_text()).get("namespace")
+    if namespace != _get(doc, "spec.destination.namespace"):
+        return [f"destination namespace differs from the overlay's ({namespace})"]
+    return []
+
+
+def _one_per_overlay(apps: dict[str, dict[str, Any]]) -> list[str]:
+    """Every overlay has an Application, and all of them deploy from one repository."""
+    problems = []
     missing = sorted(set(OVERLAYS) - set(apps))
     if missing:
         problems.append(f"infra/argocd: no Application for overlay(s) {', '.join(missing)}")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.config import Contract, Drift, FeatureType
+from core.config import Contract, Drift, Feature, FeatureType
 from validation.profile import SCORE_COLUMN
 
 LABEL_COLUMN = "__label__"
@@ -417,30 +417,47 @@ def detect_drift(
     `__score__`; `current` may hold `__label__` (0/1, NaN when no feedback). `invalid_share` is the
     per-column share of rows failing validation, as `validate_features` returns it.
     """
-    settings = cfg.model_dump(mode="json")
     n_ref, n_cur = len(reference), len(current)
+    invalid_columns = _invalid_columns(invalid_share, cfg)
+    features: list[FeatureDrift] = []
+    score: FeatureDrift | None = None
+    performance: PerformanceDrift | None = None
     if n_cur < cfg.min_samples or n_ref < cfg.min_samples:
-        return DriftResult(
-            verdict="not enough data",
-            reasons=[
-                f"{n_cur} current and {n_ref} reference rows; at least {cfg.min_samples} "
-                "of each are needed (drift.min_samples)"
-            ],
-            n_reference=n_ref,
-            n_current=n_cur,
-            features=[],
-            score=None,
-            performance=None,
-            invalid_share=invalid_share,
-            invalid_columns=_invalid_columns(invalid_share, cfg),
-            settings=settings,
+        verdict: Verdict = "not enough data"
+        reasons = [
+            f"{n_cur} current and {n_ref} reference rows; at least {cfg.min_samples} "
+            "of each are needed (drift.min_samples)"
+        ]
+    else:
+        features, score, performance = _compare_all(
+            reference, current, contract, cfg, threshold, training_metrics or {}
         )
-    raw: list[FeatureDrift] = []
-    for f in contract.features:
-        if f.type is FeatureType.numeric:
-            raw.append(compare_numeric(f.name, reference[f.name], current[f.name], cfg))
-        else:
-            raw.append(compare_levels(f.name, f.type, reference[f.name], current[f.name], cfg))
+        reasons = _reasons(features, score, performance, invalid_columns, cfg)
+        verdict, reasons = _verdict(reasons, [*features, *([score] if score else [])], cfg)
+    return DriftResult(
+        verdict=verdict,
+        reasons=reasons,
+        n_reference=n_ref,
+        n_current=n_cur,
+        features=features,
+        score=score,
+        performance=performance,
+        invalid_share=invalid_share,
+        invalid_columns=invalid_columns,
+        settings=cfg.model_dump(mode="json"),
+    )
+
+
+def _compare_all(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    contract: Contract,
+    cfg: Drift,
+    threshold: float,
+    training_metrics: dict[str, float],
+) -> tuple[list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None]:
+    """Test the features, the score and the live metric; decide each on one BH-corrected family."""
+    raw = [_compare_feature(f, reference, current, cfg) for f in contract.features]
     has_score = SCORE_COLUMN in reference.columns and SCORE_COLUMN in current.columns
     if has_score:
         raw.append(
@@ -448,16 +465,32 @@ def detect_drift(
                 "prediction score", reference[SCORE_COLUMN], current[SCORE_COLUMN], cfg, "score"
             )
         )
-    measured = compare_performance(current, threshold, training_metrics or {}, cfg)
+    measured = compare_performance(current, threshold, training_metrics, cfg)
     q_values = benjamini_hochberg(
         [r.p_value for r in raw] + [measured.p_value if measured is not None else None]
     )
     decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=False)]
     performance = _decide_performance(measured, q_values[-1], cfg)
-    features = decided[: len(contract.features)]
-    score = decided[-1] if has_score else None
-    invalid_columns = _invalid_columns(invalid_share, cfg)
+    return decided[: len(contract.features)], decided[-1] if has_score else None, performance
 
+
+def _compare_feature(
+    feature: Feature, reference: pd.DataFrame, current: pd.DataFrame, cfg: Drift
+) -> FeatureDrift:
+    name = feature.name
+    if feature.type is FeatureType.numeric:
+        return compare_numeric(name, reference[name], current[name], cfg)
+    return compare_levels(name, feature.type, reference[name], current[name], cfg)
+
+
+def _reasons(
+    features: list[FeatureDrift],
+    score: FeatureDrift | None,
+    performance: PerformanceDrift | None,
+    invalid_columns: list[str],
+    cfg: Drift,
+) -> list[str]:
+    """Say why the window counts as drift: each reason one line, none when nothing drifted."""
     reasons: list[str] = []
     drifted = [r.name for r in features if r.drifted]
     if len(drifted) >= cfg.min_drifted_features:
@@ -473,26 +506,20 @@ def detect_drift(
         reasons.append(
             f"rows failing validation above {cfg.max_invalid_share:.0%} in: {', '.join(invalid_columns)}"
         )
-    tested = [r for r in decided if r.status != "not enough data"]
+    return reasons
+
+
+def _verdict(
+    reasons: list[str], compared: list[FeatureDrift], cfg: Drift
+) -> tuple[Verdict, list[str]]:
+    """Drift if there is a reason; else not enough data if nothing could be tested."""
     if reasons:
-        verdict: Verdict = "drift"
-    elif not tested:
-        verdict = "not enough data"
-        reasons.append(f"no feature has {cfg.min_samples} non-null values on both sides")
-    else:
-        verdict = "no drift"
-    return DriftResult(
-        verdict=verdict,
-        reasons=reasons,
-        n_reference=n_ref,
-        n_current=n_cur,
-        features=features,
-        score=score,
-        performance=performance,
-        invalid_share=invalid_share,
-        invalid_columns=invalid_columns,
-        settings=settings,
-    )
+        return "drift", reasons
+    if all(r.status == "not enough data" for r in compared):
+        return "not enough data", [
+            f"no feature has {cfg.min_samples} non-null values on both sides"
+        ]
+    return "no drift", reasons
 
 
 def _invalid_columns(invalid_share: dict[str, float] | None, cfg: Drift) -> list[str]:

@@ -7,7 +7,7 @@ the markdown and HTML summaries and the one-line error all say the same thing.
 from __future__ import annotations
 
 import html
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,50 +70,89 @@ def outcomes(
 def _outcome(rule: Rule, r: dict[str, Any] | None) -> Outcome:
     if r is None:
         return Outcome(rule, "error", "not evaluated")
-    exception = r.get("exception_info") or {}
-    messages = [
-        str(v.get("exception_message"))
-        for v in ([exception] if "raised_exception" in exception else exception.values())
-        if isinstance(v, dict) and v.get("exception_message")
-    ]
+    messages = _exception_messages(r.get("exception_info") or {})
     if messages:
-        missing = any("does not exist" in m for m in messages)
-        return Outcome(rule, "error", "column missing" if missing else messages[0].splitlines()[0])
+        return Outcome(rule, "error", _error_observed(messages))
     res = r.get("result") or {}
     status = "passed" if r.get("success") else "failed"
     return Outcome(rule, status, _observed(rule, res), _examples(rule, res, status))
 
 
+def _exception_messages(exception: dict[str, Any]) -> list[str]:
+    """Return the messages of the exceptions GX caught while running one expectation.
+
+    GX gives either one exception (with `raised_exception`) or one per metric it computed.
+    """
+    raised = [exception] if "raised_exception" in exception else exception.values()
+    return [
+        str(v.get("exception_message"))
+        for v in raised
+        if isinstance(v, dict) and v.get("exception_message")
+    ]
+
+
+def _error_observed(messages: list[str]) -> str:
+    """Say "column missing" for GX's several wordings of it, else the first line of the first."""
+    if any("does not exist" in m for m in messages):
+        return "column missing"
+    return messages[0].splitlines()[0]
+
+
 def _observed(rule: Rule, res: dict[str, Any]) -> str:
+    """Say what GX saw for one rule, in the words of the summary table."""
+    describe = _DESCRIBE.get(rule.check)
+    return describe(rule, res) if describe is not None else _observed_value(res)
+
+
+def _observed_columns(rule: Rule, res: dict[str, Any]) -> str:
+    mismatch = (res.get("details") or {}).get("mismatched") or {}
+    parts = [f"{k}: {', '.join(map(str, v))}" for k, v in mismatch.items() if v]
+    if mismatch.get("unexpected") and rule.kwargs.get("exact_match"):
+        parts.append("contract.unknown_columns is 'fail'")
+    return "; ".join(parts) if parts else f"{len(res.get('observed_value') or [])} columns"
+
+
+def _observed_share(rule: Rule, res: dict[str, Any]) -> str:
+    # The rule counts rows outside a one-value set; turn that into the positive share.
+    outside = float(res.get("unexpected_percent") or 0.0)
+    share = 100.0 - outside if rule.kwargs["value_set"][0] == rule.positive else outside
+    return f"{rule.positive!r} {share:.1f} %"
+
+
+def _observed_classes(rule: Rule, res: dict[str, Any]) -> str:
+    parts = [
+        f"{kind}: {', '.join(map(str, res.get(f'partial_{kind}_list') or []))}"
+        for kind in ("missing", "unexpected")
+        if res.get(f"{kind}_count")
+    ]
+    return "; ".join(parts) or "both present"
+
+
+def _observed_type(rule: Rule, res: dict[str, Any]) -> str:
     observed = res.get("observed_value")
-    if rule.check is Check.columns:
-        mismatch = (res.get("details") or {}).get("mismatched") or {}
-        parts = [f"{k}: {', '.join(map(str, v))}" for k, v in mismatch.items() if v]
-        if mismatch.get("unexpected") and rule.kwargs.get("exact_match"):
-            parts.append("contract.unknown_columns is 'fail'")
-        return "; ".join(parts) if parts else f"{len(observed or [])} columns"
-    if rule.check is Check.share:
-        # The rule counts rows outside a one-value set; turn that into the positive share.
-        outside = float(res.get("unexpected_percent") or 0.0)
-        share = 100.0 - outside if rule.kwargs["value_set"][0] == rule.positive else outside
-        return f"{rule.positive!r} {share:.1f} %"
-    if rule.check is Check.classes:
-        parts = [
-            f"{kind}: {', '.join(map(str, res.get(f'partial_{kind}_list') or []))}"
-            for kind in ("missing", "unexpected")
-            if res.get(f"{kind}_count")
-        ]
-        return "; ".join(parts) or "both present"
-    if rule.check is Check.numeric_type and observed is not None:
-        return f"type {observed}"
+    return f"type {observed}" if observed is not None else _observed_value(res)
+
+
+def _observed_value(res: dict[str, Any]) -> str:
+    """GX's observed value, else the count (and share) of unexpected rows, else nothing."""
+    observed = res.get("observed_value")
     if observed is not None:
         return str(observed)
-    if "unexpected_count" in res:
-        count = int(res["unexpected_count"])
-        return f"{count} unexpected" + (
-            f" ({float(res.get('unexpected_percent') or 0):.2g} %)" if count else ""
-        )
-    return ""
+    if "unexpected_count" not in res:
+        return ""
+    count = int(res["unexpected_count"])
+    return f"{count} unexpected" + (
+        f" ({float(res.get('unexpected_percent') or 0):.2g} %)" if count else ""
+    )
+
+
+# The checks whose GX result needs reading through the rule; the others show `_observed_value`.
+_DESCRIBE: dict[Check, Callable[[Rule, dict[str, Any]], str]] = {
+    Check.columns: _observed_columns,
+    Check.share: _observed_share,
+    Check.classes: _observed_classes,
+    Check.numeric_type: _observed_type,
+}
 
 
 def _examples(rule: Rule, res: dict[str, Any], status: str) -> tuple[str, ...]:
@@ -136,13 +175,17 @@ def failed(items: list[Outcome]) -> list[Outcome]:
     check, cannot run; the failure that explains it is reported instead.
     """
     explained = {o.column for o in items if o.status == "failed"}
-    causes = [
-        o
-        for o in items
-        if o.status == "failed"
-        or (o.status == "error" and o.observed != "column missing" and o.column not in explained)
-    ]
+    causes = [o for o in items if o.status == "failed" or _unexplained_error(o, explained)]
     return causes or [o for o in items if not o.ok]
+
+
+def _unexplained_error(outcome: Outcome, explained: set[str]) -> bool:
+    """Tell whether an error is its own cause: not a missing column, not on a failed column."""
+    return (
+        outcome.status == "error"
+        and outcome.observed != "column missing"
+        and outcome.column not in explained
+    )
 
 
 def terminal_table(items: list[Outcome]) -> str:
