@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from core.cli import entry_point, markdown_table, step
-from core.config import METRICS, Config, load_config
+from core.config import Config, load_config
 from core.errors import ConfigError, DataError, GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from core.metrics import comparison_rows
 from core.settings import Settings, get_settings
 from orchestration.feedback import FeedbackUpdate, collect
 from orchestration.retrain_branch import BranchResult, branch_name, push_retrain_branch
@@ -75,21 +76,7 @@ def train_challenger(config: Config, settings: Settings) -> Challenger:
 
 def metric_rows(challenger: Challenger) -> list[dict[str, object]]:
     """Champion vs challenger, one row per metric the challenger has."""
-    rows: list[dict[str, object]] = []
-    for name, higher_is_better in METRICS.items():
-        if name not in challenger.metrics:
-            continue
-        new = challenger.metrics[name]
-        row: dict[str, object] = {"metric": name, "challenger": f"{new:.4f}"}
-        old = (challenger.champion_metrics or {}).get(name)
-        row["champion"] = "-" if old is None else f"{old:.4f}"
-        if old is not None:
-            better = new > old if higher_is_better else new < old
-            row["change"] = f"{new - old:+.4f}" + (" (better)" if better and new != old else "")
-        else:
-            row["change"] = "-"
-        rows.append(row)
-    return rows
+    return comparison_rows(challenger.metrics, challenger.champion_metrics)
 
 
 def feedback_text(feedback: FeedbackUpdate | None, repo_file: str | None) -> str:

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 
 from core.cli import entry_point, step, table
-from core.config import METRICS, Config, load_config
+from core.config import Config, load_config
 from core.errors import GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from core.metrics import comparison_rows
 from core.settings import Settings, get_settings
-from training import evaluate, gate, registry
-from training.data import load_dataset
+from training import evaluate, gate, registry, report
+from training.data import Dataset, load_dataset
+from training.evaluate import Evaluation
 from training.model import fit
 from validation.profile import build_reference, reference_files
 
@@ -55,15 +57,6 @@ def _timed(name: str, timings: dict[str, float], output: str | None = None) -> I
     timings[name] = time.perf_counter() - started
 
 
-def _champion_scores(
-    champion: registry.RegisteredModel, X: pd.DataFrame
-) -> tuple[np.ndarray | None, str]:
-    try:
-        return np.asarray(champion.pipeline.predict_proba(X)[:, 1], dtype="float64"), ""
-    except Exception as exc:  # a champion from an older contract may not accept today's columns
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-
-
 def train_and_gate(
     config: Config, settings: Settings, *, register: bool = True, log: bool = True
 ) -> TrainResult:
@@ -73,221 +66,139 @@ def train_and_gate(
     read so the report compares against it.
     """
     timings: dict[str, float] = {}
+    reports = settings.reports_dir / "training"
     with _timed("connect", timings):
         client = registry.connect(settings)
-    reports = settings.reports_dir / "training"
     with _timed("load", timings):
         ds = load_dataset(config)
     with _timed("fit", timings):
-        pipeline = fit(config, ds)
+        model = fit(config, ds)
     with _timed("evaluate", timings):
-        p_val = pipeline.predict_proba(ds.validation.X)[:, 1]
-        spec = config.model.threshold
-        threshold = evaluate.choose_threshold(ds.validation.y, p_val, spec.objective, spec.fixed)
-        p_test = pipeline.predict_proba(ds.test.X)[:, 1]
-        metrics = evaluate.all_metrics(ds.test.y, p_test, threshold)
-        slices = evaluate.slice_metrics(
-            ds.test.X, ds.test.y, p_test, threshold, config.model.slices
-        )
-        importance = evaluate.permutation_importance(
-            pipeline, ds.test.X, ds.test.y, seed=config.model.seed
-        )
-        pngs = evaluate.plots(ds.test.y, p_test, threshold, importance)
+        evaluation = evaluate.evaluate_model(model, ds, config)
     with _timed("gate", timings):
-        with registry.reachable(settings):
-            champion = registry.find_by_alias(
-                client, config.mlflow.registered_model, config.gate.champion.alias
-            )
-        rule_results = gate.check_rules(config.gate.rules, metrics)
-        champion_result = None
-        champion_info: dict[str, Any] | None = None
-        champion_metrics: dict[str, float] | None = None
-        if champion is not None:
-            p_champ, problem = _champion_scores(champion, ds.test.X)
-            champion_info = {
-                "name": champion.name,
-                "version": champion.version,
-                "alias": champion.alias,
-                "run_id": champion.run_id,
-                "threshold": champion.threshold,
-            }
-            if p_champ is None:
-                champion_info["note"] = (
-                    f"the champion cannot score the test rows ({problem}); thresholds alone decide"
-                )
-            else:
-                champion_metrics = evaluate.all_metrics(ds.test.y, p_champ, champion.threshold)
-                champion_info["metrics"] = champion_metrics
-                champion_result = gate.compare_with_champion(
-                    ds.test.y,
-                    p_test,
-                    p_champ,
-                    threshold_challenger=threshold,
-                    threshold_champion=champion.threshold,
-                    settings=config.gate.champion,
-                    seed=config.model.seed,
-                )
-        decision = gate.decide(rule_results, champion_result, champion_info)
-
+        champion = read_champion(client, config, settings)
+        scores = None if champion is None else gate.score_champion(champion, ds.test.X)
+        decision = gate.judge(config, ds.test.y, evaluation, scores)
     with _timed("report", timings, str(reports)):
-        # Held-out rows only: in-sample scores of a flexible model are sharper than live ones, and
-        # the score-drift test would then fire on healthy traffic.
-        ref, profile = build_reference(
-            pd.concat([ds.validation.X, ds.test.X]),
-            np.concatenate([p_val, p_test]),
-            config.contract,
-            seed=config.model.seed,
+        files = report.artifacts(
+            config,
+            ds,
+            evaluation,
+            decision,
+            training_reference(config, ds, evaluation),
+            read_validation_result(settings),
         )
-        ref_files = reference_files(ref, profile)
-        summary = evaluate.summary_markdown(metrics, slices, champion_metrics)
-        summary += "\n" + ds.describe() + "\n"
-        text_files = {
-            "evaluation/metrics.json": registry.dumps(metrics),
-            "evaluation/slices.json": registry.dumps(slices),
-            "evaluation/permutation_importance.csv": importance.to_csv(index=False),
-            "evaluation/summary.md": summary,
-            "gate/decision.json": registry.dumps(decision.to_json()),
-            "gate/gate.md": decision.to_markdown(),
-            "reference/reference_profile.json": ref_files["reference_profile.json"].decode(),
-            "config/config.yaml": config.source.read_text(),
-        }
-        validation_result = settings.reports_dir / "validation" / "result.json"
-        if validation_result.is_file():
-            text_files["validation/result.json"] = validation_result.read_text()
-        binary_files = {f"plots/{name}": data for name, data in pngs.items()}
-        binary_files["reference/reference.parquet"] = ref_files["reference.parquet"]
-        _write_reports(reports, text_files, binary_files, summary + "\n" + decision.to_markdown())
-
+        write_reports(reports, files)
     result = TrainResult(
         decision=decision,
-        metrics=metrics,
-        threshold=threshold,
+        metrics=evaluation.metrics,
+        threshold=evaluation.threshold,
         champion_version=champion.version if champion else None,
-        champion_metrics=champion_metrics,
+        champion_metrics=decision.champion_metrics,
         reports=reports,
         timings=timings,
     )
     if log:
-        commit = registry.git_commit(ROOT)
-        tags = {
-            "gate.passed": str(decision.passed).lower(),
-            "gate.reason": decision.reason[:4000],
-            "git_commit": commit,
-            "config_sha256": config.sha256,
-            "data_sha256": ds.sha256,
-            **({"feedback_sha256": ds.feedback_sha256} if ds.feedback_sha256 else {}),
-            "estimator": config.model.estimator,
-            "champion_version": result.champion_version or "none",
-        }
-        params = {
-            "estimator": config.model.estimator,
-            **{f"model.{k}": v for k, v in config.model.params.items()},
-            "seed": config.model.seed,
-            "split.test_size": config.model.split.test_size,
-            "split.validation_size": config.model.split.validation_size,
-            "split.time_column": config.model.split.time_column,
-            "threshold.objective": spec.objective,
-            "rows.train": ds.train.n_rows,
-            "rows.validation": ds.validation.n_rows,
-            "rows.test": ds.test.n_rows,
-            "rows.feedback": ds.feedback_rows,
-        }
-        logged = {f"test_{k}": v for k, v in metrics.items() if np.isfinite(v)}
-        logged["val_roc_auc"] = evaluate.roc_auc(ds.validation.y, p_val)
-        logged["gate_passed"] = float(decision.passed)
-        # The whole table as trained on (all three parts, feedback rows included): source, the
-        # fingerprint of its file(s), schema and row count.
-        frame = pd.concat(
-            [part.X.assign(**{config.contract.target.name: part.y}) for part in ds.parts]
+        result.run_id, result.version = log_and_register(
+            client, config, settings, (ds, evaluation, files, model), result, register=register
         )
-        record = registry.RunRecord(
-            experiment_id="",
-            run_name=f"train-{config.model.estimator.rsplit('.', 1)[-1]}",
-            params=params,
-            metrics=logged,
-            tags=tags,
-            text_artifacts=text_files,
-            binary_artifacts=binary_files,
-            dataset=frame,
-            dataset_source=str(ds.path),
-            dataset_name=ds.path.name,
-            dataset_sha256=ds.fingerprint,
-            target=config.contract.target.name,
-        )
-        with _timed("log", timings), registry.reachable(settings):
-            experiment_id = registry.ensure_experiment(client, config.mlflow.experiment, settings)
-            record = _with_experiment(record, experiment_id)
-            result.run_id, logged_model = registry.log_run(
-                record, pipeline if decision.passed else None, ds.test.X.head(5)
-            )
-        if decision.passed and register and logged_model is not None:
-            version_tags = {
-                "threshold": repr(threshold),
-                "config_sha256": config.sha256,
-                "data_sha256": ds.sha256,
-                **({"feedback_sha256": ds.feedback_sha256} if ds.feedback_sha256 else {}),
-                "git_commit": commit,
-                "gate": "passed",
-                **{k: f"{metrics[k]:.6f}" for k in METRICS},
-            }
-            with _timed("register", timings), registry.reachable(settings):
-                result.version = registry.register(
-                    client,
-                    config.mlflow.registered_model,
-                    result.run_id,
-                    logged_model,
-                    version_tags,
-                )
     atomic_write_json(
         reports / "result.json",
-        {
-            "passed": decision.passed,
-            "run_id": result.run_id,
-            "model_version": result.version,
-            "champion_version": result.champion_version,
-            "threshold": threshold,
-            "metrics": metrics,
-            "data": {
-                "path": str(ds.path),
-                "sha256": ds.sha256,
-                "rows": ds.n_rows,
-                "feedback_path": None if ds.feedback_path is None else str(ds.feedback_path),
-                "feedback_sha256": ds.feedback_sha256,
-                "feedback_rows": ds.feedback_rows,
-            },
-            "timings": timings,
-        },
+        report.result_json(
+            decision.passed,
+            ds,
+            evaluation,
+            run_id=result.run_id,
+            version=result.version,
+            champion_version=result.champion_version,
+            timings=timings,
+        ),
     )
     if not decision.passed:
         raise GateRejected(f"gate rejected the challenger: {decision.reason}")
     return result
 
 
-def _with_experiment(record: registry.RunRecord, experiment_id: str) -> registry.RunRecord:
-    from dataclasses import replace
+def read_champion(
+    client: Any, config: Config, settings: Settings
+) -> registry.RegisteredModel | None:
+    """Load the version holding the champion alias (gate.champion.alias), if there is one."""
+    with registry.reachable(settings):
+        return registry.find_by_alias(
+            client, config.mlflow.registered_model, config.gate.champion.alias
+        )
 
-    return replace(record, experiment_id=experiment_id)
+
+def training_reference(config: Config, ds: Dataset, evaluation: Evaluation) -> dict[str, bytes]:
+    """Build the drift reference from the held-out rows and their scores."""
+    # Held-out rows only: in-sample scores of a flexible model are sharper than live ones, and
+    # the score-drift test would then fire on healthy traffic.
+    ref, profile = build_reference(
+        pd.concat([ds.validation.X, ds.test.X]),
+        np.concatenate([evaluation.p_validation, evaluation.p_test]),
+        config.contract,
+        seed=config.model.seed,
+    )
+    return reference_files(ref, profile)
 
 
-def _write_reports(
-    folder: Path, text: dict[str, str], binary: dict[str, bytes], pr_comment: str
-) -> None:
-    for name, content in text.items():
-        if not name.startswith(("config/", "validation/")):
+def read_validation_result(settings: Settings) -> str | None:
+    """Return `make validate`'s result, attached to the run when it is there."""
+    path = settings.reports_dir / "validation" / "result.json"
+    return path.read_text() if path.is_file() else None
+
+
+def write_reports(folder: Path, files: report.Artifacts) -> None:
+    """Write the run's reports under reports/training/ (the config and validation stay where they are)."""
+    for name, content in files.text.items():
+        if not name.startswith(report.LOGGED_ONLY):
             atomic_write_text(folder / name, content)
-    for name, data in binary.items():
+    for name, data in files.binary.items():
         atomic_write_bytes(folder / name, data)
-    atomic_write_text(folder / "pr_comment.md", pr_comment)
+    atomic_write_text(folder / "pr_comment.md", files.pr_comment)
+
+
+def log_and_register(
+    client: Any,
+    config: Config,
+    settings: Settings,
+    run: tuple[Dataset, Evaluation, report.Artifacts, Any],
+    result: TrainResult,
+    *,
+    register: bool,
+) -> tuple[str, str | None]:
+    """Log the run (with the model when the gate passed); register it as `candidate` on pass."""
+    ds, evaluation, files, model = run
+    timings, passed = result.timings, result.decision.passed
+    commit = registry.git_commit(ROOT)
+    record = report.run_record(
+        config,
+        ds,
+        evaluation,
+        result.decision,
+        files,
+        champion_version=result.champion_version,
+        commit=commit,
+    )
+    with _timed("log", timings), registry.reachable(settings):
+        experiment_id = registry.ensure_experiment(client, config.mlflow.experiment, settings)
+        run_id, logged_model = registry.log_run(
+            replace(record, experiment_id=experiment_id),
+            model if passed else None,
+            ds.test.X.head(5),
+        )
+    if not (passed and register and logged_model is not None):
+        return run_id, None
+    tags = report.version_tags(config, ds, evaluation, commit=commit)
+    with _timed("register", timings), registry.reachable(settings):
+        version = registry.register(
+            client, config.mlflow.registered_model, run_id, logged_model, tags
+        )
+    return run_id, version
 
 
 def _print_result(result: TrainResult) -> None:
-    rows: list[dict[str, object]] = []
-    for name in METRICS:
-        row: dict[str, object] = {"metric": name, "challenger": f"{result.metrics[name]:.4f}"}
-        if result.champion_metrics is not None:
-            row["champion"] = f"{result.champion_metrics[name]:.4f}"
-        rows.append(row)
-    print(table(rows))
+    print(table(comparison_rows(result.metrics, result.champion_metrics)))
     for r in result.decision.rules:
         mark = "pass" if r.passed else "FAIL"
         print(f"  gate {mark}: {r.rule} (observed {r.observed:.4f}, margin {r.margin:+.4f})")

@@ -7,7 +7,7 @@ come back as PNG bytes so the caller decides where they go.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -15,57 +15,43 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from core.cli import markdown_table
-from core.config import METRICS
+from core.config import Config
+from core.metrics import all_metrics, comparison_rows, metric_value
+from training.data import Dataset
 
 ThresholdObjective = Literal["f1", "youden", "fixed"]
 _EPS = 1e-15
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Return ROC AUC by the rank-sum formula (ties get mid-ranks), equal to sklearn's."""
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = pd.Series(p).rank(method="average").to_numpy()
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+@dataclass(frozen=True)
+class Evaluation:
+    """What evaluating a fitted model on the validation and test parts produced."""
+
+    threshold: float
+    p_validation: np.ndarray
+    p_test: np.ndarray
+    metrics: dict[str, float]
+    slices: list[dict[str, Any]]
+    importance: pd.DataFrame
+    plots: dict[str, bytes]
 
 
-def _at_threshold(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    def score(y: np.ndarray, pred: np.ndarray) -> float:
-        if name == "accuracy":
-            return float(np.mean(y == pred))
-        fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[
-            name
-        ]
-        return float(fn(y, pred, zero_division=0))
-
-    return score
-
-
-def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-    """Compute one metric of METRICS from labels, positive-class probabilities and a threshold."""
-    if name == "roc_auc":
-        return roc_auc(y, p)
-    if name == "pr_auc":
-        return float(skm.average_precision_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
-    if name == "log_loss":
-        clipped = np.clip(p, _EPS, 1 - _EPS)
-        return float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
-    if name == "brier":
-        return float(np.mean((p - y) ** 2))
-    if name in METRICS:
-        return _at_threshold(name)(y, (p >= threshold).astype(np.int8))
-    raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
-
-
-def all_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute every metric of METRICS, plus the threshold itself, the row count and positive share."""
-    out = {name: metric_value(name, y, p, threshold) for name in METRICS}
-    out["threshold"] = float(threshold)
-    out["n_rows"] = float(len(y))
-    out["positive_share"] = float(np.mean(y)) if len(y) else float("nan")
-    return out
+def evaluate_model(model: Any, ds: Dataset, config: Config) -> Evaluation:
+    """Choose the threshold on the validation part, then measure the model on the test part."""
+    p_validation = model.predict_proba(ds.validation.X)[:, 1]
+    spec = config.model.threshold
+    threshold = choose_threshold(ds.validation.y, p_validation, spec.objective, spec.fixed)
+    p_test = model.predict_proba(ds.test.X)[:, 1]
+    importance = permutation_importance(model, ds.test.X, ds.test.y, seed=config.model.seed)
+    return Evaluation(
+        threshold=threshold,
+        p_validation=p_validation,
+        p_test=p_test,
+        metrics=all_metrics(ds.test.y, p_test, threshold),
+        slices=slice_metrics(ds.test.X, ds.test.y, p_test, threshold, config.model.slices),
+        importance=importance,
+        plots=plots(ds.test.y, p_test, threshold, importance),
+    )
 
 
 def choose_threshold(
@@ -102,7 +88,7 @@ def slice_metrics(
                     "value": value,
                     "n_rows": int(mask.sum()),
                     "positive_share": round(float(ys.mean()), 4),
-                    "roc_auc": round(roc_auc(ys, ps), 4),
+                    "roc_auc": round(metric_value("roc_auc", ys, ps, threshold), 4),
                     "recall": round(metric_value("recall", ys, ps, threshold), 4),
                     "precision": round(metric_value("precision", ys, ps, threshold), 4),
                 }
@@ -152,7 +138,7 @@ def plots(
     out: dict[str, bytes] = {}
     fpr, tpr, _ = skm.roc_curve(y, p)
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.plot(fpr, tpr, label=f"AUC {roc_auc(y, p):.3f}")
+    ax.plot(fpr, tpr, label=f"AUC {metric_value('roc_auc', y, p, threshold):.3f}")
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
     ax.legend(loc="lower right")
@@ -207,17 +193,7 @@ def summary_markdown(
     title: str = "Challenger evaluation",
 ) -> str:
     """Render metrics (beside the champion's when there is one) and slices as markdown."""
-    rows: list[dict[str, object]] = []
-    for name in METRICS:
-        row: dict[str, object] = {"metric": name, "challenger": f"{metrics[name]:.4f}"}
-        if champion_metrics is not None:
-            champ = champion_metrics.get(name)
-            row["champion"] = "—" if champ is None else f"{champ:.4f}"
-            if champ is not None:
-                diff = metrics[name] - champ
-                better = diff >= 0 if METRICS[name] else diff <= 0
-                row["difference"] = f"{diff:+.4f} {'✓' if better else '✗'}"
-        rows.append(row)
+    rows = comparison_rows(metrics, champion_metrics)
     parts = [
         f"## {title}",
         "",

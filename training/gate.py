@@ -19,11 +19,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
+import pandas as pd
 
 from core.cli import markdown_table
-from core.config import METRICS, Champion, Rule
-from training.evaluate import metric_value
+from core.config import METRICS, Champion, Config, Rule
+from core.metrics import all_metrics, improvement, metric_value, vector_metric
+from training.evaluate import Evaluation
+from training.registry import RegisteredModel
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class Decision:
     passed: bool
     rules: list[RuleResult]
     champion: dict[str, Any] | None = field(default=None)
+
+    @property
+    def champion_metrics(self) -> dict[str, float] | None:
+        """The champion's metrics on the same test rows, when it could score them."""
+        return (self.champion or {}).get("metrics")
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -144,37 +151,6 @@ def check_rules(rules: list[Rule], metrics: dict[str, float]) -> list[RuleResult
     return results
 
 
-def _vector_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
-    """Compute a metric for every bootstrap row at once (y, p: shape (B, n))."""
-    if name == "roc_auc":
-        n_pos = y.sum(axis=1)
-        n_neg = y.shape[1] - n_pos
-        ranks = rankdata(p, axis=1)
-        u = (ranks * y).sum(axis=1) - n_pos * (n_pos + 1) / 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
-    if name == "brier":
-        return ((p - y) ** 2).mean(axis=1)
-    if name == "log_loss":
-        c = np.clip(p, 1e-15, 1 - 1e-15)
-        return -(y * np.log(c) + (1 - y) * np.log(1 - c)).mean(axis=1)
-    if name in {"accuracy", "precision", "recall", "f1"}:
-        pred = p >= threshold
-        tp = (pred & (y == 1)).sum(axis=1)
-        fp = (pred & (y == 0)).sum(axis=1)
-        fn = (~pred & (y == 1)).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if name == "accuracy":
-                return (pred == (y == 1)).mean(axis=1)
-            if name == "precision":
-                return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-            if name == "recall":
-                return np.where(tp + fn > 0, tp / (tp + fn), 0.0)
-            return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-    # pr_auc has no cheap vector form; loop (slower, still fine for a few thousand rows).
-    return np.array([metric_value(name, yi, pi, threshold) for yi, pi in zip(y, p, strict=True)])
-
-
 def paired_bootstrap(
     y: np.ndarray,
     p_challenger: np.ndarray,
@@ -194,9 +170,9 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
     ys = y[idx].astype(np.float64)
-    chal = _vector_metric(metric, ys, p_challenger[idx], threshold_challenger)
-    champ = _vector_metric(metric, ys, p_champion[idx], threshold_champion)
-    diff = chal - champ if METRICS[metric] else champ - chal
+    chal = vector_metric(metric, ys, p_challenger[idx], threshold_challenger)
+    champ = vector_metric(metric, ys, p_champion[idx], threshold_champion)
+    diff = improvement(metric, chal, champ)
     return diff[np.isfinite(diff)]
 
 
@@ -214,7 +190,7 @@ def compare_with_champion(
     metric = settings.metric
     chal = metric_value(metric, y, p_challenger, threshold_challenger)
     champ = metric_value(metric, y, p_champion, threshold_champion)
-    point = chal - champ if METRICS[metric] else champ - chal
+    point = improvement(metric, chal, champ)
     diffs = paired_bootstrap(
         y,
         p_challenger,
@@ -244,6 +220,62 @@ def compare_with_champion(
             "(observed = its upper bound)"
         ),
     )
+
+
+@dataclass(frozen=True)
+class ChampionScores:
+    """Who the champion is, and its scores on the challenger's test rows (None: it cannot score them)."""
+
+    info: dict[str, Any]
+    threshold: float
+    scores: np.ndarray | None
+    problem: str = ""
+
+
+def score_champion(champion: RegisteredModel, X: pd.DataFrame) -> ChampionScores:
+    """Score the challenger's test rows with the champion; a champion that cannot is noted, not fatal."""
+    info = {
+        "name": champion.name,
+        "version": champion.version,
+        "alias": champion.alias,
+        "run_id": champion.run_id,
+        "threshold": champion.threshold,
+    }
+    try:
+        scores = np.asarray(champion.pipeline.predict_proba(X)[:, 1], dtype="float64")
+    except Exception as exc:  # a champion from an older contract may not accept today's columns
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        return ChampionScores(info, champion.threshold, None, problem)
+    return ChampionScores(info, champion.threshold, scores)
+
+
+def judge(
+    config: Config,
+    y: np.ndarray,
+    evaluation: Evaluation,
+    champion: ChampionScores | None = None,
+) -> Decision:
+    """Check the absolute rules and, when the champion could score the test rows, compare with it."""
+    rule_results = check_rules(config.gate.rules, evaluation.metrics)
+    if champion is None:
+        return decide(rule_results)
+    info = dict(champion.info)
+    if champion.scores is None:
+        info["note"] = (
+            f"the champion cannot score the test rows ({champion.problem}); thresholds alone decide"
+        )
+        return decide(rule_results, None, info)
+    info["metrics"] = all_metrics(y, champion.scores, champion.threshold)
+    result = compare_with_champion(
+        y,
+        evaluation.p_test,
+        champion.scores,
+        threshold_challenger=evaluation.threshold,
+        threshold_champion=champion.threshold,
+        settings=config.gate.champion,
+        seed=config.model.seed,
+    )
+    return decide(rule_results, result, info)
 
 
 def decide(

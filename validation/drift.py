@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.config import Contract, Drift, Feature, FeatureType
+from core.config import METRICS, Contract, Drift, Feature, FeatureType
+from core.metrics import improvement, metric_value
 from validation.profile import SCORE_COLUMN
 
 LABEL_COLUMN = "__label__"
@@ -271,39 +272,18 @@ def _decide(result: FeatureDrift, q_value: float | None, cfg: Drift) -> FeatureD
 # --- performance -------------------------------------------------------------------------------
 
 
-def metric_value(
+def live_metric(
     name: str, labels: np.ndarray, scores: np.ndarray, threshold: float
 ) -> float | None:
-    """Compute one METRICS name on labelled rows; None for a ranking metric with one class."""
-    from sklearn import metrics
-
+    """Compute one METRICS name on labelled rows; None where it is undefined (e.g. one class only)."""
     if name in {"roc_auc", "pr_auc", "log_loss"} and len(np.unique(labels)) < 2:
         return None
-    predicted = (scores >= threshold).astype(int)
-    if name == "roc_auc":
-        return float(metrics.roc_auc_score(labels, scores))
-    if name == "pr_auc":
-        return float(metrics.average_precision_score(labels, scores))
-    if name == "log_loss":
-        return float(metrics.log_loss(labels, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]))
-    if name == "brier":
-        return float(metrics.brier_score_loss(labels, scores))
-    if name == "accuracy":
-        return float(metrics.accuracy_score(labels, predicted))
-    if name == "precision":
-        return float(metrics.precision_score(labels, predicted, zero_division=0))
-    if name == "recall":
-        return float(metrics.recall_score(labels, predicted, zero_division=0))
-    if name == "f1":
-        return float(metrics.f1_score(labels, predicted, zero_division=0))
-    raise ValueError(f"unknown metric {name!r}")
+    return metric_value(name, labels, scores, threshold)
 
 
 def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Compute every METRICS name that is defined on these labelled rows."""
-    from core.config import METRICS
-
-    values = {name: metric_value(name, labels, scores, threshold) for name in METRICS}
+    values = {name: live_metric(name, labels, scores, threshold) for name in METRICS}
     return {name: v for name, v in values.items() if v is not None}
 
 
@@ -326,7 +306,7 @@ def bootstrap_se(
     values = []
     for _ in range(BOOTSTRAP):
         pick = rng.integers(labels.size, size=labels.size)
-        value = metric_value(metric, labels[pick], scores[pick], threshold)
+        value = live_metric(metric, labels[pick], scores[pick], threshold)
         if value is not None:
             values.append(value)
     return float(np.std(values, ddof=1)) * scale if len(values) > 1 else math.inf
@@ -374,10 +354,8 @@ def compare_performance(
     live = values.get(metric)
     if live is None or training is None:
         return PerformanceDrift(metric, training, live, None, n, values, "not enough data")
-    from core.config import METRICS
-
     # Drop is positive when the live metric is worse, whichever direction is better.
-    drop = training - live if METRICS[metric] else live - training
+    drop = improvement(metric, float(training), live)
     se = (
         auc_standard_error(labels, scores)
         if metric == "roc_auc"

@@ -218,13 +218,13 @@ def test_metric_rows_say_which_way_is_better() -> None:
             "metric": "roc_auc",
             "challenger": "0.8500",
             "champion": "0.8000",
-            "change": "+0.0500 (better)",
+            "difference": "+0.0500 ✓",
         },
         {
             "metric": "brier",
             "challenger": "0.1200",
             "champion": "0.1500",
-            "change": "-0.0300 (better)",
+            "difference": "-0.0300 ✓",
         },
     ]
 

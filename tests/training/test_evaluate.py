@@ -8,6 +8,7 @@ import pytest
 from sklearn import metrics as skm
 
 from core.config import METRICS
+from core.metrics import all_metrics
 from training import evaluate
 
 
@@ -21,7 +22,7 @@ def scores() -> tuple[np.ndarray, np.ndarray]:
 
 def test_metrics_agree_with_sklearn(scores: tuple[np.ndarray, np.ndarray]) -> None:
     y, p = scores
-    m = evaluate.all_metrics(y, p, 0.5)
+    m = all_metrics(y, p, 0.5)
     assert set(METRICS) <= set(m)
     pred = (p >= 0.5).astype(int)
     assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p))
@@ -76,7 +77,7 @@ def test_plots_are_png_and_summary_compares_with_the_champion(
         "permutation_importance.png",
     }
     assert all(data.startswith(b"\x89PNG") for data in pngs.values())
-    m = evaluate.all_metrics(y, p, 0.5)
+    m = all_metrics(y, p, 0.5)
     worse = {**m, "roc_auc": m["roc_auc"] + 0.05}
     md = evaluate.summary_markdown(m, [], worse)
     assert "| roc_auc |" in md and "-0.0500 ✗" in md

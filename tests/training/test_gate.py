@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core.config import Champion, Rule
+from core.metrics import vector_metric
 from training import gate
 
 
@@ -90,7 +91,7 @@ def test_bootstrap_auc_matches_sklearn_on_each_resample() -> None:
     y, good, _ = _scores(2, n=200)
     rng = np.random.default_rng(5)
     idx = rng.integers(0, len(y), size=(3, len(y)))
-    vector = gate._vector_metric("roc_auc", y[idx].astype(float), good[idx], 0.5)
+    vector = vector_metric("roc_auc", y[idx].astype(float), good[idx], 0.5)
     expected = [roc_auc_score(y[i], good[i]) for i in idx]
     assert vector == pytest.approx(expected)
 
