@@ -1,1 +1,1 @@
-"""Tools that drive the running system from outside: traffic simulation, retraining pull requests."""
+"""Tools that drive the running system from outside: traffic scenarios and their simulation."""
