@@ -2,7 +2,7 @@
 # The model service image: one verified model bundle baked in, dependencies from uv.lock only.
 # Build (from the repository root, after `make package`):
 #   docker build --build-arg MODEL_VERSION=3 --build-arg REVISION=$(git rev-parse HEAD) -t api .
-# The same CMD is run outside a container by tests/deploy/test_dockerfile.py and `make stage`.
+# The same CMD is run outside a container by tests/deploy/test_image.py and `make stage`.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 

@@ -50,7 +50,7 @@ score: install ## Score INPUT=file|dir into OUTPUT=file.parquet with the bundle 
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score INPUT=data.csv OUTPUT=scores.parquet [ENGINE=spark] [OVERWRITE=1]"; exit 2; }
 	@$(PY) -m scoring.score --config $(CONFIG) --input "$(INPUT)" --output "$(OUTPUT)" --engine $(or $(ENGINE),local) $(if $(OVERWRITE),--overwrite)
 
-train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (exit 4 on reject)
+train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (a reject: the module exits 4, make 2)
 	@$(PY) -m orchestration.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)
 
 package: install ## Build the checksummed model bundle (MODEL_BUNDLE) from the registered `candidate` (or ALIAS=production)
@@ -77,10 +77,11 @@ test-fast: install ## Run the fast tests only (seconds)
 test-slow: install ## Run the slow and end-to-end tests (real servers, full pipeline)
 	@$(PYTEST) -q -m "slow or e2e"
 
-lint: install ## Lint and type-check: ruff check, ruff format --check, mypy, workflow linters
+lint: install ## Lint and type-check: ruff check, ruff format --check, mypy, pre-commit hooks, infra and workflow linters
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
 	@$(PY) -m mypy
+	@.venv/bin/pre-commit run --all-files
 	@$(MAKE) lint-infra
 	@$(MAKE) lint-workflows
 	@echo "✓ lint clean"
@@ -104,17 +105,16 @@ fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff format .
 	@$(PY) -m ruff check --fix .
 
-# make's own exit status is 2 for any failing recipe, so a workflow runs `make drift FAIL_ON_DRIFT=0`
-# and branches on the `drift` step output the command appends to $GITHUB_OUTPUT.
-FAIL_ON_DRIFT ?= 1
+# The module exits 10 on drift, but make's own exit status is 2 for any failing recipe, so a workflow
+# reads the verdict from reports/drift/report.json (or the `drift` step output in $GITHUB_OUTPUT).
 drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the training reference; fails on drift
-	@$(PY) -m orchestration.drift --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 0,$(FAIL_ON_DRIFT)),--exit-zero-on-drift)
+	@$(PY) -m orchestration.drift --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)")
 
 simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
 	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
 
-retrain: install ## After a drift verdict: add labelled traffic to data.feedback_path, retrain, write reports/retrain/pr.md, push a retrain/<model>-<date> branch (PUSH=0: packet into the checkout)
-	@$(PY) -m orchestration.retrain --config $(CONFIG) $(if $(filter 0,$(PUSH)),--no-push)
+retrain: install ## After a drift verdict: add labelled traffic to data.feedback_path, retrain, write reports/retrain/pr.md and the packet into the checkout (PUSH=1: push a retrain/<model>-<date> branch instead)
+	@$(PY) -m orchestration.retrain --config $(CONFIG) $(if $(filter 1,$(PUSH)),--push)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
 	@rm -rf reports mlruns build .pytest_cache .mypy_cache .ruff_cache

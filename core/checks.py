@@ -35,10 +35,6 @@ class FeatureValidation:
         """True for rows that follow every feature rule, index-aligned with the input."""
         return self.row_errors.isna()
 
-    @property
-    def n_bad(self) -> int:
-        return int(self.row_errors.notna().sum())
-
 
 def validate_features(frame: pd.DataFrame, config: Config) -> FeatureValidation:
     """Apply every feature rule of the contract to `frame` and say which rows break which."""

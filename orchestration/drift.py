@@ -8,12 +8,12 @@ REPORTS_DIR/drift/ (report.md, report.html, report.json).
 
 Exit codes, for workflows to branch on:
   0  no drift, or not enough data to say (the report says which)
-  10 drift (validation.drift.DRIFT_EXIT_CODE); 0 instead with --exit-zero-on-drift
+  10 drift (validation.drift.DRIFT_EXIT_CODE)
   2-6  our errors (core/errors.py): bad config 2, bad input 3, bundle 5, log unreachable 6
   70 an unexpected crash, printed with its traceback, so that a bug never reads as drift
 Under GitHub Actions it also appends `drift=true|false` and `verdict=...` to $GITHUB_OUTPUT:
-`make` itself exits 2 whatever its recipe returned, so a workflow calling `make drift` branches on
-that output (with FAIL_ON_DRIFT=0), not on the exit code.
+`make` itself exits 2 whatever its recipe returned, so a workflow calling `make drift` reads the
+verdict from that output or from report.json, not from the exit code.
 """
 
 from __future__ import annotations
@@ -260,11 +260,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="most rows to read (default: drift.max_rows)")
     parser.add_argument("--bundle", help="model bundle folder (default: MODEL_BUNDLE)")
     parser.add_argument("--out", help="report folder (default: REPORTS_DIR/drift)")
-    parser.add_argument(
-        "--exit-zero-on-drift",
-        action="store_true",
-        help="exit 0 on drift too (the verdict is in the report and in $GITHUB_OUTPUT)",
-    )
     return parser.parse_args(argv)
 
 
@@ -288,7 +283,7 @@ def _main(argv: list[str] | None = None) -> int:
     if github_output is not None:
         with github_output.open("a") as fh:
             fh.write(f"drift={str(result.drifted).lower()}\nverdict={result.verdict}\n")
-    return DRIFT_EXIT_CODE if result.drifted and not args.exit_zero_on_drift else 0
+    return DRIFT_EXIT_CODE if result.drifted else 0
 
 
 def main(argv: list[str] | None = None) -> int:

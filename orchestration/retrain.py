@@ -1,15 +1,16 @@
 """After a drift verdict: train a challenger, gate it against the champion, prepare the PR packet.
 
-Usage: python -m orchestration.retrain [--config config.yaml] [--no-push] [--force] [--repo .]
+Usage: python -m orchestration.retrain [--config config.yaml] [--push] [--force] [--repo .]
 
 Reads REPORTS_DIR/drift/report.json (written by `make drift`). With no drift there, it does
 nothing. Otherwise, with data.feedback_path set, it merges the drift window's labelled rows into
 that table (orchestration/feedback.py); it trains and gates a challenger on the data plus that table through
 orchestration/train.py (a dry run: nothing is registered; merging the pull request runs the normal
-pipeline, which trains and registers on the same files), writes REPORTS_DIR/retrain/pr.md, and
-pushes the packet, the updated feedback table included, as branch `retrain/<model>-<window-date>`
-to drift.retrain_remote unless one is already open for the model. The checkout itself is only
-written with --no-push, and only after the gate passed.
+pipeline, which trains and registers on the same files), writes REPORTS_DIR/retrain/pr.md, and,
+only after the gate passed, writes the packet, the updated feedback table included, into the
+checkout (retraining/...). With --push it pushes the packet as branch
+`retrain/<model>-<window-date>` to drift.retrain_remote instead, unless one is already open for the
+model, and leaves the checkout alone.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def retrain(
     settings: Settings,
     *,
     repo: Path,
-    push: bool = True,
+    push: bool = False,
     force: bool = False,
     trainer: Trainer = train_challenger,
 ) -> BranchResult | None:
@@ -267,10 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--repo", type=Path, default=Path("."), help="git repository to push from")
+    # Pushing is opt-in, so a run from a laptop never publishes a branch by accident.
     parser.add_argument(
-        "--no-push",
+        "--push",
         action="store_true",
-        help="write the packet into the checkout (retraining/...) instead of pushing a branch",
+        help="push the packet as branch retrain/<model>-<date> instead of writing it into the "
+        "checkout (retraining/...)",
     )
     parser.add_argument("--force", action="store_true", help="retrain even without a drift verdict")
     args = parser.parse_args(argv)
@@ -278,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         load_config(args.config),
         get_settings(),
         repo=args.repo,
-        push=not args.no_push,
+        push=args.push,
         force=args.force,
     )
     return 0

@@ -1,8 +1,12 @@
-"""A thin adapter over MLflow: the only module of the training stage that talks to it.
+"""A thin adapter over the MLflow tracking server and model registry.
 
 It connects (failing fast with ServiceUnavailable when a server cannot be reached), creates the
 experiment with an explicit artifact location, logs a run, registers a version with tags and the
 `candidate` alias, finds the champion by alias, and fetches what `make package` needs.
+orchestration/ reaches MLflow only through it. Elsewhere: training/package.py reads a run's params
+and metrics with the client returned here (`client.get_run`), training/gate.py checks bounds with
+MLflow's MetricThreshold (library code, no server), and bench/ logs runs and models of its own to
+time them.
 """
 
 from __future__ import annotations
@@ -29,10 +33,6 @@ LOCK_FILE = Path(__file__).resolve().parents[1] / "uv.lock"
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "skops", "numpy", "scipy", "pandas")
 CANDIDATE_ALIAS = "candidate"
 MODEL_ARTIFACT = "model"
-
-
-class RegistryError(ServiceUnavailable):
-    """MLflow answered, but not as expected (e.g. the alias to package is missing)."""
 
 
 def pip_requirements(lock: Path = LOCK_FILE) -> list[str]:
@@ -305,11 +305,6 @@ def log_text_to_run(client: Any, run_id: str, path: str, text: str) -> None:
         file.write_text(text)
         parent = str(Path(path).parent)
         client.log_artifact(run_id, str(file), artifact_path=None if parent == "." else parent)
-
-
-def run_metrics(client: Any, run_id: str) -> dict[str, float]:
-    """Return the run's latest metric values."""
-    return {k: float(v) for k, v in client.get_run(run_id).data.metrics.items()}
 
 
 def dumps(payload: Any) -> str:

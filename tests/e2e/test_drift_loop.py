@@ -104,9 +104,8 @@ def test_drift_loop(
     # The window is recorded to its newest row, so the retrain reads exactly these rows again.
     context = json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())["context"]
     assert {"since", "until", "limit"} <= set(context) and context["until"] >= context["since"]
-    retrain = run(
-        "-m", "orchestration.retrain", "--config", str(config.source), "--repo", str(repo), env=env
-    )
+    argv = ["-m", "orchestration.retrain", "--config", str(config.source), "--repo", str(repo)]
+    retrain = run(*argv, "--push", env=env)
     assert retrain.returncode == 0, retrain.stdout + retrain.stderr
     heads = subprocess.run(
         ["git", "ls-remote", "--heads", str(remote)], capture_output=True, text=True, check=True

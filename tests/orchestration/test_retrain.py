@@ -16,6 +16,7 @@ from core.config import Config, FeatureType, load_config
 from core.errors import DataError, GateRejected, ServiceUnavailable
 from core.frames import feature_frame
 from core.settings import Settings
+from orchestration import retrain as retrain_module
 from orchestration.feedback import collect
 from orchestration.retrain import Challenger, metric_rows, retrain
 from serving.prediction_log import PredictionLog
@@ -127,13 +128,13 @@ def test_no_drift_means_no_training_and_no_branch(
 ) -> None:
     settings, repo = setup
     with pytest.raises(DataError, match="make drift first"):
-        retrain(config, settings, repo=repo)
+        retrain(config, settings, repo=repo, push=True)
     write_drift(settings, config, default_frame, shift=False)
 
     def never(config: Config, settings: Settings) -> Challenger:
         raise AssertionError("trained without drift")
 
-    assert retrain(config, settings, repo=repo, trainer=never) is None
+    assert retrain(config, settings, repo=repo, push=True, trainer=never) is None
     assert branches(repo) == ["refs/heads/main"]
     assert not (settings.reports_dir / "retrain").exists()
 
@@ -146,7 +147,7 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
     out = repo.parent / "github_output"
     settings = settings.model_copy(update={"github_output": out})
     write_drift(settings, config, default_frame, shift=True)
-    result = retrain(config, settings, repo=repo)
+    result = retrain(config, settings, repo=repo, push=True)
     assert result is not None and result.created
     name = f"retrain/{config.mlflow.registered_model}-2026-11-20"
     assert result.name == name and branches(repo) == ["refs/heads/main", f"refs/heads/{name}"]
@@ -164,7 +165,7 @@ def test_drift_gives_a_pr_body_and_one_branch_per_model(
         listed.stdout.split()
     )
     assert out.read_text().splitlines() == [f"branch={name}", "created=true", f"folder={folder}"]
-    again = retrain(config, settings, repo=repo)
+    again = retrain(config, settings, repo=repo, push=True)
     assert (
         again is not None
         and not again.created
@@ -198,13 +199,27 @@ def test_a_rejected_challenger_pushes_nothing(
         return Challenger(False, "roc_auc 0.70 < min 0.80", {"roc_auc": 0.7}, None, None)
 
     with pytest.raises(GateRejected, match=r"roc_auc 0\.70"):
-        retrain(config, settings, repo=repo, trainer=rejected)
+        retrain(config, settings, repo=repo, push=True, trainer=rejected)
     assert branches(repo) == ["refs/heads/main"]
     assert "rejected" in (settings.reports_dir / "retrain" / "pr.md").read_text()
     assert (
         json.loads((settings.reports_dir / "retrain" / "challenger.json").read_text())["passed"]
         is False
     )
+
+
+@pytest.mark.parametrize(("flags", "pushed"), [([], False), (["--push"], True)])
+def test_the_command_pushes_only_when_asked(
+    flags: list[str], pushed: bool, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+
+    def record(config: Config, settings: Settings, **kwargs: object) -> None:
+        calls.append(bool(kwargs["push"]))
+
+    monkeypatch.setattr(retrain_module, "retrain", record)
+    assert retrain_module.main(["--config", str(config.source), *flags]) == 0
+    assert calls == [pushed]
 
 
 def test_metric_rows_say_which_way_is_better() -> None:
@@ -261,7 +276,7 @@ def test_labelled_traffic_trains_the_challenger_and_lands_in_the_branch_once(
     flipped = next(c for c in config.contract.target.classes if c != truth["req-0"])
     assert log.add_feedback("req-0", flipped)
     log.close()
-    result = retrain(config, settings, repo=repo)
+    result = retrain(config, settings, repo=repo, push=True)
     assert result is not None and result.created
     pushed = pd.read_csv(io.StringIO(branch_file(repo, result.name, "data/feedback.csv")))
     assert len(pushed) == 150 and pushed["request_id"].is_unique
@@ -306,7 +321,7 @@ def test_an_unreadable_log_stops_retraining_when_feedback_is_configured(
         raise AssertionError("trained without the feedback the config asks for")
 
     with pytest.raises(ServiceUnavailable, match=r"no-such-log\.db not found") as raised:
-        retrain(repo_config, settings, repo=repo, trainer=never)
+        retrain(repo_config, settings, repo=repo, push=True, trainer=never)
     assert raised.value.exit_code == 6
 
 

@@ -23,6 +23,7 @@ drift:
 	@case "$${STUB_DRIFT:-0}" in 10) v=true;; 0) v=false;; *) v="";; esac; \
 	  if [ -n "$$v" ]; then echo "{\"drifted\": $$v}" > reports/drift/report.json; fi; exit $${STUB_DRIFT:-0}
 retrain:
+	@test "$(PUSH)" != 1 || { echo "error: the drift workflow must not run make retrain PUSH=1" >&2; exit 1; }
 	@mkdir -p reports/retrain && echo "## Drift table and champion vs challenger" > reports/retrain/pr.md
 	@echo "retrained $$(date +%s%N)" > retrain-note.txt
 promote:
