@@ -114,12 +114,9 @@ def comparison_rows(
         value = challenger[name]
         row: dict[str, object] = {"metric": name, "challenger": f"{value:.4f}"}
         if champion is not None:
-            old = champion.get(name)
-            row["champion"] = "—" if old is None else f"{old:.4f}"
-            if old is not None:
-                better = improvement(name, value, old) >= 0
-                row["difference"] = f"{value - old:+.4f} {'✓' if better else '✗'}"
-            else:
-                row["difference"] = "—"
+            old = champion[name]
+            better = improvement(name, value, old) >= 0
+            row["champion"] = f"{old:.4f}"
+            row["difference"] = f"{value - old:+.4f} {'✓' if better else '✗'}"
         rows.append(row)
     return rows

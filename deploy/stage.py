@@ -44,7 +44,7 @@ from deploy.image import local_process, parse_dockerfile
 PROBABILITY_KEY = "probability"
 LABEL_KEY = "label"
 VERSION_KEY = "model_version"
-# Served and in-process probabilities may differ by float rounding (an ONNX path, for example).
+# Served and in-process probabilities may differ by float rounding (the compiled numpy path).
 TOLERANCE = 1e-4
 
 
