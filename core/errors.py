@@ -55,3 +55,12 @@ class ModelNotFound(TemplateError):
     """The registry holds no model version under the requested alias (train one first)."""
 
     exit_code = 8
+
+
+class TemplateRenderError(TemplateError):
+    """A report template in `templates/` is missing, malformed, or uses a value it is not given.
+
+    It shares the config error's exit code: the templates are the text a fork configures.
+    """
+
+    exit_code = 2

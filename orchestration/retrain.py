@@ -29,6 +29,7 @@ from core.errors import ConfigError, DataError, GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.metrics import comparison_rows
 from core.settings import Settings, get_settings
+from core.templates import render
 from orchestration.feedback import FeedbackUpdate, collect
 from orchestration.retrain_branch import BranchResult, branch_name, push_retrain_branch
 from orchestration.train import train_and_gate
@@ -80,25 +81,6 @@ def metric_rows(challenger: Challenger) -> list[dict[str, object]]:
     return comparison_rows(challenger.metrics, challenger.champion_metrics)
 
 
-def feedback_text(feedback: FeedbackUpdate | None, repo_file: str | None) -> str:
-    """Say what the challenger learnt from production labels, and what the branch commits."""
-    if feedback is None:
-        return (
-            "Feedback: off (`data.feedback_path` is not set); trained on the configured data only."
-        )
-    if feedback.total == 0:
-        return (
-            f"Feedback: no labelled rows in {feedback.source}; trained on the configured data only."
-        )
-    text = (
-        f"Feedback: **{feedback.new} new** labelled production row(s) from {feedback.source}, "
-        f"{feedback.total} in total in `{repo_file}`, trained on beside the configured data."
-    )
-    if feedback.changed:
-        text += " This branch commits the file: production feature values go into git."
-    return text
-
-
 def render_pr(
     drift: dict[str, Any],
     drift_markdown: str,
@@ -107,45 +89,23 @@ def render_pr(
     feedback: FeedbackUpdate | None = None,
     feedback_file: str | None = None,
 ) -> str:
-    """Write the pull-request body: why, the drift table, champion vs challenger, how to review."""
-    context = drift.get("context", {})
-    files = [
-        f"- `retraining/{branch.split('/', 1)[1]}/`: this text, the drift report as markdown, "
-        "JSON and HTML with the per-feature plots (open report.html), and the training report."
-    ]
-    if feedback is not None and feedback.changed:
-        files.append(
-            f"- `{feedback_file}`: the feedback table the challenger was trained on, so the "
-            "pipeline that runs on merge trains on exactly the data gated here."
-        )
-    lines = [
-        f"# Retrain {context.get('model', 'the model')}: drift in traffic {context.get('window', '')}",
-        "",
-        "Opened by `make retrain` after `make drift` found drift. Nothing merges by itself: review "
-        "the drift and the challenger below. Merging runs the normal pipeline (validate, train, "
-        "gate, register, package, deploy to staging).",
-        "",
-        "## Why",
-        "",
-        *[f"- {reason}" for reason in drift.get("reasons", [])],
-        "",
-        "## Champion vs challenger",
-        "",
-        f"Champion: version {challenger.champion_version or '(none registered)'}. "
-        f"Gate: **{'passed' if challenger.passed else 'rejected'}** ({challenger.gate}).",
-        "",
-        markdown_table(metric_rows(challenger)) if challenger.metrics else "_No metrics._",
-        "",
-        feedback_text(feedback, feedback_file),
-        "",
-        drift_markdown.replace("## Drift report", "## Drift report (reference vs current)", 1),
-        "",
-        "## Files in this branch",
-        "",
-        *files,
-        "",
-    ]
-    return "\n".join(lines)
+    """Render the pull-request body (templates/retrain_pr.md.j2): why, the drift, the challenger."""
+    return render(
+        "retrain_pr.md.j2",
+        context=drift.get("context", {}),
+        reasons=drift.get("reasons", []),
+        drift_markdown=drift_markdown,
+        challenger=challenger,
+        metric_table=markdown_table(metric_rows(challenger)),
+        feedback=feedback,
+        feedback_file=feedback_file,
+        folder=packet_folder(branch),
+    )
+
+
+def packet_folder(branch: str) -> str:
+    """Return the folder of the retraining packet in the repository, named after the branch."""
+    return f"retraining/{branch.split('/', 1)[1]}"
 
 
 Trainer = Callable[[Config, Settings], Challenger]
@@ -198,7 +158,7 @@ def retrain(
         raise GateRejected(
             f"the challenger failed the gate, so no branch is pushed: {challenger.gate}"
         )
-    folder = f"retraining/{branch.split('/', 1)[1]}"
+    folder = packet_folder(branch)
     files = {
         f"{folder}/pr.md": pr.encode(),
         f"{folder}/drift-report.md": drift_markdown.encode(),

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from core.bundle import write_bundle
-from core.cli import entry_point, markdown_table, step
+from core.cli import entry_point, step
 from core.config import METRICS, Config, load_config
 from core.errors import ConfigError, ModelNotFound
 from core.settings import Settings, get_settings
+from core.templates import render
 from training import registry
 
 RUN_FILES = {
@@ -38,99 +39,35 @@ def model_card(
     decision: dict[str, Any],
     slices: list[dict[str, Any]],
 ) -> str:
-    """Write the model card: what it predicts, from which data, how well, and where it falls short."""
-    target = config.contract.target
-    metric_rows: list[dict[str, object]] = [
-        {"metric": k, "test": f"{metrics[k]:.4f}"} for k in METRICS if k in metrics
-    ]
-    gate_rows: list[dict[str, object]] = [
-        {
-            "rule": r["rule"],
-            "observed": f"{r['observed']:.4f}",
-            "limit": f"{r['limit']:.4f}",
-            "result": "pass" if r["passed"] else "FAIL",
-        }
-        for r in decision.get("rules", [])
-    ]
-    weakest = sorted(
-        (s for s in slices if s.get("roc_auc") == s.get("roc_auc")),  # drop NaN AUCs
-        key=lambda s: s["roc_auc"],
-    )[:3]
-    return "\n".join(
-        [
-            f"# Model card: {model.name} version {model.version}",
-            "",
-            f"- Project: `{config.project}`; MLflow run `{model.run_id}`; "
-            f"git commit `{model.tags.get('git_commit', 'unknown')}`",
-            f"- Estimator: `{params.get('estimator', config.model.estimator)}` inside one sklearn "
-            "Pipeline with the preprocessing built from the data contract",
-            f"- Decision threshold: {model.threshold:.4f} (objective "
-            f"`{params.get('threshold.objective', config.model.threshold.objective)}`, "
-            "chosen on the validation set)",
-            "",
-            "## Intended use",
-            "",
-            f"Scores the probability that `{target.name}` is `{target.positive}` for one row with "
-            f"the {len(config.contract.features)} features of the contract in `{config.source.name}`. "
-            "It ranks and flags rows for a person or a process to act on; it is not meant to be "
-            "the sole basis of a decision about an individual.",
-            "",
-            "## Data",
-            "",
-            f"- File `{config.data.path}` (sha256 `{model.tags.get('data_sha256', '?')}`)",
-            *(
-                [
-                    f"- Feedback file `{config.data.feedback_path}` (sha256 "
-                    f"`{model.tags['feedback_sha256']}`): {params.get('rows.feedback', '?')} "
-                    "labelled production rows split by request id beside the data"
-                ]
-                if model.tags.get("feedback_sha256")
-                else []
-            ),
-            f"- Rows: train {params.get('rows.train', '?')}, validation "
-            f"{params.get('rows.validation', '?')}, test {params.get('rows.test', '?')} "
-            f"(split seed {params.get('seed', '?')}"
-            + (
-                f", by time column `{params['split.time_column']}`)"
-                if params.get("split.time_column") not in (None, "None")
-                else ", stratified)"
-            ),
-            f"- Config sha256 `{model.tags.get('config_sha256', '?')}`",
-            "",
-            "## Metrics (test set)",
-            "",
-            markdown_table(metric_rows),
-            "",
-            "## Slices",
-            "",
-            markdown_table(slices) if slices else "_No slice columns configured._",
-            "",
-            "## Gate decision",
-            "",
-            f"{'Passed' if decision.get('passed') else 'Rejected'}: {decision.get('reason', '')}",
-            "",
-            markdown_table(gate_rows),
-            "",
-            "## Limits",
-            "",
-            "- Trained on one snapshot of the data; its quality holds only while production rows "
-            "look like it. The drift check compares traffic with `reference_profile.json`.",
-            "- Probabilities are as calibrated as the calibration plot in the MLflow run shows.",
-            "- Weakest slices on the test set: "
-            + (
-                ", ".join(
-                    f"{s['slice']}={s['value']} (AUC {s['roc_auc']:.3f}, n={s['n_rows']})"
-                    for s in weakest
-                )
-                if weakest
-                else "none measured"
-            )
-            + ".",
-            "- Categories not in the contract are encoded as unknown (all zeros), not rejected by "
-            "the model itself; the service rejects them first.",
-            "",
-        ]
+    """Render the model card (templates/model_card.md.j2) from the run's values."""
+    time_column = params.get("split.time_column")
+    return render(
+        "model_card.md.j2",
+        config=config,
+        model=model,
+        target=config.contract.target,
+        estimator=params.get("estimator", config.model.estimator),
+        objective=params.get("threshold.objective", config.model.threshold.objective),
+        rows={
+            part: params.get(f"rows.{part}", "?")
+            for part in ("train", "validation", "test", "feedback")
+        },
+        seed=params.get("seed", "?"),
+        # MLflow stores a missing param as the string "None".
+        time_column=None if time_column in (None, "None") else time_column,
+        metrics={k: metrics[k] for k in METRICS if k in metrics},
+        slices=slices,
+        passed=bool(decision.get("passed")),
+        reason=decision.get("reason", ""),
+        rules=decision.get("rules", []),
+        weakest=weakest_slices(slices),
     )
+
+
+def weakest_slices(slices: list[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
+    """Return the `n` slices with the lowest test AUC, leaving out undefined (NaN) ones."""
+    measured = [s for s in slices if s.get("roc_auc") == s.get("roc_auc")]
+    return sorted(measured, key=lambda s: s["roc_auc"])[:n]
 
 
 def package_candidate(config: Config, settings: Settings, alias: str = "candidate") -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.cli import markdown_table
 from core.config import Contract
 from core.io import atomic_write_json, atomic_write_text
+from core.templates import number, render
 from validation.drift import DriftResult, FeatureDrift, level_counts
 from validation.profile import SCORE_COLUMN
 
 JSON_FILE = "report.json"
 MARKDOWN_FILE = "report.md"
 HTML_FILE = "report.html"
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if value != 0 and abs(value) < 10 ** (-digits):
-        return f"{value:.1e}"
-    return f"{value:.{digits}f}"
 
 
 def feature_rows(result: DriftResult) -> list[dict[str, object]]:
@@ -41,10 +32,10 @@ def feature_rows(result: DriftResult) -> list[dict[str, object]]:
                 "feature": r.name,
                 "type": r.type,
                 "test": r.test,
-                "statistic": _num(r.statistic),
-                "p-value": _num(r.p_value),
-                "q-value (BH)": _num(r.q_value),
-                "PSI": _num(r.psi),
+                "statistic": number(r.statistic),
+                "p-value": number(r.p_value),
+                "q-value (BH)": number(r.q_value),
+                "PSI": number(r.psi),
                 "n ref / cur": f"{r.n_reference} / {r.n_current}",
                 "null % ref / cur": f"{r.null_share_reference:.1%} / {r.null_share_current:.1%}",
                 "status": {"drift": "**drift**", "ok": "ok"}.get(r.status, r.status),
@@ -54,73 +45,9 @@ def feature_rows(result: DriftResult) -> list[dict[str, object]]:
     return rows
 
 
-def summary_lines(result: DriftResult, context: dict[str, Any]) -> list[str]:
-    """The lines a reader needs first: verdict, why, and what was compared."""
-    head = {"drift": "Drift detected", "no drift": "No drift", "not enough data": "Not enough data"}
-    lines = [
-        f"**{head[result.verdict]}**"
-        + (": " + "; ".join(result.reasons) if result.reasons else ".")
-    ]
-    s = result.settings
-    lines.append(
-        f"Compared {result.n_current} current rows ({context.get('window', 'window')}) with "
-        f"{result.n_reference} reference rows of model {context.get('model', '?')} "
-        f"version {context.get('model_version', '?')}. A feature drifts when its Benjamini-Hochberg "
-        f"q-value < {s['fdr_alpha']} and PSI ≥ {s['psi_threshold']}; fewer than "
-        f"{s['min_samples']} values means not enough data."
-    )
-    return lines
-
-
 def render_markdown(result: DriftResult, context: dict[str, Any]) -> str:
-    """Render the report as GitHub markdown."""
-    parts = ["## Drift report", "", *summary_lines(result, context), ""]
-    if result.features:
-        parts += ["### Features and prediction score", "", markdown_table(feature_rows(result)), ""]
-    perf = result.performance
-    if perf is not None:
-        parts += [
-            "### Live performance (rows with feedback)",
-            "",
-            markdown_table(
-                [
-                    {
-                        "metric": perf.metric,
-                        "training": _num(perf.training),
-                        "live": _num(perf.live),
-                        "drop": _num(perf.drop),
-                        "labelled rows": perf.n_labelled,
-                        "status": perf.status,
-                    }
-                ]
-            ),
-            "",
-        ]
-    else:
-        parts += ["_No feedback labels in the window: live metrics not computed._", ""]
-    if result.invalid_share is None:
-        parts += ["_Validation of the window's rows was not run._", ""]
-    else:
-        failing = {c: v for c, v in result.invalid_share.items() if v > 0}
-        parts += ["### Rows failing validation", ""]
-        parts += (
-            [
-                markdown_table(
-                    [
-                        {
-                            "column": c,
-                            "share": f"{v:.2%}",
-                            "over limit": c in result.invalid_columns,
-                        }
-                        for c, v in sorted(failing.items(), key=lambda kv: -kv[1])
-                    ]
-                ),
-                "",
-            ]
-            if failing
-            else ["None.", ""]
-        )
-    return "\n".join(parts)
+    """Render the report as GitHub markdown (templates/drift_report.md.j2)."""
+    return render("drift_report.md.j2", **_values(result, context))
 
 
 def _figure_png(
@@ -185,44 +112,26 @@ def _ordered(result: DriftResult) -> list[FeatureDrift]:
 
 
 def render_html(result: DriftResult, context: dict[str, Any], images: dict[str, bytes]) -> str:
-    """Render a self-contained HTML page: summary, tables, and the plots inlined as base64 PNG."""
-    esc = html.escape
-    rows = feature_rows(result)
-    table = ""
-    if rows:
-        head = "".join(f"<th>{esc(c)}</th>" for c in rows[0])
-        body = "".join(
-            "<tr class='{}'>".format("drift" if "drift**" in str(r["status"]) else "")
-            + "".join(f"<td>{esc(str(v).replace('**', ''))}</td>" for v in r.values())
-            + "</tr>"
-            for r in rows
+    """Render a self-contained HTML page (templates/drift_report.html.j2), plots inlined."""
+    figures = {name: base64.b64encode(png).decode() for name, png in images.items()}
+    return render("drift_report.html.j2", figures=figures, **_values(result, context))
+
+
+def _values(result: DriftResult, context: dict[str, Any]) -> dict[str, Any]:
+    """Return what both renderings show: summary lines, table rows, columns failing validation."""
+    failing = None
+    if result.invalid_share is not None:
+        failing = sorted(
+            ((c, v) for c, v in result.invalid_share.items() if v > 0), key=lambda cv: -cv[1]
         )
-        table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    summary = "".join(
-        f"<p>{esc(line.replace('**', ''))}</p>" for line in summary_lines(result, context)
-    )
-    perf = result.performance
-    perf_html = (
-        f"<h2>Live performance</h2><p>{esc(perf.metric)}: training {_num(perf.training)}, live "
-        f"{_num(perf.live)} on {perf.n_labelled} labelled rows ({esc(perf.status)}).</p>"
-        if perf
-        else "<p>No feedback labels in the window: live metrics not computed.</p>"
-    )
-    figures = "".join(
-        f"<figure><img alt='{esc(name)}' src='data:image/png;base64,"
-        f"{base64.b64encode(png).decode()}'/></figure>"
-        for name, png in images.items()
-    )
-    style = (
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:75em}"
-        "table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em}"
-        "tr.drift{background:#fde2e1}figure{display:inline-block;margin:.3em}"
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Drift report</title>"
-        f"<style>{style}</style></head><body><h1>Drift report</h1>{summary}{table}{perf_html}"
-        f"<h2>Reference vs current</h2>{figures}</body></html>\n"
-    )
+    return {
+        "result": result,
+        "context": context,
+        "summary": render("drift_summary.md.j2", result=result, context=context).rstrip("\n"),
+        "feature_rows": feature_rows(result),
+        "performance": result.performance,
+        "failing_validation": failing,
+    }
 
 
 def write_report(

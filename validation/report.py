@@ -6,13 +6,13 @@ the markdown and HTML summaries and the one-line error all say the same thing.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from core.cli import markdown_table, table
+from core.cli import table
 from core.rules import Check, Rule, Scope
+from core.templates import render
 
 MAX_EXAMPLES = 5
 
@@ -212,41 +212,15 @@ def failure_message(source: str, items: list[Outcome]) -> str:
 
 
 def markdown_summary(title: str, facts: dict[str, object], items: list[Outcome]) -> str:
-    """A self-contained markdown report: facts, failures first, then every check."""
-    ordered = sorted(items, key=lambda o: o.ok)
-    head = "\n".join(f"- **{k}**: {v}" for k, v in facts.items())
-    return f"# {title}\n\n{head}\n\n{markdown_table([o.row() for o in ordered])}\n"
+    """Render the markdown summary (templates/validation_summary.md.j2): facts, failures first."""
+    return render("validation_summary.md.j2", title=title, facts=facts, rows=_summary_rows(items))
 
 
 def html_summary(title: str, facts: dict[str, object], items: list[Outcome]) -> str:
-    """The same summary as one HTML file with inline styles: it renders offline, unlike Data Docs."""
-    ordered = sorted(items, key=lambda o: o.ok)
-    rows = "\n".join(
-        f'<tr class="{o.status}">'
-        + "".join(f"<td>{html.escape(str(v))}</td>" for v in o.row().values())
-        + "</tr>"
-        for o in ordered
-    )
-    head = "".join(
-        f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts.items()
-    )
-    columns = "".join(f"<th>{c}</th>" for c in ordered[0].row()) if ordered else ""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-tr.failed td, tr.error td {{ background: #fde8e8; }}
-tr.passed td:last-child {{ color: #16723a; }}
-tr.failed td:last-child, tr.error td:last-child {{ color: #b00020; font-weight: bold; }}
-</style></head>
-<body><h1>{html.escape(title)}</h1>
-<ul>{head}</ul>
-<p>Great Expectations Data Docs (they load styles from CDNs, so they render plain offline):
-<a href="data_docs/index.html">data_docs/index.html</a></p>
-<table><thead><tr>{columns}</tr></thead><tbody>
-{rows}
-</tbody></table></body></html>
-"""
+    """Render the same summary as one offline HTML file (templates/validation_summary.html.j2)."""
+    return render("validation_summary.html.j2", title=title, facts=facts, rows=_summary_rows(items))
+
+
+def _summary_rows(items: list[Outcome]) -> list[dict[str, object]]:
+    """Return every check as a table row, failures first."""
+    return [o.row() for o in sorted(items, key=lambda o: o.ok)]
