@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from core.cli import markdown_table
 from core.config import Config
 from core.metrics import all_metrics, comparison_rows, metric_value
+from core.templates import render
 from training.data import Dataset
 
 ThresholdObjective = Literal["f1", "youden", "fixed"]
@@ -192,16 +192,11 @@ def summary_markdown(
     champion_metrics: dict[str, float] | None = None,
     title: str = "Challenger evaluation",
 ) -> str:
-    """Render metrics (beside the champion's when there is one) and slices as markdown."""
-    rows = comparison_rows(metrics, champion_metrics)
-    parts = [
-        f"## {title}",
-        "",
-        f"Test rows: {int(metrics['n_rows'])}, positive share {metrics['positive_share']:.3f}, "
-        f"decision threshold {metrics['threshold']:.3f} (chosen on the validation set).",
-        "",
-        markdown_table(rows),
-    ]
-    if slices:
-        parts += ["", "### Slices", "", markdown_table(slices)]
-    return "\n".join(parts) + "\n"
+    """Render metrics (beside the champion's when there is one) and slices (templates/training_summary.md.j2)."""
+    return render(
+        "training_summary.md.j2",
+        title=title,
+        metrics=metrics,
+        rows=comparison_rows(metrics, champion_metrics),
+        slices=slices,
+    )

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.cli import markdown_table
 from core.config import METRICS, Champion, Config, Rule
 from core.metrics import all_metrics, improvement, metric_value, vector_metric
+from core.templates import render
 from training.evaluate import Evaluation
 from training.registry import RegisteredModel
 
@@ -78,7 +78,7 @@ class Decision:
         }
 
     def to_markdown(self) -> str:
-        verdict = "✅ passed" if self.passed else "❌ rejected"
+        """Render the verdict, every rule and the champion comparison (templates/gate.md.j2)."""
         rows: list[dict[str, object]] = [
             {
                 "rule": r.rule,
@@ -90,15 +90,7 @@ class Decision:
             }
             for r in self.rules
         ]
-        lines = [f"## Gate: {verdict}", ""]
-        if not self.passed:
-            lines += [f"Reason: {self.reason}", ""]
-        lines.append(markdown_table(rows))
-        if self.champion is not None:
-            lines += [""] + [f"- {r.rule}: {r.detail}" for r in self.rules if r.detail]
-        else:
-            lines += ["", "No champion to compare against: the absolute rules alone decide."]
-        return "\n".join(lines) + "\n"
+        return render("gate.md.j2", decision=self, rows=rows)
 
 
 def _mlflow_check(metric: str, observed: float, limit: float) -> bool:
