@@ -15,7 +15,6 @@ import argparse
 import math
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from core.data import read_table
 from core.errors import DeployError, ServiceUnavailable
 from core.frames import feature_frame
 from core.io import atomic_write_json
+from core.net import free_port
 from core.settings import get_settings
 from deploy.image import local_process, parse_dockerfile
 
@@ -46,13 +46,6 @@ LABEL_KEY = "label"
 VERSION_KEY = "model_version"
 # Served and in-process probabilities may differ by float rounding (an ONNX path, for example).
 TOLERANCE = 1e-4
-
-
-def free_port() -> int:
-    """Ask the kernel for a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -31,7 +31,7 @@ import pandas as pd
 
 from core.bundle import METADATA_FILE, load_bundle, verify_bundle
 from core.checks import validate_features
-from core.cli import entry_point, step, table
+from core.cli import entry_point, github_output, step, table
 from core.config import Config, Contract, load_config
 from core.data import read_table
 from core.errors import (
@@ -284,10 +284,9 @@ def _main(argv: list[str] | None = None) -> int:
         f"verdict: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else "")
     )
     print(f"report: {paths['markdown']}, {paths['html']}, {paths['json']}")
-    github_output = get_settings().github_output
-    if github_output is not None:
-        with github_output.open("a") as fh:
-            fh.write(f"drift={str(result.drifted).lower()}\nverdict={result.verdict}\n")
+    github_output(
+        get_settings().github_output, drift=str(result.drifted).lower(), verdict=result.verdict
+    )
     return DRIFT_EXIT_CODE if result.drifted and not args.exit_zero_on_drift else 0
 
 
