@@ -10,9 +10,6 @@ Layout of a bundle folder:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,7 @@ from typing import Any
 import joblib
 
 from core.errors import BundleIntegrityError
-from core.io import sha256_file
+from core.io import atomic_dir, sha256_file
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "bundle.json"
@@ -60,9 +57,7 @@ def write_bundle(
     target = Path(target)
     if target.exists() and not overwrite:
         raise BundleIntegrityError(f"bundle folder {target} exists; refusing to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as staging:
         joblib.dump(pipeline, staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         for name, content in (extra_files or {}).items():
@@ -74,16 +69,6 @@ def write_bundle(
         (staging / MANIFEST_FILE).write_text(
             json.dumps({"algorithm": "sha256", "files": files}, indent=2) + "\n"
         )
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -31,6 +31,7 @@ from core.bundle import verify_bundle
 from core.cli import entry_point, step
 from core.config import Config, load_config
 from core.errors import DataError
+from core.io import replace_dir
 from core.settings import get_settings
 from scoring.score import add_io_arguments
 from scoring.stream import LABEL, REASON, SCORE, VERSION, check_columns, input_files
@@ -159,9 +160,7 @@ def score_spark(
         rows = int(scored.count())
         scored.unpersist()
         for built, target in ((work / "scored", output), (work / "rejects", rejects)):
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(built, target)
+            replace_dir(built, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if spark is None:
