@@ -11,7 +11,7 @@ from core.git import BOT_EMAIL, Git, bot_author, head_commit
 
 
 def test_a_failing_command_is_one_git_error_with_the_callers_exit_code(tmp_path: Path) -> None:
-    with pytest.raises(GitError, match="git rev-parse failed: .*not a git repository") as raised:
+    with pytest.raises(GitError, match=r"git rev-parse failed: .*not a git repository") as raised:
         Git(tmp_path).run("rev-parse", "HEAD")
     assert isinstance(raised.value, ServiceUnavailable) and raised.value.exit_code == 6
     with pytest.raises(GitError) as raised:
