@@ -4,7 +4,10 @@ Layout of a bundle folder:
   model.joblib            the one fitted sklearn Pipeline (preprocessing + estimator)
   bundle.json             metadata: model name and version, run id, threshold, metrics, contract, ...
   MANIFEST.json           sha256 of every other file; checked before anything is unpickled
-  (anything else)         model card, reference profile, ... listed in the manifest too
+  model_card.md           the model card (training/package.py writes it)
+  reference.parquet       training rows and their scores, the drift check's reference
+  reference_profile.json  the reference's profile (validation/profile.py writes both)
+  (anything else)         listed in the manifest too
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from core.io import atomic_dir, sha256_file
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "bundle.json"
 MANIFEST_FILE = "MANIFEST.json"
+MODEL_CARD_FILE = "model_card.md"
 # The training reference the drift check compares traffic with (validation/profile.py writes it).
 REFERENCE_FILE = "reference.parquet"
 PROFILE_FILE = "reference_profile.json"

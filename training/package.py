@@ -15,16 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.bundle import write_bundle
+from core.bundle import PROFILE_FILE, REFERENCE_FILE, write_bundle
 from core.cli import entry_point, markdown_table, step
 from core.config import METRICS, Config, load_config
 from core.errors import ConfigError, ModelNotFound
 from core.settings import Settings, get_settings
 from training import registry
 
+# Bundle file name → where training logged it in the MLflow run.
 RUN_FILES = {
-    "reference.parquet": "reference/reference.parquet",
-    "reference_profile.json": "reference/reference_profile.json",
+    REFERENCE_FILE: f"reference/{REFERENCE_FILE}",
+    PROFILE_FILE: f"reference/{PROFILE_FILE}",
     "decision.json": "gate/decision.json",
     "slices.json": "evaluation/slices.json",
 }
