@@ -13,9 +13,10 @@ import pytest
 from core.config import Config, FeatureType, load_config
 from core.data import read_table
 from core.errors import DataError, ServiceUnavailable
+from core.frames import request_record
 from tests.conftest import CONFIGS
 from tools.scenarios import default_positive_share, generate
-from tools.simulate import payload, requests, send
+from tools.simulate import requests, send
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -101,7 +102,7 @@ def test_request_bodies_are_json_with_contract_types(
     assert label in config.contract.target.classes
     json.dumps(body, allow_nan=False)
     for f in config.contract.features:
-        value = payload(traffic.rows.iloc[1], config.contract)[f.name]
+        value = request_record(traffic.rows.iloc[1], config.contract)[f.name]
         expected = (
             str
             if f.type is FeatureType.categorical
