@@ -29,12 +29,13 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from core.cli import table
+from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import Config, load_config
 from core.data import read_table
 from core.frames import feature_frame, target_vector
 from tools.scenarios import generate
-from validation.drift import LABEL_COLUMN, DriftResult, detect_drift
-from validation.profile import SCORE_COLUMN, build_reference, contract_features
+from validation.drift import DriftResult, detect_drift
+from validation.profile import build_reference, contract_features
 
 TRIALS = 200
 WINDOW = 500
@@ -69,7 +70,7 @@ def prepare(config: Config, seed: int = 0) -> Setup:
 def scored(setup: Setup, rows: pd.DataFrame) -> pd.DataFrame:
     """Features in pipeline dtypes plus the model's score, as the prediction log holds them."""
     features = feature_frame(rows, setup.config.contract)
-    features[SCORE_COLUMN] = setup.model.predict_proba(features)[:, 1]
+    features[REFERENCE_SCORE] = setup.model.predict_proba(features)[:, 1]
     return features
 
 
@@ -79,7 +80,7 @@ def trial(setup: Setup, scenario: str, seed: int, size: int = WINDOW) -> DriftRe
     order = np.random.default_rng(seed).permutation(len(setup.rest))
     ref_rows = setup.rest.iloc[order[:REFERENCE]]
     pool = setup.rest.iloc[order[REFERENCE:]].reset_index(drop=True)
-    ref_scores = scored(setup, ref_rows)[SCORE_COLUMN].to_numpy()
+    ref_scores = scored(setup, ref_rows)[REFERENCE_SCORE].to_numpy()
     reference, _ = build_reference(ref_rows, ref_scores, config.contract, seed=seed)
     # The "training" metric: the model on the reference rows, as the bundle's test metric would be.
     labels = target_vector(ref_rows, config.contract)
@@ -87,7 +88,7 @@ def trial(setup: Setup, scenario: str, seed: int, size: int = WINDOW) -> DriftRe
     traffic = generate(pool, config.contract, scenario, size, seed)
     window = scored(setup, traffic.rows)
     if traffic.labels is not None:
-        window[LABEL_COLUMN] = traffic.labels.astype("float64")
+        window[REFERENCE_LABEL] = traffic.labels.astype("float64")
     return detect_drift(reference, window, config.contract, config.drift, training_metrics=training)
 
 
@@ -100,7 +101,7 @@ def speed(setup: Setup, n: int) -> dict[str, float]:
     """Time pandas reading n rows from Parquet, and the drift check on them (dtypes + statistics)."""
     ref_rows = setup.rest.iloc[:REFERENCE]
     reference, _ = build_reference(
-        ref_rows, scored(setup, ref_rows)[SCORE_COLUMN], setup.config.contract
+        ref_rows, scored(setup, ref_rows)[REFERENCE_SCORE], setup.config.contract
     )
     rng = np.random.default_rng(1)
     base = scored(setup, setup.rest).assign(
@@ -115,7 +116,7 @@ def speed(setup: Setup, n: int) -> dict[str, float]:
         read = time.perf_counter() - started
     started = time.perf_counter()
     current = contract_features(back, setup.config.contract, "the benchmark window")
-    current[SCORE_COLUMN] = back[SCORE_COLUMN]
+    current[REFERENCE_SCORE] = back[REFERENCE_SCORE]
     result = detect_drift(reference, current, setup.config.contract, setup.config.drift)
     check = time.perf_counter() - started
     if result.n_current != n:

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import httpx
 import orjson
 import yaml
 from fastapi import FastAPI, Request, Response
+
+from core.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DURATION_S = int(os.environ.get("BENCH_SERVING_SECONDS", "5"))
@@ -58,12 +59,6 @@ def ceiling_app() -> FastAPI:
         return {"status": "ready"}
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tree_rss_mb(pid: int) -> float:
@@ -109,7 +104,7 @@ class Running:
 
 
 def _start(name: str, cmd: list[str], env: dict[str, str], ready_path: str, tmp: Path) -> Running:
-    port = _free_port()
+    port = free_port()
     cmd = [c.replace("{port}", str(port)) for c in cmd]
     log = tmp / f"{name}.log"
     started = time.perf_counter()

@@ -4,15 +4,15 @@ Layout of a bundle folder:
   model.joblib            the one fitted sklearn Pipeline (preprocessing + estimator)
   bundle.json             metadata: model name and version, run id, threshold, metrics, contract, ...
   MANIFEST.json           sha256 of every other file; checked before anything is unpickled
-  (anything else)         model card, reference profile, ... listed in the manifest too
+  model_card.md           the model card (training/package.py writes it)
+  reference.parquet       training rows and their scores, the drift check's reference
+  reference_profile.json  the reference's profile (validation/profile.py writes both)
+  (anything else)         listed in the manifest too
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ from typing import Any
 import joblib
 
 from core.errors import BundleIntegrityError
-from core.io import sha256_file
+from core.io import atomic_dir, sha256_file
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "bundle.json"
 MANIFEST_FILE = "MANIFEST.json"
+MODEL_CARD_FILE = "model_card.md"
 # The training reference the drift check compares traffic with (validation/profile.py writes it).
 REFERENCE_FILE = "reference.parquet"
 PROFILE_FILE = "reference_profile.json"
@@ -60,9 +61,7 @@ def write_bundle(
     target = Path(target)
     if target.exists() and not overwrite:
         raise BundleIntegrityError(f"bundle folder {target} exists; refusing to overwrite it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as staging:
         joblib.dump(pipeline, staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         for name, content in (extra_files or {}).items():
@@ -74,16 +73,6 @@ def write_bundle(
         (staging / MANIFEST_FILE).write_text(
             json.dumps({"algorithm": "sha256", "files": files}, indent=2) + "\n"
         )
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

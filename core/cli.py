@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from pathlib import Path
 from typing import ParamSpec
 
 from core.errors import TemplateError
@@ -75,3 +77,22 @@ def markdown_table(rows: list[dict[str, object]], columns: list[str] | None = No
     sep = "|" + "|".join("---" for _ in cols) + "|"
     body = ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join([head, sep, *body])
+
+
+def github_output(path: Path | None, **values: str) -> None:
+    """Append step outputs to $GITHUB_OUTPUT (`settings.github_output`); a no-op outside Actions.
+
+    A multi-line value is written in GitHub's heredoc form (`key<<DELIMITER`), with a random
+    delimiter so no line of the value can end it early.
+    """
+    if path is None:
+        return
+    lines = []
+    for key, value in values.items():
+        if "\n" in value or "\r" in value:
+            delimiter = f"ghadelimiter_{uuid.uuid4().hex}"
+            lines.append(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+        else:
+            lines.append(f"{key}={value}\n")
+    with path.open("a") as fh:
+        fh.writelines(lines)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.columns import RESERVED
 from core.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -62,6 +63,12 @@ class Feature(Strict):
 
     @model_validator(mode="after")
     def _fits_type(self) -> Feature:
+        if self.name in RESERVED:
+            raise ValueError(
+                f"feature name {self.name!r} is reserved: the prediction log, batch scoring or the "
+                f"drift check put a column of that name beside the features (reserved: "
+                f"{', '.join(RESERVED)}); rename the column in the data and the contract"
+            )
         if self.type is not FeatureType.categorical and self.categories is not None:
             raise ValueError(
                 f"categories are only allowed on categorical features, not on a {self.type.value} one"

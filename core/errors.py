@@ -64,3 +64,16 @@ class TemplateRenderError(TemplateError):
     """
 
     exit_code = 2
+
+
+class GitError(ServiceUnavailable):
+    """A git command failed: its remote cannot be reached, or it refused what it was asked.
+
+    Exit code 6 like any unreachable service, unless the caller's commands exit with their own
+    (a deploy step's git failures exit 7, as its other failures do).
+    """
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code

@@ -1,11 +1,14 @@
-"""Put a table's feature columns into the dtypes the fitted pipeline expects, from the contract."""
+"""Frames and the contract: feature columns in the pipeline's dtypes, rows as JSON request bodies."""
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.config import Contract, FeatureType
+from core.config import Contract, Feature, FeatureType
 
 
 def feature_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -29,3 +32,26 @@ def target_vector(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
     return (frame[contract.target.name].astype(str) == contract.target.positive).to_numpy(
         dtype=np.int8
     )
+
+
+def json_value(value: Any, feature: Feature) -> Any:
+    """Turn one cell into the JSON a client would send: null for missing, ints where exact."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if feature.type is FeatureType.categorical:
+        return str(value)
+    if feature.type is FeatureType.boolean or feature.integer:
+        return int(value)
+    return float(value)
+
+
+def request_record(row: pd.Series, contract: Contract) -> dict[str, Any]:
+    """Turn one row into a /predict body: the contract's features only, in JSON types."""
+    return {f.name: json_value(row[f.name], f) for f in contract.features}
+
+
+def request_records(rows: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
+    """Turn rows into /predict bodies, one per row (the smoke test, the simulator, the probes)."""
+    return [request_record(row, contract) for _, row in rows.iterrows()]

@@ -1,11 +1,14 @@
-"""Atomic file writes (a reader never sees a half-written file under its final name), and file hashes."""
+"""Atomic writes of files and folders (a reader never sees a half-written one under its final name), and file hashes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,41 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, payload: Any) -> Path:
     """Write JSON (indented, keys in insertion order) atomically."""
     return atomic_write_text(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def replace_dir(built: str | Path, target: str | Path) -> Path:
+    """Swap the finished folder `built` in as `target` by renames; the old folder is removed after.
+
+    `built` must be on the same file system as `target` (beside it), so each rename is atomic.
+    """
+    built, target = Path(built), Path(target)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(built, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside `target` to fill; on success it replaces `target` whole.
+
+    On an error the half-built folder is removed and `target` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        # mkdtemp creates 0700; give the folder the mode a plain mkdir would have had.
+        staging.chmod(0o777 & ~_umask())
+        yield staging
+        replace_dir(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def sha256_file(path: Path) -> str:

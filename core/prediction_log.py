@@ -29,34 +29,29 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.columns import FEEDBACK, LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
 from core.errors import ServiceUnavailable
 
-# The columns read_predictions returns beside the logged features.
-REQUEST_ID = "request_id"
-TS = "ts"
-MODEL_VERSION = "model_version"
-SCORE = "score"
-LABEL = "label"
-FEEDBACK = "feedback"
-LOG_COLUMNS = (REQUEST_ID, TS, MODEL_VERSION, SCORE, LABEL)
+# The columns read_predictions returns beside the logged features are named in core/columns.py.
+FEATURES = "features"
 
 metadata = MetaData()
 predictions = Table(
     "predictions",
     metadata,
-    Column("request_id", String(64), primary_key=True),
-    Column("ts", DateTime(timezone=True), nullable=False, index=True),
-    Column("model_version", String(64), nullable=False),
-    Column("score", Float, nullable=False),
-    Column("label", String(200), nullable=False),
-    Column("features", Text, nullable=False),  # JSON object: contract feature → value
+    Column(REQUEST_ID, String(64), primary_key=True),
+    Column(TS, DateTime(timezone=True), nullable=False, index=True),
+    Column(MODEL_VERSION, String(64), nullable=False),
+    Column(SCORE, Float, nullable=False),
+    Column(LABEL, String(200), nullable=False),
+    Column(FEATURES, Text, nullable=False),  # JSON object: contract feature → value
 )
 feedback = Table(
     "feedback",
     metadata,
-    Column("request_id", String(64), primary_key=True),
-    Column("label", String(200), nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
+    Column(REQUEST_ID, String(64), primary_key=True),
+    Column(LABEL, String(200), nullable=False),
+    Column(TS, DateTime(timezone=True), nullable=False),
 )
 
 
@@ -138,7 +133,7 @@ def read_predictions(
         predictions.c.score,
         predictions.c.label,
         predictions.c.features,
-        feedback.c.label.label("feedback"),
+        feedback.c.label.label(FEEDBACK),
     ).select_from(
         predictions.outerjoin(feedback, feedback.c.request_id == predictions.c.request_id)
     )
@@ -162,14 +157,14 @@ def read_predictions(
     rows.reverse()
     head = pd.DataFrame(
         {
-            "request_id": pd.Series([r.request_id for r in rows], dtype=object),
-            "ts": pd.to_datetime([r.ts for r in rows], utc=True),
-            "model_version": pd.Series([r.model_version for r in rows], dtype=object),
-            "score": pd.Series([r.score for r in rows], dtype="float64"),
-            "label": pd.Series([r.label for r in rows], dtype=object),
+            REQUEST_ID: pd.Series([r.request_id for r in rows], dtype=object),
+            TS: pd.to_datetime([r.ts for r in rows], utc=True),
+            MODEL_VERSION: pd.Series([r.model_version for r in rows], dtype=object),
+            SCORE: pd.Series([r.score for r in rows], dtype="float64"),
+            LABEL: pd.Series([r.label for r in rows], dtype=object),
         }
     )
     features = pd.DataFrame.from_records([orjson.loads(r.features) for r in rows])
     features.index = head.index
-    fb = pd.Series([r.feedback for r in rows], dtype=object, name="feedback")
+    fb = pd.Series([r.feedback for r in rows], dtype=object, name=FEEDBACK)
     return pd.concat([head, features, fb], axis=1)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +28,8 @@ import yaml
 
 from core.bundle import METADATA_FILE
 from core.cli import entry_point
-from core.errors import DeployError, ServiceUnavailable
+from core.errors import DeployError
+from core.git import Git
 from core.settings import get_settings
 
 OVERLAYS_DIR = Path("infra/k8s/overlays")
@@ -41,9 +40,6 @@ PLACEHOLDER = "sha256:" + "0" * 64  # what the template's overlays pin before th
 REPOSITORY = re.compile(
     r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$"
 )
-# Set by git for hooks and by some CI wrappers; they would point our commands at another repository.
-GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT_COMMON_DIR")
-REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "failed to update ref")
 
 
 @dataclass(frozen=True)
@@ -131,49 +127,9 @@ def write_pin(text: str, pin: Pin, where: str) -> str:
     return text
 
 
-class Git:
-    """Run git in one folder; errors become DeployError / ServiceUnavailable with git's words."""
-
-    def __init__(self, cwd: Path, identity: list[str] | None = None) -> None:
-        self.cwd = cwd
-        self.identity: list[str] = []
-        if identity is not None:
-            self.identity = identity
-        elif not self.run("config", "user.email", check=False).stdout.strip():
-            # A CI runner often has no git identity; commits then name this tool.
-            self.identity = ["-c", "user.name=mlops-gitops", "-c", "user.email=gitops@localhost"]
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["git", *self.identity, *args],
-            cwd=self.cwd,
-            env={k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise DeployError(f"git {' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
-        return proc
-
-    def fetch(self, remote: str, branch: str) -> str:
-        """Fetch one branch of the remote; return its commit."""
-        proc = self.run("fetch", "--quiet", remote, branch, check=False)
-        if proc.returncode != 0:
-            raise ServiceUnavailable(
-                f"cannot fetch {branch!r} from remote {remote!r}: {proc.stderr.strip()[-300:]}"
-            )
-        return self.run("rev-parse", "FETCH_HEAD").stdout.strip()
-
-    def push(self, remote: str, ref: str) -> bool:
-        """Push HEAD to `ref` without force; False when the remote rejected it as not fast-forward."""
-        proc = self.run("push", "--porcelain", remote, f"HEAD:refs/heads/{ref}", check=False)
-        if proc.returncode == 0:
-            return True
-        output = proc.stdout + proc.stderr
-        if any(marker in output for marker in REJECTED):
-            return False
-        raise ServiceUnavailable(f"cannot push to remote {remote!r}: {proc.stderr.strip()[-300:]}")
+def _git(repo: Path) -> Git:
+    """Git in the caller's repository; its failures exit like any refused deploy step."""
+    return Git(repo, exit_code=DeployError.exit_code).with_fallback_identity()
 
 
 @contextmanager
@@ -183,7 +139,7 @@ def worktree(repo: Git, commit: str) -> Iterator[Git]:
     path = folder / "tree"
     repo.run("worktree", "add", "--quiet", "--detach", str(path), commit)
     try:
-        yield Git(path, repo.identity)
+        yield repo.at(path)
     finally:
         repo.run("worktree", "remove", "--force", str(path), check=False)
         shutil.rmtree(folder, ignore_errors=True)
@@ -226,7 +182,7 @@ def set_image(
     retries: int = 3,
 ) -> str | None:
     """Commit the pin to `overlay` on the remote branch; return the pushed commit, or None if unchanged."""
-    git = Git(repo)
+    git = _git(repo)
     base = git.fetch(remote, branch)
     with worktree(git, base) as tree:
         attempt = 0
@@ -262,7 +218,7 @@ def promote(
     branch: str = "main",
 ) -> str | None:
     """Push branch promote/<digest12> pinning `source`'s image in `target`; None if already there."""
-    git = Git(repo)
+    git = _git(repo)
     base = git.fetch(remote, branch)
     shown = git.run("show", f"{base}:{overlay_file(source).as_posix()}", check=False)
     if shown.returncode != 0:

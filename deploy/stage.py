@@ -15,7 +15,6 @@ import argparse
 import math
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,33 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 
 from core.bundle import Bundle, load_bundle
 from core.cli import entry_point, step
+from core.columns import LABEL, MODEL_VERSION, PROBABILITY
 from core.config import Config, Contract, FeatureType, load_config
 from core.data import read_table
 from core.errors import DeployError, ServiceUnavailable
-from core.frames import feature_frame
+from core.frames import feature_frame, request_records
 from core.io import atomic_write_json
+from core.net import free_port
 from core.settings import get_settings
 from deploy.image import local_process, parse_dockerfile
 
 # The serving interface this smoke test relies on (issue 6): POST /predict takes one record as a
-# JSON object of contract features and answers with these keys.
-PROBABILITY_KEY = "probability"
-LABEL_KEY = "label"
-VERSION_KEY = "model_version"
+# JSON object of contract features and answers with PROBABILITY, LABEL and MODEL_VERSION.
 # Served and in-process probabilities may differ by float rounding (the compiled numpy path).
 TOLERANCE = 1e-4
-
-
-def free_port() -> int:
-    """Ask the kernel for a free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -150,19 +140,6 @@ def image_service(
         service.stop()
 
 
-def json_value(value: Any, feature_type: FeatureType, integer: bool) -> Any:
-    """Turn one cell into the JSON a client would send: null for missing, ints where exact."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if feature_type is FeatureType.categorical:
-        return str(value)
-    if feature_type is FeatureType.boolean or integer:
-        return int(value)
-    return float(value)
-
-
 def sample_records(frame: pd.DataFrame, contract: Contract, n: int, seed: int) -> pd.DataFrame:
     """Pick `n` real rows: complete ones, plus one with a missing nullable value when there is one."""
     features = frame[contract.feature_names]
@@ -176,14 +153,6 @@ def sample_records(frame: pd.DataFrame, contract: Contract, n: int, seed: int) -
     if not with_null.empty:
         picks.append(with_null.sample(n=1, random_state=seed))
     return pd.concat(picks) if picks else usable.head(n)
-
-
-def to_records(rows: pd.DataFrame, contract: Contract) -> list[dict[str, Any]]:
-    """Rows → JSON request bodies, one per row, keyed by the contract's feature names."""
-    return [
-        {f.name: json_value(row[f.name], f.type, f.integer) for f in contract.features}
-        for _, row in rows.iterrows()
-    ]
 
 
 def bad_record(record: dict[str, Any], contract: Contract) -> tuple[dict[str, Any], str]:
@@ -236,22 +205,22 @@ def smoke(
             response = client.get(path)
             check(f"GET {path} is 200", response.status_code == 200, response.status_code)
         predictions = []
-        for record, want in zip(to_records(rows, contract), expected, strict=True):
+        for record, want in zip(request_records(rows, contract), expected, strict=True):
             response = client.post("/predict", json=record)
             body = response.json() if response.status_code == 200 else {}
-            got = body.get(PROBABILITY_KEY)
+            got = body.get(PROBABILITY)
             ok = (
                 response.status_code == 200
                 and isinstance(got, int | float)
                 and abs(float(got) - float(want)) <= TOLERANCE
-                and label_agrees(body.get(LABEL_KEY), float(got), bundle.threshold, contract)
-                and str(body.get(VERSION_KEY)) == bundle.version
+                and label_agrees(body.get(LABEL), float(got), bundle.threshold, contract)
+                and str(body.get(MODEL_VERSION)) == bundle.version
             )
             predictions.append(
                 {"status": response.status_code, "expected": float(want), "served": body}
             )
             check("POST /predict matches the bundle in process", ok, predictions[-1])
-        broken, field_name = bad_record(to_records(rows, contract)[0], contract)
+        broken, field_name = bad_record(request_records(rows, contract)[0], contract)
         response = client.post("/predict", json=broken)
         check(
             f"POST /predict with a bad {field_name!r} is 422 naming it",

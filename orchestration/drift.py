@@ -31,7 +31,16 @@ import pandas as pd
 
 from core.bundle import METADATA_FILE, load_bundle, verify_bundle
 from core.checks import validate_features
-from core.cli import entry_point, step, table
+from core.cli import entry_point, github_output, step, table
+from core.columns import (
+    FEEDBACK,
+    FEEDBACK_LABEL,
+    MODEL_VERSION,
+    REFERENCE_LABEL,
+    REFERENCE_SCORE,
+    SCORE,
+    TS,
+)
 from core.config import Config, Contract, load_config
 from core.data import read_table
 from core.errors import (
@@ -43,15 +52,13 @@ from core.errors import (
 )
 from core.prediction_log import read_predictions
 from core.settings import get_settings
-from validation.drift import DRIFT_EXIT_CODE, LABEL_COLUMN, DriftResult, detect_drift
+from validation.drift import DRIFT_EXIT_CODE, DriftResult, detect_drift
 from validation.drift_report import feature_rows, write_report
-from validation.profile import SCORE_COLUMN, contract_features, read_reference
+from validation.profile import contract_features, read_reference
 
 CRASH_EXIT_CODE = 70
-# Column names of the prediction log (core/prediction_log.read_predictions) this module reads.
-LOG_SCORE = "score"
-LOG_VERSION = "model_version"
-LOG_FEEDBACK = ("feedback_label", "feedback")
+# Where a window names its true class: a file's column, else the prediction log's.
+LOG_FEEDBACK = (FEEDBACK_LABEL, FEEDBACK)
 
 
 # --- adapters -------------------------------------------------------------------------------------
@@ -96,17 +103,17 @@ def normalise_window(
     if len(raw) == 0:
         raise DataError(f"the current window from {source} is empty: no rows to compare")
     window = contract_features(raw, contract, f"the current window from {source}")
-    for name in (SCORE_COLUMN, LOG_SCORE):
+    for name in (REFERENCE_SCORE, SCORE):
         if name in raw.columns:
-            window[SCORE_COLUMN] = pd.to_numeric(raw[name], errors="coerce").astype("float64")
+            window[REFERENCE_SCORE] = pd.to_numeric(raw[name], errors="coerce").astype("float64")
             break
-    for name in (LABEL_COLUMN, *LOG_FEEDBACK, contract.target.name):
+    for name in (REFERENCE_LABEL, *LOG_FEEDBACK, contract.target.name):
         if name in raw.columns:
-            window[LABEL_COLUMN] = labels_01(raw[name], contract, f"{source}: column {name!r}")
+            window[REFERENCE_LABEL] = labels_01(raw[name], contract, f"{source}: column {name!r}")
             break
     versions = (
-        {str(v) for v in raw[LOG_VERSION].dropna().unique()}
-        if LOG_VERSION in raw.columns
+        {str(v) for v in raw[MODEL_VERSION].dropna().unique()}
+        if MODEL_VERSION in raw.columns
         else set()
     )
     return window, versions
@@ -214,14 +221,14 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
             )
         window_text = f"since {since.isoformat(timespec='minutes')}"
         where = {"since": since.isoformat(), "limit": str(args.limit or config.drift.max_rows)}
-        if "ts" in raw.columns and len(raw):
+        if TS in raw.columns and len(raw):
             # The newest row read: `make retrain` reads exactly this window again.
-            where["until"] = pd.Timestamp(raw["ts"].max()).isoformat()
+            where["until"] = pd.Timestamp(raw[TS].max()).isoformat()
     window, versions = normalise_window(raw, config.contract, source)
     check_versions(versions, version, source, bundle)
-    if SCORE_COLUMN not in window.columns:
+    if REFERENCE_SCORE not in window.columns:
         with step("scores from the bundle's model"):
-            window[SCORE_COLUMN] = score_with_bundle(bundle, window, config.contract)
+            window[REFERENCE_SCORE] = score_with_bundle(bundle, window, config.contract)
     shares = invalid_share(raw, config)
     with step("drift statistics"):
         result = detect_drift(
@@ -279,10 +286,9 @@ def _main(argv: list[str] | None = None) -> int:
         f"verdict: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else "")
     )
     print(f"report: {paths['markdown']}, {paths['html']}, {paths['json']}")
-    github_output = get_settings().github_output
-    if github_output is not None:
-        with github_output.open("a") as fh:
-            fh.write(f"drift={str(result.drifted).lower()}\nverdict={result.verdict}\n")
+    github_output(
+        get_settings().github_output, drift=str(result.drifted).lower(), verdict=result.verdict
+    )
     return DRIFT_EXIT_CODE if result.drifted else 0
 
 

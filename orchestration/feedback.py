@@ -17,15 +17,15 @@ from typing import Any
 
 import pandas as pd
 
+from core.columns import FEEDBACK, FEEDBACK_LABEL, REQUEST_ID
 from core.config import Config, Contract, FeatureType
 from core.data import read_table
 from core.errors import DataError
 from core.prediction_log import read_predictions
 from core.settings import Settings
 
-# Columns of the prediction log (core/prediction_log.read_predictions) and of the feedback file.
-REQUEST_ID = "request_id"
-LOG_LABELS = ("feedback", "feedback_label")
+# Where a window names its true class: the prediction log's column, else a file's.
+LOG_LABELS = (FEEDBACK, FEEDBACK_LABEL)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.cli import entry_point, markdown_table, step
+from core.cli import entry_point, github_output, markdown_table, step
 from core.config import Config, load_config
 from core.errors import ConfigError, DataError, GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -178,7 +178,7 @@ def retrain(
         for name, content in files.items():
             atomic_write_bytes(repo / name, content)
         print(f"✓ retraining packet written to {repo / folder} (no push)")
-        _github_output(settings, branch=branch, created="false", folder=folder)
+        github_output(settings.github_output, branch=branch, created="false", folder=folder)
         return None
     remote = config.drift.retrain_remote
     with step(f"branch {branch} on {remote}"):
@@ -193,7 +193,12 @@ def retrain(
             + "\n".join(drift.get("reasons", [])),
         )
     print(result.reason)
-    _github_output(settings, branch=result.name, created=str(result.created).lower(), folder=folder)
+    github_output(
+        settings.github_output,
+        branch=result.name,
+        created=str(result.created).lower(),
+        folder=folder,
+    )
     return result
 
 
@@ -214,13 +219,6 @@ def repository_path(config: Config, repo: Path) -> str | None:
                 "make retrain cannot put it into the pull request"
             ) from None
         return relative.as_posix()
-
-
-def _github_output(settings: Settings, **values: str) -> None:
-    """Hand values to the next workflow steps (no-op outside GitHub Actions)."""
-    if settings.github_output is not None:
-        with settings.github_output.open("a") as fh:
-            fh.writelines(f"{key}={value}\n" for key, value in values.items())
 
 
 @entry_point

@@ -7,17 +7,15 @@ with git plumbing in a throw-away index, so the caller's working tree and index 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import DataError, ServiceUnavailable
+from core.errors import DataError
+from core.git import Git, bot_author
 
 PREFIX = "retrain"
-BOT = {"GIT_AUTHOR_NAME": "retrain-bot", "GIT_AUTHOR_EMAIL": "retrain-bot@users.noreply.github.com"}
 
 
 @dataclass(frozen=True)
@@ -38,27 +36,10 @@ def branch_name(model: str, window_date: str) -> str:
     return f"{PREFIX}/{slug}-{window_date}"
 
 
-def _git(
-    repo: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None
-) -> str:
-    full_env = {**os.environ, **BOT, **(env or {})}
-    full_env.setdefault("GIT_COMMITTER_NAME", BOT["GIT_AUTHOR_NAME"])
-    full_env.setdefault("GIT_COMMITTER_EMAIL", BOT["GIT_AUTHOR_EMAIL"])
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], input=stdin, capture_output=True, env=full_env, check=False
-    )
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().splitlines()
-        raise ServiceUnavailable(
-            f"git {args[0]} failed: {message[-1] if message else done.returncode}"
-        )
-    return done.stdout.decode().strip()
-
-
 def open_branches(repo: Path, remote: str, model: str) -> list[str]:
     """List the remote's retrain branches for this model (any window)."""
     prefix = branch_name(model, "0000-00-00").removesuffix("0000-00-00")
-    out = _git(repo, "ls-remote", "--heads", remote, f"refs/heads/{prefix}*")
+    out = Git(repo).output("ls-remote", "--heads", remote, f"refs/heads/{prefix}*")
     names = [
         line.split("\t", 1)[1].removeprefix("refs/heads/")
         for line in out.splitlines()
@@ -88,15 +69,15 @@ def push_retrain_branch(
     for path in files:
         if Path(path).is_absolute() or ".." in Path(path).parts:
             raise DataError(f"branch file {path!r} must be a relative path inside the repository")
-    _git(repo, "fetch", "--quiet", remote, f"refs/heads/{base}")
-    parent = _git(repo, "rev-parse", "FETCH_HEAD^{commit}")
+    git = Git(repo, bot_author())
+    parent = git.fetch(remote, base)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(repo, "read-tree", parent, env=env)
+        index = git.with_env({"GIT_INDEX_FILE": str(Path(tmp) / "index")})
+        index.run("read-tree", parent)
         for path, content in sorted(files.items()):
-            blob = _git(repo, "hash-object", "-w", "--stdin", stdin=content)
-            _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
-        tree = _git(repo, "write-tree", env=env)
-    commit = _git(repo, "commit-tree", tree, "-p", parent, stdin=message.encode())
-    _git(repo, "push", "--quiet", remote, f"{commit}:refs/heads/{name}")
+            blob = git.output("hash-object", "-w", "--stdin", stdin=content)
+            index.run("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+        tree = index.output("write-tree")
+    commit = git.output("commit-tree", tree, "-p", parent, stdin=message.encode())
+    git.run("push", "--quiet", remote, f"{commit}:refs/heads/{name}")
     return BranchResult(name, True, commit, f"pushed {name} to {remote}")

@@ -29,11 +29,13 @@ import pandas as pd
 
 from core.bundle import verify_bundle
 from core.cli import entry_point, step
+from core.columns import LABEL, MODEL_VERSION, SCORE
 from core.config import Config, load_config
 from core.errors import DataError
+from core.io import replace_dir
 from core.settings import get_settings
 from scoring.score import add_io_arguments
-from scoring.stream import LABEL, REASON, SCORE, VERSION, check_columns, input_files
+from scoring.stream import REASON, check_columns, input_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # The packages a worker imports to score; shipped as one zip so a cluster needs no install.
@@ -106,7 +108,7 @@ def _rejects(frame: pd.DataFrame, rejected: pd.DataFrame, ids: list[str]) -> pd.
     out = pd.DataFrame({c: frame[c].to_numpy()[positions] for c in ids if c in frame})
     out[SCORE] = float("nan")
     out[LABEL] = None
-    out[VERSION] = None
+    out[MODEL_VERSION] = None
     out[REASON] = rejected[REASON].to_numpy()
     return out
 
@@ -147,7 +149,7 @@ def score_spark(
                 *id_fields,
                 T.StructField(SCORE, T.DoubleType()),
                 T.StructField(LABEL, T.StringType()),
-                T.StructField(VERSION, T.StringType()),
+                T.StructField(MODEL_VERSION, T.StringType()),
                 T.StructField(REASON, T.StringType()),
             ]
         )
@@ -159,9 +161,7 @@ def score_spark(
         rows = int(scored.count())
         scored.unpersist()
         for built, target in ((work / "scored", output), (work / "rejects", rejects)):
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(built, target)
+            replace_dir(built, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if spark is None:

@@ -24,13 +24,15 @@ import pyarrow.parquet as pq
 
 from core.bundle import Bundle
 from core.checks import validate_features
+from core.columns import LABEL, MODEL_VERSION, SCORE
 from core.config import Config, FeatureType
 from core.errors import ContractError, DataError
 from core.frames import feature_frame
 
 DEFAULT_CHUNK_ROWS = 100_000
 READ_BLOCK_BYTES = 1 << 20
-SCORE, LABEL, VERSION, REASON, ROW = "score", "label", "model_version", "reject_reason", "row"
+# Batch output: the id columns, then the log's SCORE, LABEL and MODEL_VERSION (core/columns.py).
+REASON, ROW = "reject_reason", "row"
 
 
 @dataclass
@@ -196,7 +198,7 @@ def score_chunk(
     scored = pd.DataFrame({c: good[c].to_numpy() for c in contract.id_columns if c in frame})
     scored[SCORE] = proba
     scored[LABEL] = np.where(proba >= bundle.threshold, target.positive, target.negative)
-    scored[VERSION] = bundle.version
+    scored[MODEL_VERSION] = bundle.version
     rejected = frame[~ok].astype(str).where(frame[~ok].notna(), None)
     rejected.insert(0, ROW, np.flatnonzero(~ok) + offset)
     rejected[REASON] = check.row_errors[~ok].to_numpy()
@@ -296,7 +298,7 @@ def _empty(columns: list[str], bundle: Bundle, config: Config) -> tuple[pd.DataF
             **ids,
             SCORE: pd.Series(dtype="float64"),
             LABEL: pd.Series(dtype="object"),
-            VERSION: pd.Series(dtype="object"),
+            MODEL_VERSION: pd.Series(dtype="object"),
         }
     )
     rejected: dict[str, Any] = {ROW: pd.Series(dtype="int64")}

@@ -24,6 +24,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import TypeAdapter, ValidationError
 from starlette.background import BackgroundTask
 
+from core.columns import LABEL, MODEL_VERSION, PROBABILITY, REQUEST_ID
 from core.config import load_config
 from core.errors import TemplateError
 from core.settings import Settings, get_settings
@@ -116,10 +117,10 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
         request_id, score, label = await service.predict_one(values)
         return _json(
             {
-                "request_id": request_id,
-                "probability": score,
-                "label": label,
-                "model_version": service.version,
+                REQUEST_ID: request_id,
+                PROBABILITY: score,
+                LABEL: label,
+                MODEL_VERSION: service.version,
             }
         )
 
@@ -143,16 +144,16 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
                 raise _body_errors(errors)
             answers = await service.predict_columns(columns, n)
             return _json(
-                {"model_version": version, **answers._asdict()},
+                {MODEL_VERSION: version, **answers._asdict()},
                 background=BackgroundTask(service.log_batch, answers, columns),
             )
         records = _validate(batch, body)["records"]
         answers = await service.predict_many(records)
         return _json(
             {
-                "model_version": version,
+                MODEL_VERSION: version,
                 "predictions": [
-                    {"request_id": rid, "probability": p, "label": lab, "model_version": version}
+                    {REQUEST_ID: rid, PROBABILITY: p, LABEL: lab, MODEL_VERSION: version}
                     for rid, p, lab in zip(*answers, strict=True)
                 ],
             },
@@ -176,10 +177,10 @@ def feedback_router(service: ModelService, auth: list[Any]) -> APIRouter:
     async def feedback(request: Request) -> Response:
         """Store ground truth for a request id returned by /predict or /predict/batch."""
         parsed = _validate(model, await _read_body(request, 64 * 1024))
-        request_id, label = parsed["request_id"], parsed["label"]
+        request_id, label = parsed[REQUEST_ID], parsed[LABEL]
         if not await service.add_feedback(request_id, label):
             raise HTTPException(404, f"request_id {request_id!r}: no logged prediction has it")
-        return _json({"request_id": request_id, "label": label})
+        return _json({REQUEST_ID: request_id, LABEL: label})
 
     return router
 
@@ -197,8 +198,8 @@ def operations_router(service: ModelService) -> APIRouter:
     async def ready() -> Response:
         """Readiness: the model is loaded and the prediction-log writer is alive."""
         if service.ready:
-            return _json({"status": "ready", "model_version": service.version})
-        return _json({"status": "not ready", "model_version": service.version}, 503)
+            return _json({"status": "ready", MODEL_VERSION: service.version})
+        return _json({"status": "not ready", MODEL_VERSION: service.version}, 503)
 
     @router.get("/model")
     async def model() -> Response:

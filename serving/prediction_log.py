@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from core.prediction_log import connect, feedback, predictions
+from core.columns import LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
+from core.prediction_log import FEATURES, connect, feedback, predictions
 
 log = logging.getLogger("serving.prediction_log")
 
@@ -39,12 +40,12 @@ Row = tuple[str, datetime, str, float, str, Mapping[str, Any]]
 def _row_params(row: Row) -> dict[str, Any]:
     rid, ts, version, score, label, feats = row
     return {
-        "request_id": rid,
-        "ts": ts,
-        "model_version": version,
-        "score": score,
-        "label": label,
-        "features": orjson.dumps(feats).decode(),
+        REQUEST_ID: rid,
+        TS: ts,
+        MODEL_VERSION: version,
+        SCORE: score,
+        LABEL: label,
+        FEATURES: orjson.dumps(feats).decode(),
     }
 
 
@@ -264,9 +265,7 @@ class PredictionLog:
         now = datetime.now(UTC)
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(feedback), {"request_id": request_id, "label": label, "ts": now}
-                )
+                conn.execute(insert(feedback), {REQUEST_ID: request_id, LABEL: label, TS: now})
         except IntegrityError:
             with self.engine.begin() as conn:
                 conn.execute(

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
 from typing_extensions import TypedDict
 
+from core.columns import LABEL, REQUEST_ID
 from core.config import Contract, Feature, FeatureType
 
 
@@ -137,10 +138,8 @@ def feedback_schema(contract: Contract) -> TypeAdapter[Any]:
     """Validator of ground truth sent back for a logged prediction."""
     classes = tuple(contract.target.classes)
     fields = {
-        "request_id": Annotated[
-            str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-        ],
-        "label": Annotated[Literal[classes], Field(description="one of the target's classes")],
+        REQUEST_ID: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+        LABEL: Annotated[Literal[classes], Field(description="one of the target's classes")],
     }
     return TypeAdapter(
         _typed_dict(

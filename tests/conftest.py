@@ -16,6 +16,7 @@ from core.bundle import write_bundle
 from core.config import Config, load_config
 from core.data import read_table
 from core.frames import feature_frame, target_vector
+from core.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "config.yaml"
@@ -96,15 +97,6 @@ def trained_bundle(
         "config_sha256": config.sha256,
     }
     return write_bundle(tmp_path_factory.mktemp("bundle") / "bundle", pipeline, metadata)
-
-
-def free_port() -> int:
-    """Ask the OS for a free TCP port on 127.0.0.1."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

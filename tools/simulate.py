@@ -12,7 +12,6 @@ trained on, or live metrics on the feedback will look better than they are.
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from core.cli import entry_point, step
-from core.config import Contract, FeatureType, load_config
+from core.columns import LABEL, REQUEST_ID
+from core.config import Contract, load_config
 from core.data import read_table
 from core.errors import ContractError, ServiceUnavailable
+from core.frames import request_record
 from core.settings import get_settings
 from tools.scenarios import SCENARIOS, Traffic, generate
 
@@ -39,22 +39,6 @@ class Sent:
     feedback: int
 
 
-def payload(row: pd.Series, contract: Contract) -> dict[str, Any]:
-    """Turn one row into the /predict body: contract features only, JSON types, null for missing."""
-    body: dict[str, Any] = {}
-    for f in contract.features:
-        value = row[f.name]
-        if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-            body[f.name] = None
-        elif f.type is FeatureType.categorical:
-            body[f.name] = str(value)
-        elif f.type is FeatureType.boolean or f.integer:
-            body[f.name] = int(value)
-        else:
-            body[f.name] = float(value)
-    return body
-
-
 def label_name(label: int, contract: Contract) -> str:
     """Return the class name the feedback endpoint takes for a 0/1 label."""
     return contract.target.positive if label == 1 else contract.target.negative
@@ -64,7 +48,7 @@ def requests(traffic: Traffic, contract: Contract) -> Iterator[tuple[dict[str, A
     """Yield (predict body, feedback label or None) per row."""
     for i, (_, row) in enumerate(traffic.rows.iterrows()):
         label = None if traffic.labels is None else label_name(int(traffic.labels[i]), contract)
-        yield payload(row, contract), label
+        yield request_record(row, contract), label
 
 
 def send(
@@ -92,10 +76,8 @@ def send(
             response.raise_for_status()
             if label is None or not give_feedback[i]:
                 return 1, 0, 0
-            request_id = response.json()["request_id"]
-            client.post(
-                "/feedback", json={"request_id": request_id, "label": label}
-            ).raise_for_status()
+            request_id = response.json()[REQUEST_ID]
+            client.post("/feedback", json={REQUEST_ID: request_id, LABEL: label}).raise_for_status()
             return 1, 0, 1
 
         try:

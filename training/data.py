@@ -22,15 +22,15 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from core.checks import validate_features
+from core.columns import REQUEST_ID
 from core.config import Config
 from core.data import read_table
 from core.errors import DataError
 from core.frames import feature_frame, target_vector
 from core.io import sha256_file
 
-# The feedback file keeps the prediction log's request id so `make retrain` can deduplicate;
-# training ignores it.
-FEEDBACK_ID = "request_id"
+# The feedback file keeps the prediction log's request id (REQUEST_ID) so `make retrain` can
+# deduplicate; training ignores it.
 
 # Below this many rows of each class in a split part, metrics and the threshold are noise.
 MIN_PER_CLASS = 5
@@ -186,8 +186,8 @@ def split_feedback(
     Stable: a row stays in its part as the table grows, so a row the champion trained on never
     lands in a later challenger's test set. Rows without a request id are hashed by content.
     """
-    if FEEDBACK_ID in feedback.columns:
-        keys = feedback[FEEDBACK_ID].astype(str)
+    if REQUEST_ID in feedback.columns:
+        keys = feedback[REQUEST_ID].astype(str)
         hashes = [hashlib.sha256(k.encode()).digest()[:8] for k in keys]
         share = np.array([int.from_bytes(h, "big") for h in hashes], dtype=np.float64) / 2.0**64
     else:
@@ -195,7 +195,7 @@ def split_feedback(
     split = config.model.split
     test = share < split.test_size
     val = ~test & (share < split.test_size + split.validation_size)
-    rows = feedback.drop(columns=FEEDBACK_ID, errors="ignore")
+    rows = feedback.drop(columns=REQUEST_ID, errors="ignore")
     return rows[~test & ~val], rows[val], rows[test]
 
 
@@ -224,7 +224,7 @@ def load_feedback(config: Config) -> pd.DataFrame | None:
     frame = read_table(path, "csv")
     check_columns(frame, config, path)
     contract = config.contract
-    known = {*contract.columns, FEEDBACK_ID}
+    known = {*contract.columns, REQUEST_ID}
     unknown = [c for c in frame.columns if c not in known]
     if unknown and contract.unknown_columns == "fail":
         raise DataError(

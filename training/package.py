@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.bundle import write_bundle
+from core.bundle import METADATA_FILE, MODEL_CARD_FILE, PROFILE_FILE, REFERENCE_FILE, write_bundle
 from core.cli import entry_point, step
 from core.config import METRICS, Config, load_config
 from core.errors import ConfigError, ModelNotFound
@@ -23,9 +23,10 @@ from core.settings import Settings, get_settings
 from core.templates import render
 from training import registry
 
+# Bundle file name → where training logged it in the MLflow run.
 RUN_FILES = {
-    "reference.parquet": "reference/reference.parquet",
-    "reference_profile.json": "reference/reference_profile.json",
+    REFERENCE_FILE: f"reference/{REFERENCE_FILE}",
+    PROFILE_FILE: f"reference/{PROFILE_FILE}",
     "decision.json": "gate/decision.json",
     "slices.json": "evaluation/slices.json",
 }
@@ -118,10 +119,10 @@ def package_candidate(config: Config, settings: Settings, alias: str = "candidat
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     bundle = write_bundle(
-        settings.model_bundle, model.pipeline, metadata, {"model_card.md": card, **files}
+        settings.model_bundle, model.pipeline, metadata, {MODEL_CARD_FILE: card, **files}
     )
     with registry.reachable(settings):
-        registry.log_text_to_run(client, model.run_id, "model_card.md", card)
+        registry.log_text_to_run(client, model.run_id, MODEL_CARD_FILE, card)
     return bundle
 
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     with step("package", str(settings.model_bundle)):
         bundle = package_candidate(config, settings, args.alias)
-    meta = json.loads((bundle / "bundle.json").read_text())
+    meta = json.loads((bundle / METADATA_FILE).read_text())
     print(f"  {meta['model_name']} version {meta['model_version']} (run {meta['run_id']})")
     return 0
 

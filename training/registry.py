@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import ServiceUnavailable, TemplateError
+from core.git import head_commit
 from core.settings import Settings
 
 LOCK_FILE = Path(__file__).resolve().parents[1] / "uv.lock"
@@ -163,15 +163,8 @@ def find_by_alias(client: Any, model_name: str, alias: str) -> RegisteredModel |
     )
 
 
-def git_commit(cwd: Path) -> str:
-    """Return the current commit of the repository holding `cwd`, or 'unknown' outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+# orchestration/train.py records the training commit under this name.
+git_commit = head_commit
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import METRICS, Contract, Drift, Feature, FeatureType
 from core.metrics import improvement, metric_value
-from validation.profile import SCORE_COLUMN
 
-LABEL_COLUMN = "__label__"
 MISSING = "(missing)"
 # The drift command exits with this when the verdict is drift; 0 means no drift (or not enough
 # data). Not 1 (an uncaught Python exception) nor 2 (argparse, make): a crash never reads as drift.
@@ -338,9 +337,9 @@ def compare_performance(
     of the live metric (DeLong for roc_auc, a seeded bootstrap for the others); it joins the features' Benjamini-Hochberg family so the
     verdict's false-alarm rate stays at fdr_alpha when feedback exists too.
     """
-    if LABEL_COLUMN not in current.columns or SCORE_COLUMN not in current.columns:
+    if REFERENCE_LABEL not in current.columns or REFERENCE_SCORE not in current.columns:
         return None
-    labelled = current[current[LABEL_COLUMN].notna() & current[SCORE_COLUMN].notna()]
+    labelled = current[current[REFERENCE_LABEL].notna() & current[REFERENCE_SCORE].notna()]
     n = len(labelled)
     if n == 0:
         return None
@@ -348,8 +347,8 @@ def compare_performance(
     training = training_metrics.get(metric)
     if n < cfg.min_feedback:
         return PerformanceDrift(metric, training, None, None, n, {}, "not enough data")
-    labels = labelled[LABEL_COLUMN].to_numpy(dtype="int64")
-    scores = labelled[SCORE_COLUMN].to_numpy(dtype="float64")
+    labels = labelled[REFERENCE_LABEL].to_numpy(dtype="int64")
+    scores = labelled[REFERENCE_SCORE].to_numpy(dtype="float64")
     values = live_metrics(labels, scores, threshold)
     live = values.get(metric)
     if live is None or training is None:
@@ -436,11 +435,15 @@ def _compare_all(
 ) -> tuple[list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None]:
     """Test the features, the score and the live metric; decide each on one BH-corrected family."""
     raw = [_compare_feature(f, reference, current, cfg) for f in contract.features]
-    has_score = SCORE_COLUMN in reference.columns and SCORE_COLUMN in current.columns
+    has_score = REFERENCE_SCORE in reference.columns and REFERENCE_SCORE in current.columns
     if has_score:
         raw.append(
             compare_numeric(
-                "prediction score", reference[SCORE_COLUMN], current[SCORE_COLUMN], cfg, "score"
+                "prediction score",
+                reference[REFERENCE_SCORE],
+                current[REFERENCE_SCORE],
+                cfg,
+                "score",
             )
         )
     measured = compare_performance(current, threshold, training_metrics, cfg)

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.columns import REFERENCE_SCORE
 from core.config import Contract
 from core.io import atomic_write_json, atomic_write_text
 from core.templates import number, render
 from validation.drift import DriftResult, FeatureDrift, level_counts
-from validation.profile import SCORE_COLUMN
 
 JSON_FILE = "report.json"
 MARKDOWN_FILE = "report.md"
@@ -98,7 +98,7 @@ def plots(
     kinds = {f.name: f.type.value for f in contract.features}
     out: dict[str, bytes] = {}
     for r in _ordered(result):
-        column = SCORE_COLUMN if r.type == "score" else r.name
+        column = REFERENCE_SCORE if r.type == "score" else r.name
         if column not in reference.columns or column not in current.columns:
             continue
         kind = "score" if r.type == "score" else kinds[r.name]

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from core.bundle import PROFILE_FILE, REFERENCE_FILE, verify_bundle
+from core.columns import REFERENCE_SCORE
 from core.config import Contract, FeatureType
 from core.errors import BundleIntegrityError, ContractError, DataError
 from core.frames import feature_frame
 
-SCORE_COLUMN = "__score__"
 PROFILE_VERSION = 1
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 HISTOGRAM_BINS = 20
@@ -127,7 +127,7 @@ def build_reference(
         raise DataError(f"build_reference: max_rows must be positive, got {max_rows}")
     profile = build_profile(features, score_values, contract)
     reference = features.reset_index(drop=True)
-    reference[SCORE_COLUMN] = score_values
+    reference[REFERENCE_SCORE] = score_values
     if len(reference) > max_rows:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(reference), size=max_rows, replace=False))
@@ -162,10 +162,10 @@ def read_reference(bundle_dir: Path, contract: Contract) -> tuple[pd.DataFrame, 
         raise BundleIntegrityError(
             f"{bundle_dir}: the drift reference is unreadable ({exc})"
         ) from None
-    if SCORE_COLUMN not in reference.columns:
-        raise BundleIntegrityError(f"{bundle_dir / REFERENCE_FILE} has no {SCORE_COLUMN} column")
+    if REFERENCE_SCORE not in reference.columns:
+        raise BundleIntegrityError(f"{bundle_dir / REFERENCE_FILE} has no {REFERENCE_SCORE} column")
     features = contract_features(reference, contract, f"{bundle_dir / REFERENCE_FILE}")
-    features[SCORE_COLUMN] = reference[SCORE_COLUMN].astype("float64")
+    features[REFERENCE_SCORE] = reference[REFERENCE_SCORE].astype("float64")
     return features, profile
 
 

@@ -7,8 +7,6 @@ nothing on the serving path (and no module at import time) pulls it in.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
@@ -19,6 +17,7 @@ import pandas as pd
 
 from core.config import Config
 from core.errors import ConfigError
+from core.io import atomic_dir
 from core.rules import Rule, Scope
 
 SUITE_NAME = "data-contract"
@@ -96,9 +95,7 @@ def run_suite(
     if docs_dir is None:
         result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
         return dict(result.to_json_dict())
-    docs_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=docs_dir.parent, prefix=f".{docs_dir.name}."))
-    try:
+    with atomic_dir(docs_dir) as staging:
         # The ephemeral context comes with a site in a random temporary folder; use ours only.
         context.delete_data_docs_site("local_site")
         context.add_data_docs_site(
@@ -122,13 +119,4 @@ def run_suite(
         )
         outcome = checkpoint.run(batch_parameters={"dataframe": frame})
         result = next(iter(outcome.run_results.values()))
-        staging.chmod(0o755)
-        old = docs_dir.with_name(f".{docs_dir.name}.old-{os.getpid()}")
-        if docs_dir.exists():
-            os.replace(docs_dir, old)
-        os.replace(staging, docs_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return dict(result.to_json_dict())

@@ -65,6 +65,10 @@ BAD_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], None], list[str]]] = {
         _append_feature({"name": "churn", "type": "categorical", "categories": ["No", "Yes"]}),
         ["contract", "target 'churn' is also listed as a feature"],
     ),
+    "reserved feature name": (
+        _append_feature({"name": "score", "type": "numeric"}),
+        ["(score)", "feature name 'score' is reserved"],
+    ),
     "categories on a numeric": (
         _set("contract.features.4.categories", ["a", "b"]),
         ["contract.features[4] (tenure)", "categories are only allowed on categorical"],

@@ -23,8 +23,9 @@ import pytest
 
 from core.config import Config
 from core.errors import DeployError
+from core.frames import request_records
 from deploy.image import ImageSpec, local_process, parse_dockerfile
-from deploy.stage import image_service, to_records
+from deploy.stage import image_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -141,7 +142,7 @@ def dashboard_metrics() -> set[str]:
 def test_the_images_command_serves_the_bundle(
     trained_bundle: Path, config: Config, default_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
-    record = to_records(default_frame.head(1), config.contract)[0]
+    record = request_records(default_frame.head(1), config.contract)[0]
     with image_service(
         DOCKERFILE, trained_bundle, ROOT / "config.yaml", tmp_path, tmp_path / "server.log"
     ) as service:

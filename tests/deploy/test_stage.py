@@ -15,7 +15,8 @@ import pytest
 
 from core.config import Config, FeatureType
 from core.errors import ServiceUnavailable
-from deploy.stage import bad_record, image_service, label_agrees, sample_records, to_records
+from core.frames import request_records
+from deploy.stage import bad_record, image_service, label_agrees, sample_records
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +25,7 @@ def test_records_are_json_with_every_contract_feature(
     config: Config, default_frame: pd.DataFrame
 ) -> None:
     rows = sample_records(default_frame, config.contract, 5, seed=0)
-    records = to_records(rows, config.contract)
+    records = request_records(rows, config.contract)
     assert len(records) == 5
     for record in records:
         assert list(record) == config.contract.feature_names
@@ -51,7 +52,7 @@ def test_one_sampled_row_has_a_missing_nullable_value_when_the_data_has_one(
 def test_the_bad_record_breaks_a_contract_field(
     config: Config, default_frame: pd.DataFrame
 ) -> None:
-    record = to_records(default_frame.head(1), config.contract)[0]
+    record = request_records(default_frame.head(1), config.contract)[0]
     broken, name = bad_record(record, config.contract)
     feature = config.contract.feature(name)
     assert broken[name] not in (feature.categories or [])

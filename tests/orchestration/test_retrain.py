@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.columns import REFERENCE_SCORE
 from core.config import Config, FeatureType, load_config
 from core.errors import DataError, GateRejected, ServiceUnavailable
 from core.frames import feature_frame
@@ -23,7 +24,6 @@ from serving.prediction_log import PredictionLog
 from tests.serving.conftest import request_records
 from validation.drift import detect_drift
 from validation.drift_report import write_report
-from validation.profile import SCORE_COLUMN
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def write_drift(
     **window: str,
 ) -> None:
     rows = feature_frame(frame, config.contract)
-    rows[SCORE_COLUMN] = np.random.default_rng(0).random(len(rows))
+    rows[REFERENCE_SCORE] = np.random.default_rng(0).random(len(rows))
     reference, current = rows.iloc[:4000], rows.iloc[4000:].copy()
     if shift:
         name = config.contract.of_type(FeatureType.numeric)[0].name

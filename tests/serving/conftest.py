@@ -20,8 +20,8 @@ import httpx
 import pytest
 import yaml
 
+from core.net import free_port
 from serving.serve import uvicorn_argv
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-0123456789"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 
 import numpy as np
 import pandas as pd
@@ -13,9 +12,11 @@ import pytest
 from core.config import Config, FeatureType, load_config
 from core.data import read_table
 from core.errors import DataError, ServiceUnavailable
+from core.frames import request_record
+from core.net import free_port
 from tests.conftest import CONFIGS
 from tools.scenarios import default_positive_share, generate
-from tools.simulate import payload, requests, send
+from tools.simulate import requests, send
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -101,7 +102,7 @@ def test_request_bodies_are_json_with_contract_types(
     assert label in config.contract.target.classes
     json.dumps(body, allow_nan=False)
     for f in config.contract.features:
-        value = payload(traffic.rows.iloc[1], config.contract)[f.name]
+        value = request_record(traffic.rows.iloc[1], config.contract)[f.name]
         expected = (
             str
             if f.type is FeatureType.categorical
@@ -111,8 +112,6 @@ def test_request_bodies_are_json_with_contract_types(
 
 
 def test_an_unreachable_service_is_service_unavailable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # free: nothing listens there
     with pytest.raises(ServiceUnavailable, match="cannot be reached"):
         send(f"http://127.0.0.1:{port}", [({"x": 1}, None)], timeout=2)

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from core.bundle import MODEL_FILE, load_bundle
+from core.columns import REFERENCE_SCORE
 from core.config import Config
 from core.errors import BundleIntegrityError
 from core.frames import feature_frame
 from tests.conftest import ROOT
 from tests.training.conftest import Trained, env_for, settings_for
 from training.package import package_candidate
-from validation.profile import SCORE_COLUMN, load_reference
+from validation.profile import load_reference
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +60,8 @@ def test_bundle_holds_the_candidate_with_its_metadata(
 
 def test_reference_sample_and_profile_match_the_contract(bundle_dir: Path, config: Config) -> None:
     frame, profile = load_reference(bundle_dir, config.contract)
-    assert list(frame.columns) == [*config.contract.feature_names, SCORE_COLUMN]
-    assert frame[SCORE_COLUMN].between(0, 1).all()
+    assert list(frame.columns) == [*config.contract.feature_names, REFERENCE_SCORE]
+    assert frame[REFERENCE_SCORE].between(0, 1).all()
     assert profile["size"] == len(frame) <= 20_000
     assert set(profile["features"]) == set(config.contract.feature_names)
     tenure = profile["features"]["tenure"]
@@ -71,7 +72,7 @@ def test_reference_sample_and_profile_match_the_contract(bundle_dir: Path, confi
     # The stored scores are what the bundled pipeline predicts for those rows.
     bundle = load_bundle(bundle_dir)
     again = bundle.pipeline.predict_proba(feature_frame(frame, config.contract))[:, 1]
-    np.testing.assert_allclose(again, frame[SCORE_COLUMN].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(again, frame[REFERENCE_SCORE].to_numpy(), rtol=1e-9)
 
 
 def test_a_changed_byte_is_refused(bundle_dir: Path, tmp_path: Path, config: Config) -> None:

@@ -13,8 +13,9 @@ import pytest
 from core.bundle import load_bundle
 from core.config import Config, load_config
 from core.errors import GateRejected
+from core.net import free_port
 from orchestration.train import train_and_gate
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
 from tests.training.conftest import Trained, env_for, settings_for
 from training.package import package_candidate
 

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import Config, Drift, FeatureType, load_config
 from core.data import read_table
 from core.frames import feature_frame
 from tests.conftest import CONFIGS
 from tools.scenarios import generate
 from validation.drift import (
-    LABEL_COLUMN,
     auc_standard_error,
     benjamini_hochberg,
     binned_counts,
@@ -29,7 +29,6 @@ from validation.drift import (
     psi,
     quantile_edges,
 )
-from validation.profile import SCORE_COLUMN
 
 CFG = Drift()
 
@@ -108,7 +107,7 @@ def test_benjamini_hochberg_matches_the_textbook_steps_and_skips_untested() -> N
 def _sample(frame: pd.DataFrame, config: Config, n: int, seed: int) -> pd.DataFrame:
     rows = frame.sample(n, random_state=seed, replace=n > len(frame)).reset_index(drop=True)
     out = feature_frame(rows, config.contract)
-    out[SCORE_COLUMN] = np.random.default_rng(seed).beta(2, 5, size=n)
+    out[REFERENCE_SCORE] = np.random.default_rng(seed).beta(2, 5, size=n)
     return out
 
 
@@ -162,20 +161,20 @@ def test_live_metrics_drop_when_labels_flip(config: Config, default_frame: pd.Da
     reference = _sample(default_frame, config, 2000, 9)
     current = _sample(default_frame, config, 500, 10)
     rng = np.random.default_rng(0)
-    labels = rng.random(500) < current[SCORE_COLUMN]  # calibrated: AUC well above 0.5
-    current[LABEL_COLUMN] = labels.astype(float)
+    labels = rng.random(500) < current[REFERENCE_SCORE]  # calibrated: AUC well above 0.5
+    current[REFERENCE_LABEL] = labels.astype(float)
     good = detect_drift(
         reference, current, config.contract, config.drift, training_metrics={"roc_auc": 0.70}
     )
     assert good.performance is not None and good.performance.status == "ok"
-    current[LABEL_COLUMN] = 1.0 - current[LABEL_COLUMN]
+    current[REFERENCE_LABEL] = 1.0 - current[REFERENCE_LABEL]
     bad = detect_drift(
         reference, current, config.contract, config.drift, training_metrics={"roc_auc": 0.70}
     )
     assert bad.performance is not None and bad.performance.status == "drift"
     assert bad.verdict == "drift" and "roc_auc" in bad.reasons[0]
     few = current.copy()
-    few.loc[few.index[50:], LABEL_COLUMN] = np.nan
+    few.loc[few.index[50:], REFERENCE_LABEL] = np.nan
     some = detect_drift(
         reference, few, config.contract, config.drift, training_metrics={"roc_auc": 0.70}
     )
@@ -205,7 +204,7 @@ def test_every_shipped_config_compares_without_names_in_code(name: str) -> None:
     assert [f.name for f in result.features] == config.contract.feature_names
     moved = generate(frame.iloc[half:], config.contract, "covariate", 1000, seed=3)
     shifted = feature_frame(moved.rows, config.contract)
-    shifted[SCORE_COLUMN] = current[SCORE_COLUMN].to_numpy()[:1000]
+    shifted[REFERENCE_SCORE] = current[REFERENCE_SCORE].to_numpy()[:1000]
     drifted = detect_drift(reference, shifted, config.contract, config.drift)
     assert {f.name for f in drifted.features if f.drifted} <= set(moved.changed)
     assert drifted.verdict == "drift"
@@ -216,15 +215,15 @@ def test_a_live_metric_drop_must_be_significant_and_large(
 ) -> None:
     reference = _sample(default_frame, config, 2000, 12)
     current = _sample(default_frame, config, 1000, 13)
-    current[LABEL_COLUMN] = (np.random.default_rng(1).random(1000) < current[SCORE_COLUMN]).astype(
-        float
-    )
+    current[REFERENCE_LABEL] = (
+        np.random.default_rng(1).random(1000) < current[REFERENCE_SCORE]
+    ).astype(float)
     small = current.copy()
-    small.loc[small.index[150:], LABEL_COLUMN] = np.nan
+    small.loc[small.index[150:], REFERENCE_LABEL] = np.nan
     live = {
         n: live_metrics(
-            f[LABEL_COLUMN].dropna().to_numpy(int),
-            f.loc[f[LABEL_COLUMN].notna(), SCORE_COLUMN].to_numpy(),
+            f[REFERENCE_LABEL].dropna().to_numpy(int),
+            f.loc[f[REFERENCE_LABEL].notna(), REFERENCE_SCORE].to_numpy(),
             0.5,
         )["roc_auc"]
         for n, f in (("small", small), ("big", current))

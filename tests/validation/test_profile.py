@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.columns import REFERENCE_SCORE
 from core.config import Config, FeatureType
 from core.errors import BundleIntegrityError, ContractError, DataError
 from validation.profile import (
     PROFILE_FILE,
     REFERENCE_FILE,
-    SCORE_COLUMN,
     build_reference,
     read_reference,
     reference_files,
@@ -27,7 +27,7 @@ def test_reference_samples_rows_and_profiles_every_feature(
     reference, profile = build_reference(
         default_frame, scores, config.contract, max_rows=1000, seed=3
     )
-    assert list(reference.columns) == [*config.contract.feature_names, SCORE_COLUMN]
+    assert list(reference.columns) == [*config.contract.feature_names, REFERENCE_SCORE]
     assert len(reference) == 1000 and profile["sample_size"] == 1000
     assert profile["size"] == len(default_frame) and profile["model_version"] is None
     for f in config.contract.features:

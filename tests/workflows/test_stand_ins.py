@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from core.net import free_port
 from tests.workflows.harness import ROOT, Repo, pinned_actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port
+from core.net import free_port
 from tests.workflows.harness import Repo, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
