@@ -26,7 +26,7 @@ from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.settings import Settings, get_settings
 from training import evaluate, gate, registry
 from training.data import load_dataset
-from training.model import fit
+from training.model import fit, with_threshold
 from validation.profile import build_reference, reference_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,9 +217,9 @@ def train_and_gate(
         with _timed("log", timings), registry.reachable(settings):
             experiment_id = registry.ensure_experiment(client, config.mlflow.experiment, settings)
             record = _with_experiment(record, experiment_id)
-            result.run_id, logged_model = registry.log_run(
-                record, pipeline if decision.passed else None, ds.test.X.head(5)
-            )
+            # What gets registered carries the threshold: every consumer labels alike.
+            model = with_threshold(pipeline, threshold, ds.validation) if decision.passed else None
+            result.run_id, logged_model = registry.log_run(record, model, ds.test.X.head(5))
         if decision.passed and register and logged_model is not None:
             version_tags = {
                 "threshold": repr(threshold),
