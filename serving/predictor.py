@@ -243,16 +243,20 @@ def _compile_preprocessor(pre: Any, contract: Contract) -> list[Branch] | None:
     for _name, transformer, columns in pre.transformers_:
         if transformer == "drop" or (isinstance(columns, list) and not columns):
             continue
-        if not isinstance(columns, list) or not all(c in kinds for c in columns):
-            return None
-        categorical = {kinds[c] is FeatureType.categorical for c in columns}
-        if len(categorical) != 1:
-            return None
-        branch = _compile_branch(transformer, columns, categorical.pop())
+        categorical = _all_categorical(columns, kinds)
+        branch = None if categorical is None else _compile_branch(transformer, columns, categorical)
         if branch is None:
             return None
         branches.append(branch)
     return branches or None
+
+
+def _all_categorical(columns: Any, kinds: dict[str, FeatureType]) -> bool | None:
+    """True when a branch's columns are all categorical, False when none is; None when mixed."""
+    if not isinstance(columns, list) or not all(c in kinds for c in columns):
+        return None
+    categorical = {kinds[c] is FeatureType.categorical for c in columns}
+    return categorical.pop() if len(categorical) == 1 else None
 
 
 def _linear_form(estimator: Any, positive: int) -> tuple[np.ndarray | None, float]:
