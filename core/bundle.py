@@ -1,8 +1,10 @@
 """The model bundle: a folder serving can load with no MLflow server, verified before it is loaded.
 
 Layout of a bundle folder:
-  model.joblib            the one fitted sklearn Pipeline (preprocessing + estimator)
-  bundle.json             metadata: model name and version, run id, threshold, metrics, contract, ...
+  model.joblib            the fitted model: the sklearn Pipeline (preprocessing + estimator) inside a
+                          FixedThresholdClassifier that carries the decision threshold
+  bundle.json             metadata: model name and version, run id, threshold (a mirror of the
+                          model's, for display), metrics, contract, ...
   MANIFEST.json           sha256 of every other file; checked before anything is unpickled
   model_card.md           the model card (training/package.py writes it)
   reference.parquet       training rows and their scores, the drift check's reference
@@ -30,6 +32,45 @@ MODEL_CARD_FILE = "model_card.md"
 REFERENCE_FILE = "reference.parquet"
 PROFILE_FILE = "reference_profile.json"
 REQUIRED = (MODEL_FILE, METADATA_FILE)
+# The label the model predicts for the contract's positive class (core.frames.target_vector).
+POSITIVE_LABEL = 1
+
+
+def split_threshold(model: Any) -> tuple[Any, float | None]:
+    """Return the fitted pipeline inside `model` and the decision threshold `model` carries.
+
+    A model registered before the threshold moved into it is a bare pipeline: (model, None).
+    A wrapper whose labels would not be `predict_proba[:, positive] >= threshold` (another
+    positive label, another response, an "auto" threshold) is refused: every consumer labels
+    the positive class's probability by that rule, as sklearn's own `predict` does.
+    """
+    # Imported here: verifying a bundle's files (the image build) needs no scikit-learn.
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    if not isinstance(model, FixedThresholdClassifier):
+        return model, None
+    threshold = model.threshold
+    if (
+        model.pos_label != POSITIVE_LABEL
+        or model.response_method != "predict_proba"
+        or isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+    ):
+        raise BundleIntegrityError(
+            f"the model's threshold wrapper labels by {model.response_method!r} at "
+            f"{threshold!r} for class {model.pos_label!r}; expected predict_proba at a number "
+            f"for class {POSITIVE_LABEL}"
+        )
+    inner = getattr(model, "estimator_", model.estimator)
+    if isinstance(inner, FrozenEstimator):
+        inner = inner.estimator
+    return inner, float(threshold)
+
+
+def model_threshold(model: Any) -> float | None:
+    """The decision threshold the fitted model carries; None for a bare pipeline."""
+    return split_threshold(model)[1]
 
 
 @dataclass(frozen=True)
@@ -40,9 +81,20 @@ class Bundle:
     pipeline: Any
     metadata: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        own = model_threshold(self.pipeline)
+        mirror = self.metadata.get("threshold")
+        if own is not None and mirror is not None and float(mirror) != own:
+            raise BundleIntegrityError(
+                f"{self.path}: {METADATA_FILE} says threshold {mirror!r}, the model carries "
+                f"{own!r}; the labels would depend on who reads which (package it again)"
+            )
+
     @property
     def threshold(self) -> float:
-        return float(self.metadata["threshold"])
+        """The decision threshold: the model's own; bundle.json's for a bare (older) pipeline."""
+        own = model_threshold(self.pipeline)
+        return float(self.metadata["threshold"]) if own is None else own
 
     @property
     def version(self) -> str:

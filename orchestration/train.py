@@ -28,7 +28,7 @@ from core.settings import Settings, get_settings
 from training import evaluate, gate, registry, report
 from training.data import Dataset, load_dataset
 from training.evaluate import Evaluation
-from training.model import fit
+from training.model import fit, with_threshold
 from validation.profile import build_reference, reference_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,10 +182,10 @@ def log_and_register(
     )
     with _timed("log", timings), registry.reachable(settings):
         experiment_id = registry.ensure_experiment(client, config.mlflow.experiment, settings)
+        # What gets registered carries the threshold: every consumer labels alike.
+        registered = with_threshold(model, evaluation.threshold, ds.validation) if passed else None
         run_id, logged_model = registry.log_run(
-            replace(record, experiment_id=experiment_id),
-            model if passed else None,
-            ds.test.X.head(5),
+            replace(record, experiment_id=experiment_id), registered, ds.test.X.head(5)
         )
     if not (passed and register and logged_model is not None):
         return run_id, None

@@ -3,7 +3,8 @@
 Why `mapInPandas` and not MLflow's `spark_udf`: our artefact is the checksummed bundle, not an
 MLflow model, and its manifest is verified by `core.bundle.load_bundle` on every Python worker
 before anything is unpickled; `spark_udf` would load an MLflow pyfunc (whose `predict` returns
-labels, not probabilities) and skip that check. `mapInPandas` hands each worker Arrow batches as
+labels, not probabilities; the same labels, since the threshold is inside the model) and skip
+that check. `mapInPandas` hands each worker Arrow batches as
 pandas frames, so the worker runs exactly the streamed path's `score_chunk` (validation,
 `feature_frame`, `predict_proba`): same code, same probabilities.
 

@@ -197,6 +197,8 @@ def score_chunk(
     target = contract.target
     scored = pd.DataFrame({c: good[c].to_numpy() for c in contract.id_columns if c in frame})
     scored[SCORE] = proba
+    # The threshold the model carries, by sklearn's own rule (FixedThresholdClassifier.predict is
+    # `score >= threshold`): the labels of `predict`, without scoring twice.
     scored[LABEL] = np.where(proba >= bundle.threshold, target.positive, target.negative)
     scored[MODEL_VERSION] = bundle.version
     rejected = frame[~ok].astype(str).where(frame[~ok].notna(), None)

@@ -8,6 +8,10 @@ product. Anything it does not recognise makes it return None, and the service us
 pipeline itself. `Predictor` checks at start-up that both paths agree within 1e-6 on records built
 from the contract, and falls back to sklearn when they do not.
 
+The decision threshold travels inside the model (a FixedThresholdClassifier around the pipeline):
+`compile_pipeline` unwraps it, `Predictor.threshold` reads it, and the start-up check refuses a
+model whose own `predict` is not `score >= threshold`, the rule every consumer labels by.
+
 `MicroBatcher` gathers single-record requests that arrive together into one scoring call.
 """
 
@@ -25,7 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.bundle import POSITIVE_LABEL, model_threshold, split_threshold
 from core.config import Contract, FeatureType
+from core.errors import BundleIntegrityError
 from core.frames import feature_frame
 
 log = logging.getLogger("serving.predictor")
@@ -125,48 +131,83 @@ def _steps(transformer: Any) -> list[Any] | None:
     return [transformer]
 
 
+def _imputer_fill(step: Any, k: int, categorical: bool) -> list[Any] | None:
+    """The imputer's fill value per column, or None when it does more than fill missing values."""
+    missing = step.missing_values
+    if step.add_indicator or len(step.statistics_) != k:
+        return None
+    if missing is not None and not (isinstance(missing, float) and math.isnan(missing)):
+        return None
+    fill = list(step.statistics_)
+    if not categorical and any(_is_missing(v) for v in fill):
+        return None
+    return fill
+
+
+def _scaler_ops(step: Any) -> list[tuple[str, np.ndarray]] | None:
+    """A scaler's operations in sklearn's own order, or None when it is not one we can replay."""
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    if isinstance(step, StandardScaler):
+        ops = []
+        if step.mean_ is not None:
+            ops.append(("sub", np.asarray(step.mean_, dtype=np.float64)))
+        if step.scale_ is not None:
+            ops.append(("div", np.asarray(step.scale_, dtype=np.float64)))
+        return ops
+    if isinstance(step, MinMaxScaler) and not step.clip:
+        return [
+            ("mul", np.asarray(step.scale_, dtype=np.float64)),
+            ("add", np.asarray(step.min_, dtype=np.float64)),
+        ]
+    return None
+
+
+def _float_branch(steps: list[Any], columns: list[str], fill: list[Any] | None) -> Branch | None:
+    """Numeric columns: (imputed, then) only scalers, replayed one after the other."""
+    ops: list[tuple[str, np.ndarray]] = []
+    for step in steps:
+        step_ops = _scaler_ops(step)
+        if step_ops is None:
+            return None
+        ops.extend(step_ops)
+    return _FloatBranch(columns, None if fill is None else np.asarray(fill, dtype=np.float64), ops)
+
+
+def _one_hot_branch(steps: list[Any], columns: list[str], fill: list[Any] | None) -> Branch | None:
+    """Categorical columns: (imputed, then) one-hot encoded as the last and only other step."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    # Categories that are not one-hot encoded cannot reach a numeric estimator.
+    if len(steps) != 1 or not isinstance(steps[0], OneHotEncoder):
+        return None
+    encoder = steps[0]
+    if (
+        encoder.drop_idx_ is not None
+        or encoder.handle_unknown != "ignore"
+        or encoder._infrequent_enabled
+    ):
+        return None
+    return _OneHotBranch.build(columns, fill, list(encoder.categories_))
+
+
 def _compile_branch(transformer: Any, columns: list[str], categorical: bool) -> Branch | None:
     """Replay one ColumnTransformer branch, or None when a step is not one we can replay."""
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
     steps = _steps(transformer)
     if steps is None:
         return None
-    k = len(columns)
-    fill: Any = None
-    ops: list[tuple[str, np.ndarray]] = []
-    for i, step in enumerate(steps):
-        if isinstance(step, SimpleImputer):
-            if i != 0 or step.add_indicator or len(step.statistics_) != k:
-                return None
-            missing = step.missing_values
-            if not (isinstance(missing, float) and math.isnan(missing)) and missing is not None:
-                return None
-            fill = list(step.statistics_)
-            if not categorical and any(_is_missing(v) for v in fill):
-                return None
-        elif isinstance(step, StandardScaler) and not categorical:
-            if step.mean_ is not None:
-                ops.append(("sub", np.asarray(step.mean_, dtype=np.float64)))
-            if step.scale_ is not None:
-                ops.append(("div", np.asarray(step.scale_, dtype=np.float64)))
-        elif isinstance(step, MinMaxScaler) and not categorical and not step.clip:
-            ops.append(("mul", np.asarray(step.scale_, dtype=np.float64)))
-            ops.append(("add", np.asarray(step.min_, dtype=np.float64)))
-        elif isinstance(step, OneHotEncoder) and categorical and i == len(steps) - 1:
-            if (
-                step.drop_idx_ is not None
-                or step.handle_unknown != "ignore"
-                or step._infrequent_enabled
-            ):
-                return None
-            return _OneHotBranch.build(columns, fill, list(step.categories_))
-        else:
+    fill: list[Any] | None = None
+    # An imputer replays only as the first step: later, it would see scaled values.
+    if steps and isinstance(steps[0], SimpleImputer):
+        fill = _imputer_fill(steps[0], len(columns), categorical)
+        if fill is None:
             return None
+        steps = steps[1:]
     if categorical:
-        return None  # categories that are not one-hot encoded cannot reach a numeric estimator
-    return _FloatBranch(columns, None if fill is None else np.asarray(fill, dtype=np.float64), ops)
+        return _one_hot_branch(steps, columns, fill)
+    return _float_branch(steps, columns, fill)
 
 
 @dataclass(frozen=True)
@@ -191,15 +232,10 @@ class CompiledPipeline:
         return np.asarray(self.estimator.predict_proba(x)[:, self.positive], dtype=np.float64)
 
 
-def compile_pipeline(pipeline: Any, contract: Contract) -> CompiledPipeline | None:
-    """Read the fitted statistics out of `pipeline`; None when a part cannot be replayed."""
+def _compile_preprocessor(pre: Any, contract: Contract) -> list[Branch] | None:
+    """Replay every branch of a fitted ColumnTransformer; None when one cannot be replayed."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
 
-    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
-        return None
-    pre, estimator = pipeline.steps[0][1], pipeline.steps[1][1]
     if not isinstance(pre, ColumnTransformer):
         return None
     kinds = {f.name: f.type for f in contract.features}
@@ -207,28 +243,52 @@ def compile_pipeline(pipeline: Any, contract: Contract) -> CompiledPipeline | No
     for _name, transformer, columns in pre.transformers_:
         if transformer == "drop" or (isinstance(columns, list) and not columns):
             continue
-        if not isinstance(columns, list) or not all(c in kinds for c in columns):
-            return None
-        categorical = {kinds[c] is FeatureType.categorical for c in columns}
-        if len(categorical) != 1:
-            return None
-        branch = _compile_branch(transformer, columns, categorical.pop())
+        categorical = _all_categorical(columns, kinds)
+        branch = None if categorical is None else _compile_branch(transformer, columns, categorical)
         if branch is None:
             return None
         branches.append(branch)
-    if not branches:
+    return branches or None
+
+
+def _all_categorical(columns: Any, kinds: dict[str, FeatureType]) -> bool | None:
+    """True when a branch's columns are all categorical, False when none is; None when mixed."""
+    if not isinstance(columns, list) or not all(c in kinds for c in columns):
         return None
+    categorical = {kinds[c] is FeatureType.categorical for c in columns}
+    return categorical.pop() if len(categorical) == 1 else None
+
+
+def _linear_form(estimator: Any, positive: int) -> tuple[np.ndarray | None, float]:
+    """A binary logistic regression as (coefficients, intercept) for the positive class."""
+    from sklearn.linear_model import LogisticRegression
+
+    if type(estimator) is not LogisticRegression or estimator.coef_.shape[0] != 1:
+        return None, 0.0
+    coef = np.asarray(estimator.coef_[0], dtype=np.float64)
+    intercept = float(estimator.intercept_[0])
+    # coef_ scores classes_[1]: turn it round when the positive class comes first.
+    return (coef, intercept) if positive == 1 else (-coef, -intercept)
+
+
+def compile_pipeline(model: Any, contract: Contract) -> CompiledPipeline | None:
+    """Read the fitted statistics out of the model's pipeline; None when a part cannot be replayed.
+
+    A model that carries its decision threshold is unwrapped first: the threshold labels the
+    probabilities, it does not change them.
+    """
+    from sklearn.pipeline import Pipeline
+
+    pipeline = split_threshold(model)[0]
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+        return None
+    estimator = pipeline.steps[1][1]
+    branches = _compile_preprocessor(pipeline.steps[0][1], contract)
     classes = list(getattr(estimator, "classes_", []))
-    if len(classes) != 2 or 1 not in classes:
+    if branches is None or len(classes) != 2 or POSITIVE_LABEL not in classes:
         return None
-    positive = classes.index(1)
-    coef = None
-    intercept = 0.0
-    if type(estimator) is LogisticRegression and estimator.coef_.shape[0] == 1:
-        coef = np.asarray(estimator.coef_[0], dtype=np.float64)
-        intercept = float(estimator.intercept_[0])
-        if positive == 0:
-            coef, intercept = -coef, -intercept
+    positive = classes.index(POSITIVE_LABEL)
+    coef, intercept = _linear_form(estimator, positive)
     return CompiledPipeline(branches, estimator, positive, coef, intercept)
 
 
@@ -261,26 +321,53 @@ class Predictor:
     def __init__(self, pipeline: Any, contract: Contract, extra_probes: Sequence[Record] = ()):
         self.pipeline = pipeline
         self.contract = contract
+        # What labels the scores: the threshold the model carries; None for a bare pipeline
+        # (registered before the threshold moved into the model: the bundle's mirror then).
+        self.threshold = model_threshold(pipeline)
         self.compiled = compile_pipeline(pipeline, contract)
         self.mode = "sklearn"
         self.parity_error: float | None = None
+        if self.compiled is None and self.threshold is None:
+            return
+        records = [*probe_records(contract), *extra_probes]
+        probes = as_columns(records, contract.feature_names)
+        if self.threshold is not None:
+            self._check_labels(probes, self.threshold)
         if self.compiled is not None:
-            records = [*probe_records(contract), *extra_probes]
-            probes = as_columns(records, contract.feature_names)
-            try:
-                compiled = self.compiled.predict(probes, len(records))
-                diff = float(np.max(np.abs(compiled - self.sklearn(probes))))
-            except (ValueError, TypeError, IndexError) as exc:  # e.g. a width the estimator rejects
-                log.warning("compiled scoring failed on probe records (%s); using sklearn", exc)
-                diff = math.inf
-            self.parity_error = diff
-            if diff <= PARITY_TOLERANCE:
+            self.parity_error = self._parity(self.compiled, probes, len(records))
+            if self.parity_error <= PARITY_TOLERANCE:
                 self.mode = "compiled"
-            else:
-                log.warning(
-                    "compiled scoring differs from the sklearn pipeline by %.2e; using sklearn",
-                    diff,
-                )
+
+    def _check_labels(self, probes: Columns, threshold: float) -> None:
+        """Refuse a model whose own `predict` is not `score >= threshold`, the rule we label by."""
+        frame = feature_frame(pd.DataFrame(dict(probes)), self.contract)
+        own = np.asarray(self.pipeline.predict(frame)) == POSITIVE_LABEL
+        ours = self.sklearn(probes) >= threshold
+        if not np.array_equal(own, ours):
+            raise BundleIntegrityError(
+                f"the model's own labels differ from score >= {threshold!r} on "
+                f"{int(np.sum(own != ours))} of {len(own)} probe records; refusing to serve labels "
+                "that other consumers of the same model would not give"
+            )
+
+    def _parity(self, compiled: CompiledPipeline, probes: Columns, n: int) -> float:
+        """How far the compiled scores are from sklearn's (inf when they cannot be compared)."""
+        try:
+            fast = compiled.predict(probes, n)
+            reference = self.sklearn(probes)
+        except (ValueError, TypeError, IndexError) as exc:  # e.g. a width the estimator rejects
+            log.warning("compiled scoring failed on probe records (%s); using sklearn", exc)
+            return math.inf
+        diff = float(np.max(np.abs(fast - reference)))
+        # Scores a hair apart can still straddle the threshold: then the labels would differ.
+        t = self.threshold
+        if t is not None and not np.array_equal(fast >= t, reference >= t):
+            diff = math.inf
+        if diff > PARITY_TOLERANCE:
+            log.warning(
+                "compiled scoring differs from the sklearn pipeline by %.2e; using sklearn", diff
+            )
+        return diff
 
     @property
     def fast(self) -> bool:
@@ -290,7 +377,8 @@ class Predictor:
         """Score through the fitted sklearn pipeline itself (the reference path)."""
         frame = feature_frame(pd.DataFrame(dict(columns)), self.contract)
         proba = self.pipeline.predict_proba(frame)
-        return np.asarray(proba[:, list(self.pipeline.classes_).index(1)], dtype=np.float64)
+        positive = list(self.pipeline.classes_).index(POSITIVE_LABEL)
+        return np.asarray(proba[:, positive], dtype=np.float64)
 
     def score_columns(self, columns: Columns) -> np.ndarray:
         """Score a batch given by column (validated, equal lengths) by the fastest exact path."""

@@ -60,7 +60,7 @@ class ModelService:
         # The contract the model was trained on wins over the config's: it is what the pipeline knows.
         self.contract = Contract.model_validate(raw_contract) if raw_contract else config.contract
         self.version = bundle.version
-        self.threshold = bundle.threshold
+        self.threshold = bundle.threshold  # the model's own; bundle.json only mirrors it
         self.negative, self.positive = self.contract.target.negative, self.contract.target.positive
         self.schemas: dict[str, TypeAdapter[Any]] = {
             "Record": record_schema(self.contract),

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from sklearn.compose import ColumnTransformer
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from core.bundle import POSITIVE_LABEL
 from core.config import Config, FeatureType, resolve_estimator
 from core.errors import ConfigError
-from training.data import Dataset
+from training.data import Dataset, Part
 
 
 def build_preprocessor(config: Config) -> ColumnTransformer:
@@ -67,3 +70,22 @@ def fit(config: Config, ds: Dataset) -> Pipeline:
         text = str(exc).splitlines()[0]
         raise ConfigError(f"model.params ({config.model.estimator}): {text}") from None
     return pipeline
+
+
+def with_threshold(
+    pipeline: Pipeline, threshold: float, part: Part, positive_class: int = POSITIVE_LABEL
+) -> FixedThresholdClassifier:
+    """Wrap the fitted pipeline so its `predict` labels `positive_class` at `threshold`.
+
+    What gets registered carries its decision threshold, so `mlflow models serve`, `spark_udf`,
+    the service and `make score` all label alike. The pipeline is frozen, not refitted: `fit` on
+    `part` (the rows the threshold was chosen on) only records the fitted pipeline and its input
+    columns; `predict_proba` passes through unchanged.
+    """
+    model = FixedThresholdClassifier(
+        FrozenEstimator(pipeline),
+        threshold=float(threshold),
+        pos_label=positive_class,
+        response_method="predict_proba",
+    )
+    return model.fit(part.X, part.y)

@@ -109,6 +109,7 @@ def package_candidate(config: Config, settings: Settings, alias: str = "candidat
         "model_version": model.version,
         "alias": alias,
         "run_id": model.run_id,
+        # A mirror of the threshold inside the model, for display; loading refuses a mismatch.
         "threshold": model.threshold,
         "metrics": metrics,
         "contract": config.contract.model_dump(mode="json"),

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from core.bundle import model_threshold
 from core.errors import ServiceUnavailable, TemplateError
 from core.git import head_commit
 from core.settings import Settings
@@ -128,7 +130,12 @@ def ensure_experiment(client: Any, name: str, settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class RegisteredModel:
-    """A registered version found by alias, with the fitted pipeline loaded from it."""
+    """A registered version found by alias, with the fitted model loaded from it.
+
+    `pipeline` is the model as registered: the pipeline inside the wrapper that carries the
+    decision threshold, or, for a version registered before the threshold moved into the model,
+    the bare pipeline (its threshold then comes from the version tag).
+    """
 
     name: str
     version: str
@@ -152,12 +159,13 @@ def find_by_alias(client: Any, model_name: str, alias: str) -> RegisteredModel |
         raise
     pipeline = mlflow.sklearn.load_model(f"models:/{model_name}/{mv.version}")
     tags = dict(mv.tags)
+    own = model_threshold(pipeline)
     return RegisteredModel(
         name=model_name,
         version=str(mv.version),
         alias=alias,
         run_id=str(mv.run_id),
-        threshold=float(tags.get("threshold", 0.5)),
+        threshold=float(tags.get("threshold", 0.5)) if own is None else own,
         pipeline=pipeline,
         tags=tags,
     )
@@ -227,7 +235,11 @@ def log_run(
 
 
 def trusted_types(pipeline: Any) -> list[str]:
-    """List the types skops will not load by default; they come from our own fitted pipeline."""
+    """List the types skops will not load by default; they come from our own fitted model.
+
+    Read from the model itself, so they cover whatever wraps the pipeline (the threshold
+    wrapper and the frozen estimator are sklearn's and trusted already; numpy.dtype is not).
+    """
     import skops.io
 
     return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
@@ -242,11 +254,18 @@ class LoggedModel:
 
 
 def log_model(pipeline: Any, input_example: pd.DataFrame) -> LoggedModel:
-    """Log the fitted pipeline (skops) with its signature, input example and pinned requirements."""
+    """Log the fitted model (skops) with its signature, input example and pinned requirements.
+
+    The signature's output is what the pyfunc flavour returns: `predict`'s labels (at the
+    threshold the model carries), not probabilities.
+    """
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example, pipeline.predict_proba(input_example)[:, 1])
+    # One int64 column: spark_udf refuses int8 (what `predict` of a 0/1 target returns) and
+    # turns a tensor spec into an array per row.
+    labels = pd.Series(np.asarray(pipeline.predict(input_example), dtype=np.int64))
+    signature = infer_signature(input_example, labels)
     info = mlflow.sklearn.log_model(
         pipeline,
         name=MODEL_ARTIFACT,

@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bundle import MANIFEST_FILE, MODEL_FILE, load_bundle, verify_bundle, write_bundle
+from core.bundle import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    load_bundle,
+    split_threshold,
+    verify_bundle,
+    write_bundle,
+)
 from core.errors import BundleIntegrityError
 
 
@@ -59,3 +66,45 @@ def test_write_is_atomic_and_refuses_bad_names(tmp_path: Path) -> None:
     # The failed write left the old bundle whole and no staging folders behind.
     assert load_bundle(target).metadata["threshold"] == 0.3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def _thresholded(pipeline: object, threshold: float, pos_label: int = 1) -> object:
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    return FixedThresholdClassifier(
+        FrozenEstimator(pipeline),
+        threshold=threshold,
+        pos_label=pos_label,
+        response_method="predict_proba",
+    )
+
+
+def test_the_threshold_comes_from_the_model_and_bundle_json_must_mirror_it(
+    trained_bundle: Path, tmp_path: Path
+) -> None:
+    bare = load_bundle(trained_bundle)
+    model = _thresholded(bare.pipeline, 0.3)
+    good = write_bundle(tmp_path / "good", model, {**bare.metadata, "threshold": 0.3})
+    assert load_bundle(good).threshold == 0.3
+    assert split_threshold(load_bundle(good).pipeline)[1] == 0.3
+    stale = write_bundle(tmp_path / "stale", model, bare.metadata)  # bundle.json says 0.5
+    with pytest.raises(BundleIntegrityError, match=r"says threshold 0\.5, the model carries 0\.3"):
+        load_bundle(stale)
+
+
+def test_a_bare_pipeline_takes_the_threshold_from_bundle_json(
+    trained_bundle: Path, tmp_path: Path
+) -> None:
+    bare = load_bundle(trained_bundle)
+    older = write_bundle(tmp_path / "older", bare.pipeline, {**bare.metadata, "threshold": 0.4})
+    assert split_threshold(bare.pipeline) == (bare.pipeline, None)
+    assert load_bundle(older).threshold == 0.4
+
+
+def test_a_wrapper_that_labels_another_class_is_refused(trained_bundle: Path) -> None:
+    wrong = _thresholded(load_bundle(trained_bundle).pipeline, 0.3, pos_label=0)
+    with pytest.raises(
+        BundleIntegrityError, match="expected predict_proba at a number for class 1"
+    ):
+        split_threshold(wrong)

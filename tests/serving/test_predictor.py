@@ -11,12 +11,15 @@ import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from core.bundle import load_bundle
 from core.config import Config, load_config
 from core.data import read_table
+from core.errors import BundleIntegrityError
 from core.frames import feature_frame, target_vector
 from serving.predictor import MicroBatcher, Predictor, as_columns, compile_pipeline
 from tests.conftest import CREDIT_CONFIG
@@ -129,3 +132,35 @@ def test_a_scoring_failure_fails_its_requests_not_the_batcher(
 
     failed, ok = asyncio.run(run())
     assert isinstance(failed, ValueError) and ok == 0.0
+
+
+def _thresholded(pipeline: Any, threshold: float, cls: Any = FixedThresholdClassifier) -> Any:
+    return cls(
+        FrozenEstimator(pipeline),
+        threshold=threshold,
+        pos_label=1,
+        response_method="predict_proba",
+    )
+
+
+def test_a_model_carrying_its_threshold_compiles_and_reads_it(
+    trained_bundle: Path, config: Config, default_frame: pd.DataFrame
+) -> None:
+    bare = load_bundle(trained_bundle).pipeline
+    predictor = Predictor(_thresholded(bare, 0.3), config.contract)
+    assert predictor.mode == "compiled" and predictor.threshold == 0.3
+    assert Predictor(bare, config.contract).threshold is None
+    recs = request_records(default_frame, config.contract, 500)
+    np.testing.assert_array_equal(predictor(recs), Predictor(bare, config.contract)(recs))
+
+
+def test_a_model_whose_own_labels_break_the_threshold_rule_is_refused(
+    trained_bundle: Path, config: Config
+) -> None:
+    class Contrary(FixedThresholdClassifier):  # type: ignore[misc]
+        def predict(self, X: Any) -> Any:
+            return 1 - super().predict(X)
+
+    model = _thresholded(load_bundle(trained_bundle).pipeline, 0.3, Contrary)
+    with pytest.raises(BundleIntegrityError, match=r"own labels differ from score >= 0\.3"):
+        Predictor(model, config.contract)

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from core.bundle import split_threshold
 from core.config import FeatureType
 from core.frames import feature_frame, target_vector
-from training.model import build_pipeline
+from training.data import Part
+from training.model import build_pipeline, with_threshold
 
 
 def test_branches_follow_the_contract(config: Any) -> None:
@@ -28,3 +30,17 @@ def test_unseen_category_and_missing_values_are_handled(config: Any, default_fra
     odd.iloc[1, odd.columns.get_loc("total_charges")] = np.nan
     proba = pipeline.predict_proba(odd)[:, 1]
     assert np.isfinite(proba).all()
+
+
+def test_with_threshold_labels_at_the_threshold_without_refitting(
+    config: Any, default_frame: Any
+) -> None:
+    X = feature_frame(default_frame, config.contract)
+    y = target_vector(default_frame, config.contract)
+    pipeline = build_pipeline(config).fit(X, y)
+    before = pipeline.predict_proba(X)
+    model = with_threshold(pipeline, 0.3, Part(X.head(100), y[:100]))
+    # Fitted on 100 rows, yet the probabilities are the full pipeline's: nothing was refitted.
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+    np.testing.assert_array_equal(model.predict(X) == 1, before[:, 1] >= 0.3)
+    assert split_threshold(model) == (pipeline, 0.3)

@@ -182,3 +182,44 @@ def test_train_and_package_against_a_real_mlflow_server(
     bundle = load_bundle(package_candidate(config, settings))
     assert bundle.version == "1" and bundle.metadata["run_id"] == result.run_id
     assert not (tmp_path / "artifacts").exists()  # nothing written to a local artifact root
+
+
+def test_a_champion_registered_before_the_threshold_moved_into_the_model_still_loads(
+    tmp_path: Path, config: Config, default_frame: Any
+) -> None:
+    """A bare pipeline plus a `threshold` tag (how versions were registered before): it loads,
+    scores as it did, and its threshold comes from the tag."""
+    import mlflow
+    import numpy as np
+
+    from core.bundle import split_threshold
+    from core.frames import feature_frame, target_vector
+    from training import registry
+    from training.model import build_pipeline
+
+    settings = settings_for(tmp_path)
+    client = registry.connect(settings)
+    X = feature_frame(default_frame, config.contract)
+    bare = build_pipeline(config).fit(X, target_vector(default_frame, config.contract))
+    experiment = registry.ensure_experiment(client, "older", settings)
+    with mlflow.start_run(experiment_id=experiment) as run:
+        logged = registry.log_model(bare, X.head(5))
+    registry.register(client, "older-model", run.info.run_id, logged, {"threshold": "0.25"})
+    champion = registry.find_by_alias(client, "older-model", registry.CANDIDATE_ALIAS)
+    assert champion is not None and champion.threshold == 0.25
+    assert split_threshold(champion.pipeline)[1] is None
+    np.testing.assert_array_equal(
+        champion.pipeline.predict_proba(X.head(200)), bare.predict_proba(X.head(200))
+    )
+
+
+def test_the_registered_model_carries_the_chosen_threshold(
+    embedded_run: Trained, config: Config
+) -> None:
+    from core.bundle import split_threshold
+    from training import registry
+
+    client = registry.connect(embedded_run.settings)
+    model = registry.find_by_alias(client, config.mlflow.registered_model, registry.CANDIDATE_ALIAS)
+    assert model is not None
+    assert split_threshold(model.pipeline)[1] == model.threshold == embedded_run.result.threshold
