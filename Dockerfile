@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # The model service image: one verified model bundle baked in, dependencies from uv.lock only.
-# Build (from the repository root, after `make package`):
-#   docker build --build-arg MODEL_VERSION=3 --build-arg REVISION=$(git rev-parse HEAD) -t api .
-# The same CMD is run outside a container by tests/deploy/test_image.py and `make stage`.
+# Build with `make image` (after `make package`): docker build where an engine answers, else buildah,
+# with the bundle's name, version and data hash and the git revision as build arguments
+# (deploy/build_image.py). tests/deploy/test_container.py builds and runs it with podman.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -14,11 +14,13 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /app
-# Only the lock decides what is installed: --frozen never re-resolves, --no-dev drops test tools.
+# Only the lock decides what is installed: --frozen never re-resolves; only the `serving` group
+# (pyproject.toml), so no training, validation or test tool is in the image. Mount targets are
+# absolute: buildah refuses relative ones.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    uv sync --frozen --no-dev --no-install-project
+    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
+    uv sync --frozen --no-dev --no-default-groups --group serving --no-install-project
 COPY core/ core/
 COPY deploy/ deploy/
 ARG BUNDLE_DIR=build/bundle
