@@ -109,6 +109,7 @@ def run_argv(
     env: dict[str, str] | None = None,
     volumes: tuple[str, ...] = (),
     detach: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> list[str]:
     """`podman run` of the image as the manifests run it, published on 127.0.0.1:port only."""
     argv = ["podman", "run", f"--name={name}", *HARDENED]
@@ -116,4 +117,4 @@ def run_argv(
     argv += [f"--publish=127.0.0.1:{port}:8000"] if port is not None else []
     argv += [f"--env={key}={value}" for key, value in (env or {}).items()]
     argv += [f"--volume={volume}" for volume in volumes]
-    return [*argv, image]
+    return [*argv, *extra, image]
