@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
-from core.bundle import MODEL_FILE, load_bundle, write_bundle
+from core.bundle import MODEL_FILE, REFERENCE_FILE, load_bundle, write_bundle
 from core.config import Config
+from core.frames import feature_frame
 from core.io import sha256_file
 from deploy.containers import container_env, run_argv
 from tests.conftest import free_port
+from validation.profile import build_reference, reference_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -69,12 +72,22 @@ def build(bundle: Path, tag: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def image_bundle(
-    trained_bundle: Path, config: Config, tmp_path_factory: pytest.TempPathFactory
+    trained_bundle: Path,
+    config: Config,
+    default_frame: pd.DataFrame,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """The session's trained bundle with the data hash `make package` records, so every label is set."""
+    """The session's trained bundle as `make package` writes it: the data hash and drift reference.
+
+    With the hash every label is set; the reference (a parquet file) is read at start, so the
+    image's slim dependencies are proven to read it.
+    """
     bundle = load_bundle(trained_bundle)
     metadata = {**bundle.metadata, "data_sha256": sha256_file(ROOT / config.data.path)}
-    return write_bundle(tmp_path_factory.mktemp("image") / "bundle", bundle.pipeline, metadata)
+    scores = bundle.pipeline.predict_proba(feature_frame(default_frame, config.contract))[:, 1]
+    reference, profile = build_reference(default_frame, scores, config.contract)
+    target = tmp_path_factory.mktemp("image") / "bundle"
+    return write_bundle(target, bundle.pipeline, metadata, reference_files(reference, profile))
 
 
 @pytest.fixture(scope="session")
@@ -168,6 +181,7 @@ def test_the_labels_name_the_bundle_inside_and_the_commit(image: str, image_bund
     inspected = json.loads(podman("image", "inspect", image).stdout)[0]
     labels = inspected["Labels"]
     metadata = json.loads((image_bundle / "bundle.json").read_text())
+    assert (image_bundle / REFERENCE_FILE).is_file()
     for label, key in LABELS.items():
         assert labels[label] == str(metadata[key]), label
     head = subprocess.run(
