@@ -7,7 +7,9 @@ fail and say how to install it (.ci/run does, with apt).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +28,9 @@ from core.bundle import MODEL_FILE, REFERENCE_FILE, load_bundle, write_bundle
 from core.config import Config
 from core.frames import feature_frame
 from core.io import sha256_file
+from core.prediction_log import read_predictions
 from deploy.containers import container_env, run_argv
+from deploy.stage import to_records
 from tests.conftest import free_port
 from validation.profile import build_reference, reference_files
 
@@ -142,11 +146,11 @@ def start(image: str) -> Iterator[Any]:
     """Start hardened containers of the image; every one is removed afterwards."""
     names: list[str] = []
 
-    def run(env: dict[str, str] | None = None) -> Container:
+    def run(env: dict[str, str] | None = None, volumes: tuple[str, ...] = ()) -> Container:
         name = f"pytest-{uuid.uuid4().hex[:10]}"
         port = free_port()
         names.append(name)
-        podman(*run_argv(image, name=name, port=port, env=env)[1:])
+        podman(*run_argv(image, name=name, port=port, env=env, volumes=volumes)[1:])
         return Container(name, f"http://127.0.0.1:{port}")
 
     yield run
@@ -252,3 +256,47 @@ def test_model_uri_in_the_container_is_one_clear_error(image: str) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: MODEL_URI="), proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_sigterm_under_load_loses_no_logged_prediction(
+    start: Any, config: Config, default_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    # The log lives outside the container (a volume), so it can be read after the container is gone.
+    folder = tmp_path / "log"
+    folder.mkdir()
+    os.chown(folder, 10001, 10001)
+    container = start(
+        env={"PREDICTION_LOG_URL": "sqlite:////data/predictions.db"},
+        volumes=(f"{folder}:/data",),
+    )
+    container.wait_ready()
+    records = to_records(default_frame.head(64), config.contract)
+    answered: list[str] = []
+
+    async def client_loop(k: int, client: httpx.AsyncClient) -> None:
+        i = k
+        while True:
+            try:
+                response = await client.post("/predict", json=records[i % len(records)])
+            except httpx.TransportError:
+                return  # the service has closed: shutdown reached this client
+            assert response.status_code in (200, 503), response.text
+            if response.status_code == 200:
+                answered.append(response.json()["request_id"])
+            i += 16
+
+    async def load() -> None:
+        async with httpx.AsyncClient(base_url=container.url, timeout=30) as client:
+            tasks = [asyncio.create_task(client_loop(k, client)) for k in range(16)]
+            await asyncio.sleep(2)
+            podman("kill", "--signal=TERM", container.name)
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+
+    asyncio.run(load())
+    podman("wait", container.name, timeout=60)
+    code = podman("inspect", "--format", "{{.State.ExitCode}}", container.name).stdout.strip()
+    assert code in ("0", "143"), container.logs()
+    assert len(answered) > 50
+    logged = read_predictions(f"sqlite:///{folder}/predictions.db")
+    missing = set(answered) - set(logged["request_id"])
+    assert not missing, f"{len(missing)} answered predictions were not logged"
