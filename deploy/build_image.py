@@ -71,6 +71,16 @@ def context_bundle(bundle: Path, root: Path) -> str:
     return STAGED_BUNDLE.as_posix()
 
 
+def context_config(config: Path, root: Path) -> str:
+    """The config's path inside the build context (.dockerignore lets in config.yaml and examples')."""
+    try:
+        return config.resolve().relative_to(root).as_posix()
+    except ValueError:
+        raise DeployError(
+            f"{config} is outside {root}: the image can only take a config from the build context"
+        ) from None
+
+
 def pick_engine(wanted: str) -> str:
     """`docker` where an engine answers, else `buildah`; refuse when neither can build."""
     if wanted == "docker" or (wanted == "auto" and docker_answers()):
@@ -107,13 +117,19 @@ def build_command(
 
 
 def build_image(
-    bundle: Path, tag: str = DEFAULT_TAG, dockerfile: Path | None = None, engine: str = "auto"
+    bundle: Path,
+    tag: str = DEFAULT_TAG,
+    dockerfile: Path | None = None,
+    engine: str = "auto",
+    config: Path | None = None,
 ) -> float:
-    """Build `tag` from the Dockerfile with `bundle` baked in; return the build's seconds."""
+    """Build `tag` from the Dockerfile with `bundle` (and `config`) baked in; the build's seconds."""
     dockerfile = dockerfile or ROOT / "Dockerfile"
     root = dockerfile.resolve().parent
     args = build_args(bundle, git_revision(root))
     args["BUNDLE_DIR"] = context_bundle(bundle, root)
+    if config is not None:
+        args["CONFIG"] = context_config(config, root)
     chosen = pick_engine(engine)
     env = container_env(root)
     if chosen == "buildah":

@@ -101,18 +101,26 @@ HARDENED = [
 ]
 
 
+def runtime() -> str | None:
+    """The tool that runs the images `make image` builds: docker with an engine, else podman."""
+    if docker_answers():
+        return "docker"
+    return "podman" if shutil.which("podman") and shutil.which("buildah") else None
+
+
 def run_argv(
     image: str,
     *,
     name: str,
+    tool: str = "podman",
     port: int | None = None,
     env: dict[str, str] | None = None,
     volumes: tuple[str, ...] = (),
     detach: bool = True,
     extra: tuple[str, ...] = (),
 ) -> list[str]:
-    """`podman run` of the image as the manifests run it, published on 127.0.0.1:port only."""
-    argv = ["podman", "run", f"--name={name}", *HARDENED]
+    """`podman run` (or `docker run`) of the image as the manifests run it, on 127.0.0.1:port only."""
+    argv = [tool, "run", f"--name={name}", *HARDENED]
     argv += ["--detach"] if detach else []
     argv += [f"--publish=127.0.0.1:{port}:8000"] if port is not None else []
     argv += [f"--env={key}={value}" for key, value in (env or {}).items()]

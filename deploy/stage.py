@@ -37,6 +37,8 @@ from core.errors import DeployError, ServiceUnavailable
 from core.frames import feature_frame
 from core.io import atomic_write_json
 from core.settings import get_settings
+from deploy.build_image import build_image
+from deploy.containers import container_env, run_argv, runtime
 from deploy.image import local_process, parse_dockerfile
 
 # The serving interface this smoke test relies on (issue 6): POST /predict takes one record as a
@@ -46,6 +48,8 @@ LABEL_KEY = "label"
 VERSION_KEY = "model_version"
 # Served and in-process probabilities may differ by float rounding (the compiled numpy path).
 TOLERANCE = 1e-4
+# The image `make stage` builds and runs when a container engine is here.
+STAGE_TAG = "model-service:stage"
 
 
 def free_port() -> int:
@@ -148,6 +152,42 @@ def image_service(
         yield service
     finally:
         service.stop()
+
+
+@contextmanager
+def container_service(
+    tool: str, dockerfile: Path, bundle: Path, config: Path, log: Path, tag: str = STAGE_TAG
+) -> Iterator[Service]:
+    """Build the image with `bundle` and `config` baked in, run it as the manifests do; stop it on exit.
+
+    The container runs attached under `tool run`, so SIGTERM to that process reaches the service
+    (signals are proxied) and its exit code is the service's.
+    """
+    build_image(bundle, tag, dockerfile, "docker" if tool == "docker" else "buildah", config)
+    root = dockerfile.resolve().parent
+    port = free_port()
+    name = f"stage-{port}"
+    # Without systemd, podman cannot schedule the periodic health check and says so in the log.
+    extra = ("--rm", "--no-healthcheck") if tool == "podman" else ("--rm",)
+    argv = run_argv(tag, name=name, tool=tool, port=port, detach=False, extra=extra)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            env=container_env(root),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    spec = parse_dockerfile(dockerfile)
+    service = Service(process, f"http://127.0.0.1:{port}", spec.argv, {}, log)
+    try:
+        yield service
+    finally:
+        service.stop()
+        subprocess.run(
+            [tool, "rm", "--force", name], env=container_env(root), capture_output=True, check=False
+        )
 
 
 def json_value(value: Any, feature_type: FeatureType, integer: bool) -> Any:
@@ -286,6 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--url", help="smoke-test a service already running there (the image, staging) instead"
     )
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "container", "process"],
+        default="auto",
+        help="container: build and run the image (docker, else podman); process: run the image's "
+        "command here; auto: container when docker or podman is installed",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     config = load_config(args.config)
@@ -299,17 +346,27 @@ def main(argv: list[str] | None = None) -> int:
             report = smoke(None, bundle, config, args.rows, url=args.url, api_key=key)
             atomic_write_json(report_path, report)
         return _verdict(report, report_path, f"service at {args.url}")
+    tool = runtime() if args.engine != "process" else None
+    if args.engine == "container" and tool is None:
+        raise DeployError("--engine container: neither a Docker engine nor podman is here")
     with (
         tempfile.TemporaryDirectory(prefix="stage-tmp-") as scratch,
-        image_service(
-            args.dockerfile,
-            settings.model_bundle,
-            args.config,
-            Path(scratch),
-            out_dir / "server.log",
+        (
+            container_service(
+                tool, args.dockerfile, settings.model_bundle, args.config, out_dir / "server.log"
+            )
+            if tool
+            else image_service(
+                args.dockerfile,
+                settings.model_bundle,
+                args.config,
+                Path(scratch),
+                out_dir / "server.log",
+            )
         ) as service,
     ):
-        with step(f"service started with the image's command ({' '.join(service.argv)})"):
+        how = f"in a {tool} container of {STAGE_TAG}" if tool else "as a process here"
+        with step(f"service started {how} with the image's command ({' '.join(service.argv)})"):
             service.wait_ready()
         with step("smoke test", str(report_path)):
             report = smoke(service, bundle, config, args.rows)

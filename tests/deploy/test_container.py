@@ -173,6 +173,19 @@ def run_once(
         podman("rm", "--force", name, check=False)
 
 
+def stage(bundle: Path, reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m deploy.stage ARGS` (what `make smoke` / `make stage` run) on `bundle`."""
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.stage", *args],
+        cwd=ROOT,
+        env={**container_env(ROOT), "MODEL_BUNDLE": str(bundle), "REPORTS_DIR": str(reports)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
 def tampered_copy(bundle: Path, target: Path) -> Path:
     """A copy of the bundle whose model file no longer matches its manifest (one byte added)."""
     shutil.copytree(bundle, target)
@@ -201,19 +214,7 @@ def test_the_hardened_container_passes_the_smoke_test_and_its_healthcheck(
 ) -> None:
     container = start()
     container.wait_ready()
-    smoke = subprocess.run(
-        [sys.executable, "-m", "deploy.stage", "--url", container.url],
-        cwd=ROOT,
-        env={
-            **container_env(ROOT),
-            "MODEL_BUNDLE": str(image_bundle),
-            "REPORTS_DIR": str(image_bundle.parent / "reports"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    smoke = stage(image_bundle, image_bundle.parent / "reports", "--url", container.url)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert podman("healthcheck", "run", container.name, check=False).returncode == 0, (
         container.logs()
@@ -300,3 +301,20 @@ def test_sigterm_under_load_loses_no_logged_prediction(
     logged = read_predictions(f"sqlite:///{folder}/predictions.db")
     missing = set(answered) - set(logged["request_id"])
     assert not missing, f"{len(missing)} answered predictions were not logged"
+
+
+def test_make_stage_builds_and_runs_the_container_when_podman_is_here(
+    image: str, image_bundle: Path
+) -> None:
+    proc = stage(image_bundle, image_bundle.parent / "stage-reports", "--config", "config.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "service started in a podman container of model-service:stage" in proc.stdout
+    report = json.loads(
+        (image_bundle.parent / "stage-reports" / "stage" / "smoke.json").read_text()
+    )
+    assert report["passed"] is True
+    assert {
+        "name": "SIGTERM stops the service with exit code 0",
+        "ok": True,
+        "detail": 0,
+    } in report["checks"]
