@@ -127,10 +127,10 @@ GITOPS_BRANCH ?= main
 lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate), compose, Argo CD, dashboards
 	@$(PY) -m deploy.lint_infra
 
-image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases without a registry)
+image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases)
 	@$(PY) -m deploy.build_image --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
 
-stage: install ## Local staging: run the image's command on MODEL_BUNDLE, smoke-test it, stop it (reports/stage/)
+stage: install ## Local staging: build and run the image with MODEL_BUNDLE (docker/podman; else its command here), smoke-test it, stop it
 	@$(PY) -m deploy.stage --config $(CONFIG)
 
 smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE (/health, /ready, /predict, a 422)

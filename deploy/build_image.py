@@ -94,10 +94,16 @@ def pick_engine(wanted: str) -> str:
 
 
 def build_command(
-    engine: str, dockerfile: Path, tag: str, args: dict[str, str], root: Path
+    engine: str,
+    dockerfile: Path,
+    tag: str,
+    args: dict[str, str],
+    root: Path,
+    no_cache: bool = False,
 ) -> list[str]:
     """The build command line; buildah keeps HEALTHCHECK only in the docker format."""
     flags = [f"--build-arg={key}={value}" for key, value in args.items()]
+    flags += ["--no-cache"] if no_cache else []
     if engine == "docker":
         return ["docker", "build", "-f", str(dockerfile), "-t", tag, *flags, str(root)]
     return [
@@ -122,6 +128,7 @@ def build_image(
     dockerfile: Path | None = None,
     engine: str = "auto",
     config: Path | None = None,
+    no_cache: bool = False,
 ) -> float:
     """Build `tag` from the Dockerfile with `bundle` (and `config`) baked in; the build's seconds."""
     dockerfile = dockerfile or ROOT / "Dockerfile"
@@ -136,7 +143,9 @@ def build_image(
         for image in base_images(dockerfile):
             ensure_base(image, root, env)
     started = time.monotonic()
-    proc = subprocess.run(build_command(chosen, dockerfile, tag, args, root), env=env, check=False)
+    proc = subprocess.run(
+        build_command(chosen, dockerfile, tag, args, root, no_cache), env=env, check=False
+    )
     if proc.returncode != 0:
         raise DeployError(
             f"{chosen} could not build {tag} (exit {proc.returncode}); its output is above"

@@ -1,9 +1,12 @@
 """Local staging: start the service exactly as the image does, smoke-test it, stop it cleanly.
 
 Usage: python -m deploy.stage [--config config.yaml] [--dockerfile Dockerfile] [--rows 5]
+                              [--engine auto|container|process] [--url URL]
 
-The command, environment and working directory come from the Dockerfile's final stage
-(`deploy.image`), so what runs here is what the container runs; the only deliberate differences
+Where docker (with an engine) or podman is installed, the image itself is built (`make image`'s
+code) and run hardened as the manifests run it (`--engine container`). Elsewhere the command,
+environment and working directory come from the Dockerfile's final stage (`deploy.image`), so
+what runs here is what the container runs; the only deliberate differences
 are the address (127.0.0.1 and a free port instead of 0.0.0.0:8000), the bundle and config paths,
 and /tmp mapped to a scratch folder. Requests are built from the data contract and real rows of
 the configured data; the report goes to REPORTS_DIR/stage/smoke.json.
