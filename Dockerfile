@@ -39,32 +39,15 @@ RUN /app/.venv/bin/python -m deploy.verify_bundle bundle \
       --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}"
 
 # ---- runtime stage: no build tools, non-root, read-only friendly ----
+# Layer order for the cache: what changes least first (user, environment, dependencies), then
+# code, then the bundle, and the labels last: a new commit or model rebuilds only the layers after
+# what changed, never the dependencies' copy.
 FROM ${PYTHON_IMAGE} AS runtime
-ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
-ARG REVISION="unknown"
-ARG MODEL_NAME=""
-ARG MODEL_VERSION=""
-ARG DATA_SHA256=""
-ARG CONFIG=config.yaml
-LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="MIT" \
-      io.github.mlops-template.model.name="${MODEL_NAME}" \
-      io.github.mlops-template.model.version="${MODEL_VERSION}" \
-      io.github.mlops-template.data.sha256="${DATA_SHA256}"
 # A numeric UID, so Kubernetes can check runAsNonRoot without resolving a user name.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin app
 WORKDIR /app
-# Code and model stay owned by root: the service user can read them, not change them.
-COPY --from=build /app/.venv /app/.venv
-COPY --from=build /app/bundle /app/bundle
-COPY core/ core/
-COPY serving/ serving/
-COPY deploy/ deploy/
-COPY ${CONFIG} config.yaml
 # Writable state goes to /tmp (an emptyDir in Kubernetes; the root filesystem is read-only).
 # serving.serve reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY (core/settings.py), verifies
 # the bundle and gives several workers one metrics folder, so /metrics counts them all.
@@ -79,8 +62,28 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     UVICORN_HOST=0.0.0.0 \
     UVICORN_PORT=8000 \
     WEB_CONCURRENCY=2
-USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-m", "deploy.healthcheck"]
 CMD ["python", "-m", "serving.serve"]
+# Code and model stay owned by root (COPY ignores USER): the service user can read, not change them.
+COPY --from=build /app/.venv /app/.venv
+COPY core/ core/
+COPY serving/ serving/
+COPY deploy/ deploy/
+ARG CONFIG=config.yaml
+COPY ${CONFIG} config.yaml
+COPY --from=build /app/bundle /app/bundle
+USER 10001:10001
+ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
+ARG REVISION="unknown"
+ARG MODEL_NAME=""
+ARG MODEL_VERSION=""
+ARG DATA_SHA256=""
+LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      io.github.mlops-template.model.name="${MODEL_NAME}" \
+      io.github.mlops-template.model.version="${MODEL_VERSION}" \
+      io.github.mlops-template.data.sha256="${DATA_SHA256}"
