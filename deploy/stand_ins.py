@@ -160,10 +160,25 @@ def make_uv_image(image: str, work: Path, env: dict[str, str]) -> None:
         subprocess.run(["buildah", "rm", container], env=env, capture_output=True, check=False)
 
 
+def is_stand_in(image: str, env: dict[str, str]) -> bool:
+    """True when the local image carries STAND_IN_LABEL (made by this module, not pulled)."""
+    key, _, value = STAND_IN_LABEL.partition("=")
+    proc = subprocess.run(
+        ["podman", "image", "inspect", "--format", f'{{{{index .Labels "{key}"}}}}', image],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode == 0 and proc.stdout.strip() == value
+
+
 def ensure_base(image: str, root: Path, env: dict[str, str]) -> None:
     """Make sure local storage holds `image`: as it is, pulled, or made here as a stand-in."""
     if image_exists(image, env) or image_exists(_full_name(image), env):
-        print(f"base {image}: in local storage", flush=True)
+        made_here = is_stand_in(image, env)
+        what = "the local stand-in made here earlier (never pushed)" if made_here else "as pulled"
+        print(f"base {image}: in local storage, {what}", flush=True)
         return
     if resolves(registry_host(image)):
         print(f"base {image}: pulling", flush=True)
