@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # The model service image: one verified model bundle baked in, dependencies from uv.lock only.
-# Build (from the repository root, after `make package`):
-#   docker build --build-arg MODEL_VERSION=3 --build-arg REVISION=$(git rev-parse HEAD) -t api .
-# The same CMD is run outside a container by tests/deploy/test_image.py and `make stage`.
+# Build with `make image` (after `make package`): docker build where an engine answers, else buildah,
+# with the bundle's name, version and data hash and the git revision as build arguments
+# (deploy/build_image.py). tests/deploy/test_container.py builds and runs it with podman.
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
@@ -14,11 +14,18 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /app
-# Only the lock decides what is installed: --frozen never re-resolves, --no-dev drops test tools.
+# Only the lock decides what is installed: --frozen never re-resolves; only the `serving` group
+# (pyproject.toml), so no training, validation or test tool is in the image. Mount targets are
+# absolute: buildah refuses relative ones.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    uv sync --frozen --no-dev --no-install-project
+    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
+    uv sync --frozen --no-dev --no-default-groups --group serving --no-install-project
+# The wheels' own test suites, C headers and Cython sources are never imported (about 120 MB).
+RUN find /app/.venv/lib/python3.11/site-packages -depth -type d \( -name tests -o -name include \) \
+      -exec rm -rf {} + \
+    && find /app/.venv/lib/python3.11/site-packages -type f \
+      \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' \) -delete
 COPY core/ core/
 COPY deploy/ deploy/
 ARG BUNDLE_DIR=build/bundle
@@ -32,32 +39,15 @@ RUN /app/.venv/bin/python -m deploy.verify_bundle bundle \
       --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}"
 
 # ---- runtime stage: no build tools, non-root, read-only friendly ----
+# Layer order for the cache: what changes least first (user, environment, dependencies), then
+# code, then the bundle, and the labels last: a new commit or model rebuilds only the layers after
+# what changed, never the dependencies' copy.
 FROM ${PYTHON_IMAGE} AS runtime
-ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
-ARG REVISION="unknown"
-ARG MODEL_NAME=""
-ARG MODEL_VERSION=""
-ARG DATA_SHA256=""
-ARG CONFIG=config.yaml
-LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="MIT" \
-      io.github.mlops-template.model.name="${MODEL_NAME}" \
-      io.github.mlops-template.model.version="${MODEL_VERSION}" \
-      io.github.mlops-template.data.sha256="${DATA_SHA256}"
 # A numeric UID, so Kubernetes can check runAsNonRoot without resolving a user name.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin app
 WORKDIR /app
-# Code and model stay owned by root: the service user can read them, not change them.
-COPY --from=build /app/.venv /app/.venv
-COPY --from=build /app/bundle /app/bundle
-COPY core/ core/
-COPY serving/ serving/
-COPY deploy/ deploy/
-COPY ${CONFIG} config.yaml
 # Writable state goes to /tmp (an emptyDir in Kubernetes; the root filesystem is read-only).
 # serving.serve reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY (core/settings.py), verifies
 # the bundle and gives several workers one metrics folder, so /metrics counts them all.
@@ -72,8 +62,28 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     UVICORN_HOST=0.0.0.0 \
     UVICORN_PORT=8000 \
     WEB_CONCURRENCY=2
-USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-m", "deploy.healthcheck"]
 CMD ["python", "-m", "serving.serve"]
+# Code and model stay owned by root (COPY ignores USER): the service user can read, not change them.
+COPY --from=build /app/.venv /app/.venv
+COPY core/ core/
+COPY serving/ serving/
+COPY deploy/ deploy/
+ARG CONFIG=config.yaml
+COPY ${CONFIG} config.yaml
+COPY --from=build /app/bundle /app/bundle
+USER 10001:10001
+ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
+ARG REVISION="unknown"
+ARG MODEL_NAME=""
+ARG MODEL_VERSION=""
+ARG DATA_SHA256=""
+LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      io.github.mlops-template.model.name="${MODEL_NAME}" \
+      io.github.mlops-template.model.version="${MODEL_VERSION}" \
+      io.github.mlops-template.data.sha256="${DATA_SHA256}"

@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: lint-infra stage smoke deploy-staging promote drift simulate retrain score serve install-node lint-workflows
+.PHONY: image lint-infra stage smoke deploy-staging promote drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -127,7 +127,10 @@ GITOPS_BRANCH ?= main
 lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate), compose, Argo CD, dashboards
 	@$(PY) -m deploy.lint_infra
 
-stage: install ## Local staging: run the image's command on MODEL_BUNDLE, smoke-test it, stop it (reports/stage/)
+image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases)
+	@$(PY) -m deploy.build_image --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
+
+stage: install ## Local staging: build and run the image with MODEL_BUNDLE (docker/podman; else its command here), smoke-test it, stop it
 	@$(PY) -m deploy.stage --config $(CONFIG)
 
 smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE (/health, /ready, /predict, a 422)

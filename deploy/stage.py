@@ -1,9 +1,12 @@
 """Local staging: start the service exactly as the image does, smoke-test it, stop it cleanly.
 
 Usage: python -m deploy.stage [--config config.yaml] [--dockerfile Dockerfile] [--rows 5]
+                              [--engine auto|container|process] [--url URL]
 
-The command, environment and working directory come from the Dockerfile's final stage
-(`deploy.image`), so what runs here is what the container runs; the only deliberate differences
+Where docker (with an engine) or podman is installed, the image itself is built (`make image`'s
+code) and run hardened as the manifests run it (`--engine container`). Elsewhere the command,
+environment and working directory come from the Dockerfile's final stage (`deploy.image`), so
+what runs here is what the container runs; the only deliberate differences
 are the address (127.0.0.1 and a free port instead of 0.0.0.0:8000), the bundle and config paths,
 and /tmp mapped to a scratch folder. Requests are built from the data contract and real rows of
 the configured data; the report goes to REPORTS_DIR/stage/smoke.json.
@@ -37,12 +40,16 @@ from core.frames import feature_frame, request_records
 from core.io import atomic_write_json
 from core.net import free_port
 from core.settings import get_settings
+from deploy.build_image import build_image
+from deploy.containers import container_env, run_argv, runtime
 from deploy.image import local_process, parse_dockerfile
 
 # The serving interface this smoke test relies on (issue 6): POST /predict takes one record as a
 # JSON object of contract features and answers with PROBABILITY, LABEL and MODEL_VERSION.
 # Served and in-process probabilities may differ by float rounding (the compiled numpy path).
 TOLERANCE = 1e-4
+# The image `make stage` builds and runs when a container engine is here.
+STAGE_TAG = "model-service:stage"
 
 
 @dataclass
@@ -138,6 +145,42 @@ def image_service(
         yield service
     finally:
         service.stop()
+
+
+@contextmanager
+def container_service(
+    tool: str, dockerfile: Path, bundle: Path, config: Path, log: Path, tag: str = STAGE_TAG
+) -> Iterator[Service]:
+    """Build the image with `bundle` and `config` baked in, run it as the manifests do; stop it on exit.
+
+    The container runs attached under `tool run`, so SIGTERM to that process reaches the service
+    (signals are proxied) and its exit code is the service's.
+    """
+    build_image(bundle, tag, dockerfile, "docker" if tool == "docker" else "buildah", config)
+    root = dockerfile.resolve().parent
+    port = free_port()
+    name = f"stage-{port}"
+    # Without systemd, podman cannot schedule the periodic health check and says so in the log.
+    extra = ("--rm", "--no-healthcheck") if tool == "podman" else ("--rm",)
+    argv = run_argv(tag, name=name, tool=tool, port=port, detach=False, extra=extra)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            env=container_env(root),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    spec = parse_dockerfile(dockerfile)
+    service = Service(process, f"http://127.0.0.1:{port}", spec.argv, {}, log)
+    try:
+        yield service
+    finally:
+        service.stop()
+        subprocess.run(
+            [tool, "rm", "--force", name], env=container_env(root), capture_output=True, check=False
+        )
 
 
 def sample_records(frame: pd.DataFrame, contract: Contract, n: int, seed: int) -> pd.DataFrame:
@@ -255,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--url", help="smoke-test a service already running there (the image, staging) instead"
     )
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "container", "process"],
+        default="auto",
+        help="container: build and run the image (docker, else podman); process: run the image's "
+        "command here; auto: container when docker or podman is installed",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     config = load_config(args.config)
@@ -268,17 +318,27 @@ def main(argv: list[str] | None = None) -> int:
             report = smoke(None, bundle, config, args.rows, url=args.url, api_key=key)
             atomic_write_json(report_path, report)
         return _verdict(report, report_path, f"service at {args.url}")
+    tool = runtime() if args.engine != "process" else None
+    if args.engine == "container" and tool is None:
+        raise DeployError("--engine container: neither a Docker engine nor podman is here")
     with (
         tempfile.TemporaryDirectory(prefix="stage-tmp-") as scratch,
-        image_service(
-            args.dockerfile,
-            settings.model_bundle,
-            args.config,
-            Path(scratch),
-            out_dir / "server.log",
+        (
+            container_service(
+                tool, args.dockerfile, settings.model_bundle, args.config, out_dir / "server.log"
+            )
+            if tool
+            else image_service(
+                args.dockerfile,
+                settings.model_bundle,
+                args.config,
+                Path(scratch),
+                out_dir / "server.log",
+            )
         ) as service,
     ):
-        with step(f"service started with the image's command ({' '.join(service.argv)})"):
+        how = f"in a {tool} container of {STAGE_TAG}" if tool else "as a process here"
+        with step(f"service started {how} with the image's command ({' '.join(service.argv)})"):
             service.wait_ready()
         with step("smoke test", str(report_path)):
             report = smoke(service, bundle, config, args.rows)

@@ -105,7 +105,7 @@ def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
 ) -> None:
     env = {**os.environ, "MODEL_BUNDLE": str(trained_bundle), "REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "deploy.stage", "--config", "config.yaml"],
+        [sys.executable, "-m", "deploy.stage", "--config", "config.yaml", "--engine", "process"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -1,0 +1,174 @@
+"""`make image`: build the service image from the Dockerfile and one model bundle.
+
+Usage: python -m deploy.build_image [--bundle DIR] [--tag NAME] [--engine auto|docker|buildah]
+
+With a Docker engine answering, this is `docker build`; otherwise `buildah bud` (daemonless, as
+root). The bundle's model name, version and data hash and the git revision go in as build
+arguments, so the image's labels name the model inside it (and the build's own bundle check fails
+when they disagree). Where no image registry answers, the base images the Dockerfile names are
+made here first (`deploy.stand_ins`), kept in local storage and never pushed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from core.bundle import METADATA_FILE
+from core.cli import entry_point, step
+from core.errors import DeployError
+from core.settings import get_settings
+from deploy.containers import container_env, docker_answers, image_size
+from deploy.stand_ins import base_images, ensure_base
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TAG = "model-service:latest"
+# The build context lets in build/bundle and this staging folder only (.dockerignore), so a bundle
+# kept elsewhere is copied here first.
+STAGED_BUNDLE = Path("build/image-bundle")
+# Bundle metadata key -> Dockerfile build argument (each one is also an image label).
+LABEL_ARGS = {
+    "model_name": "MODEL_NAME",
+    "model_version": "MODEL_VERSION",
+    "data_sha256": "DATA_SHA256",
+}
+
+
+def git_revision(root: Path) -> str:
+    """The commit the image is built from, or "unknown" outside a git checkout."""
+    proc = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+def build_args(bundle: Path, revision: str) -> dict[str, str]:
+    """The Dockerfile's build arguments for this bundle: its metadata and the git revision."""
+    try:
+        metadata = json.loads((bundle / METADATA_FILE).read_text())
+    except FileNotFoundError:
+        raise DeployError(
+            f"{bundle / METADATA_FILE} not found: build the bundle first (make package) or set "
+            "MODEL_BUNDLE"
+        ) from None
+    args = {arg: str(metadata.get(key) or "") for key, arg in LABEL_ARGS.items()}
+    return {**args, "REVISION": revision}
+
+
+def context_bundle(bundle: Path, root: Path) -> str:
+    """The bundle's path inside the build context, copying it into the context when it is outside."""
+    bundle = bundle.resolve()
+    default = (root / "build" / "bundle").resolve()
+    if bundle == default:
+        return "build/bundle"
+    staged = root / STAGED_BUNDLE
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(bundle, staged)
+    return STAGED_BUNDLE.as_posix()
+
+
+def context_config(config: Path, root: Path) -> str:
+    """The config's path inside the build context (.dockerignore lets in config.yaml and examples')."""
+    try:
+        return config.resolve().relative_to(root).as_posix()
+    except ValueError:
+        raise DeployError(
+            f"{config} is outside {root}: the image can only take a config from the build context"
+        ) from None
+
+
+def pick_engine(wanted: str) -> str:
+    """`docker` where an engine answers, else `buildah`; refuse when neither can build."""
+    if wanted == "docker" or (wanted == "auto" and docker_answers()):
+        return "docker"
+    if shutil.which("buildah") is None:
+        raise DeployError(
+            "no container engine: no Docker daemon answers and buildah is not installed "
+            "(.ci/run installs buildah, podman and runc with apt)"
+        )
+    return "buildah"
+
+
+def build_command(
+    engine: str,
+    dockerfile: Path,
+    tag: str,
+    args: dict[str, str],
+    root: Path,
+    no_cache: bool = False,
+) -> list[str]:
+    """The build command line; buildah keeps HEALTHCHECK only in the docker format."""
+    flags = [f"--build-arg={key}={value}" for key, value in args.items()]
+    flags += ["--no-cache"] if no_cache else []
+    if engine == "docker":
+        return ["docker", "build", "-f", str(dockerfile), "-t", tag, *flags, str(root)]
+    return [
+        "buildah",
+        "bud",
+        "--pull=never",
+        "--layers",
+        "--format",
+        "docker",
+        "-f",
+        str(dockerfile),
+        "-t",
+        tag,
+        *flags,
+        str(root),
+    ]
+
+
+def build_image(
+    bundle: Path,
+    tag: str = DEFAULT_TAG,
+    dockerfile: Path | None = None,
+    engine: str = "auto",
+    config: Path | None = None,
+    no_cache: bool = False,
+) -> float:
+    """Build `tag` from the Dockerfile with `bundle` (and `config`) baked in; the build's seconds."""
+    dockerfile = dockerfile or ROOT / "Dockerfile"
+    root = dockerfile.resolve().parent
+    args = build_args(bundle, git_revision(root))
+    args["BUNDLE_DIR"] = context_bundle(bundle, root)
+    if config is not None:
+        args["CONFIG"] = context_config(config, root)
+    chosen = pick_engine(engine)
+    env = container_env(root)
+    if chosen == "buildah":
+        for image in base_images(dockerfile):
+            ensure_base(image, root, env)
+    started = time.monotonic()
+    proc = subprocess.run(
+        build_command(chosen, dockerfile, tag, args, root, no_cache), env=env, check=False
+    )
+    if proc.returncode != 0:
+        raise DeployError(
+            f"{chosen} could not build {tag} (exit {proc.returncode}); its output is above"
+        )
+    return time.monotonic() - started
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", type=Path, default=None, help="default: MODEL_BUNDLE")
+    parser.add_argument("--tag", default=DEFAULT_TAG)
+    parser.add_argument("--dockerfile", type=Path, default=ROOT / "Dockerfile")
+    parser.add_argument("--engine", choices=["auto", "docker", "buildah"], default="auto")
+    args = parser.parse_args(argv)
+    bundle = args.bundle or get_settings().model_bundle
+    with step(f"image {args.tag} from {bundle}"):
+        build_image(bundle, args.tag, args.dockerfile, args.engine)
+    size = image_size(args.tag, container_env(ROOT))
+    if size is not None:
+        print(f"image {args.tag}: {size / 1e6:.0f} MB unpacked")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Stand-in base images for machines that reach no image registry (made locally, never pushed).
+
+The Dockerfile names two bases: the Python image and uv's image. Where their registry does not
+resolve, this makes look-alikes and tags them with the very names the Dockerfile uses, so the
+same Dockerfile builds with `--pull=never`:
+- Python: Debian bookworm (debootstrap minbase from the apt mirror this machine uses) with
+  Debian's python3.11, linked where the official image keeps python, plus this machine's extra CA
+  certificates (a TLS proxy signs PyPI's certificate here). That is why it must never be pushed.
+- uv: the uv binary from uv's PyPI wheel, alone in an image, at /uv.
+Each carries the label STAND_IN_LABEL. An image already in local storage is used as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from core.errors import DeployError
+from deploy.containers import image_exists
+
+STAND_IN_LABEL = "io.github.mlops-template.stand-in=true"
+DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+LOCAL_CA = Path("/usr/local/share/ca-certificates")
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ARG = re.compile(r"^ARG\s+(\w+)=(\S+)", re.M)
+_COPY_FROM = re.compile(r"--from=([\w.\-/]+:[\w.\-]+)")
+
+
+def base_images(dockerfile: Path) -> list[str]:
+    """The external images the Dockerfile builds from (ARG defaults used in FROM, COPY --from)."""
+    text = dockerfile.read_text()
+    args = dict(_ARG.findall(text))
+    images: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("FROM "):
+            ref = line.split()[1]
+            ref = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), ref)
+            if ":" in ref and ref not in images:
+                images.append(ref)
+    images += [ref for ref in _COPY_FROM.findall(text) if ref not in images]
+    return images
+
+
+def registry_host(image: str) -> str:
+    """The registry host an image reference pulls from (Docker Hub for bare names)."""
+    first = image.split("/")[0]
+    return first if "/" in image and ("." in first or ":" in first) else "registry-1.docker.io"
+
+
+def resolves(host: str) -> bool:
+    """True when the host name resolves (no registry here resolves at all)."""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def _run(argv: list[str], env: dict[str, str]) -> str:
+    """Run one tool; on failure raise with the last lines it printed."""
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        raise DeployError(f"{' '.join(argv[:3])} … failed (exit {proc.returncode}): {tail}")
+    return proc.stdout
+
+
+def apt_mirror() -> str:
+    """The Debian mirror apt uses here (the first URIs line of debian.sources)."""
+    if DEBIAN_SOURCES.exists():
+        for line in DEBIAN_SOURCES.read_text().splitlines():
+            if line.startswith("URIs:"):
+                return line.split()[1]
+    return DEFAULT_MIRROR
+
+
+def _full_name(image: str) -> str:
+    """Docker's canonical name for a bare reference (python:3 -> docker.io/library/python:3)."""
+    first = image.split("/")[0]
+    if "/" in image and ("." in first or ":" in first):
+        return image
+    return f"docker.io/{image if '/' in image else 'library/' + image}"
+
+
+def make_python_base(image: str, work: Path, env: dict[str, str]) -> None:
+    """Bootstrap Debian bookworm with python3.11 into `work` and import it as `image`."""
+    if shutil.which("debootstrap") is None:
+        raise DeployError("debootstrap is not installed (.ci/run installs it with apt)")
+    rootfs = work / "rootfs"
+    _run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            "--include=python3.11,ca-certificates",
+            "bookworm",
+            str(rootfs),
+            apt_mirror(),
+        ],
+        env,
+    )
+    for cert in LOCAL_CA.glob("*.crt"):
+        shutil.copy2(cert, rootfs / "usr/local/share/ca-certificates" / cert.name)
+    _run(["chroot", str(rootfs), "update-ca-certificates"], env)
+    for name in ("python", "python3", "python3.11"):
+        (rootfs / "usr/local/bin" / name).symlink_to("/usr/bin/python3.11")
+    for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for item in (rootfs / cache).glob("*"):
+            if item.is_file():
+                item.unlink()
+    archive = work / "rootfs.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    changes = [
+        f"ENV PATH={PATH}",
+        "ENV LANG=C.UTF-8",
+        "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        f"LABEL {STAND_IN_LABEL}",
+        'CMD ["python3"]',
+    ]
+    flags = [f"--change={change}" for change in changes]
+    _run(["podman", "import", *flags, str(archive), _full_name(image)], env)
+
+
+def make_uv_image(image: str, work: Path, env: dict[str, str]) -> None:
+    """Put the uv binary of uv's PyPI wheel (version = the tag) alone into `image`, at /uv."""
+    version = image.rsplit(":", 1)[1]
+    _run(
+        [
+            "python3",
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"uv=={version}",
+            "-d",
+            str(work),
+        ],
+        env,
+    )
+    wheel = next(work.glob("uv-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        member = next(n for n in archive.namelist() if n.endswith("/scripts/uv"))
+        binary = Path(archive.extract(member, work))
+    binary.chmod(0o755)  # zipfile drops the execute bit
+    container = _run(["buildah", "from", "scratch"], env).strip()
+    try:
+        _run(["buildah", "copy", container, str(binary), "/uv"], env)
+        _run(["buildah", "config", f"--label={STAND_IN_LABEL}", container], env)
+        _run(["buildah", "commit", "--quiet", container, _full_name(image)], env)
+    finally:
+        subprocess.run(["buildah", "rm", container], env=env, capture_output=True, check=False)
+
+
+def is_stand_in(image: str, env: dict[str, str]) -> bool:
+    """True when the local image carries STAND_IN_LABEL (made by this module, not pulled)."""
+    key, _, value = STAND_IN_LABEL.partition("=")
+    proc = subprocess.run(
+        ["podman", "image", "inspect", "--format", f'{{{{index .Labels "{key}"}}}}', image],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode == 0 and proc.stdout.strip() == value
+
+
+def ensure_base(image: str, root: Path, env: dict[str, str]) -> None:
+    """Make sure local storage holds `image`: as it is, pulled, or made here as a stand-in."""
+    if image_exists(image, env) or image_exists(_full_name(image), env):
+        made_here = is_stand_in(image, env)
+        what = "the local stand-in made here earlier (never pushed)" if made_here else "as pulled"
+        print(f"base {image}: in local storage, {what}", flush=True)
+        return
+    if resolves(registry_host(image)):
+        print(f"base {image}: pulling", flush=True)
+        _run(["buildah", "pull", "--quiet", image], env)
+        return
+    make = make_uv_image if "astral-sh/uv" in image else make_python_base
+    print(
+        f"base {image}: no registry answers; making a local stand-in (stays in local "
+        "storage, never pushed)",
+        flush=True,
+    )
+    (root / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root / "build", prefix="stand-in-") as work:
+        make(image, Path(work), env)
