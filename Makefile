@@ -130,9 +130,9 @@ lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + k
 stage: install ## Local staging: run the image's command on MODEL_BUNDLE, smoke-test it, stop it (reports/stage/)
 	@$(PY) -m deploy.stage --config $(CONFIG)
 
-smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE (/health, /ready, /predict, a 422)
+smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE: wait (SMOKE_WAIT_SECONDS, default 300) until /model reports its version, then /health, /ready, /predict, a 422
 	@test -n "$(URL)" || { echo "usage: make smoke URL=http://127.0.0.1:8000"; exit 2; }
-	@$(PY) -m deploy.stage --config $(CONFIG) --url "$(URL)"
+	@$(PY) -m deploy.stage --config $(CONFIG) --url "$(URL)" $(if $(SMOKE_WAIT_SECONDS),--wait $(SMOKE_WAIT_SECONDS))
 
 deploy-staging: install ## Pin IMAGE=repo@sha256:… in the staging overlay, commit and push (GITOPS_REMOTE, GITOPS_BRANCH)
 	@test -n "$(IMAGE)" || { echo "usage: make deploy-staging IMAGE=ghcr.io/org/name@sha256:<64 hex> [MODEL_VERSION=v]"; exit 2; }
