@@ -143,5 +143,5 @@ sync-alias: install ## Point the registry alias ENV=staging|production at the mo
 	@test -n "$(ENV)" || { echo "usage: make sync-alias ENV=staging|production"; exit 2; }
 	@$(PY) -m orchestration.aliases sync "$(ENV)" --config $(CONFIG) --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH) $(if $(GITOPS_REF),--ref "$(GITOPS_REF)")
 
-promote: install ## Push branch promote/<digest12> that pins staging's image in production, for review
+promote: install ## Pin staging's image in the production overlay of this checkout (uncommitted) and write the pull-request body to reports/promote/pr.md; promote.yml opens the pull request
 	@$(PY) -m deploy.gitops promote --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH)

@@ -29,3 +29,4 @@ retrain:
 promote:
 	@mkdir -p infra/k8s/overlays/production
 	@cp infra/k8s/overlays/staging/kustomization.yaml infra/k8s/overlays/production/kustomization.yaml
+	@mkdir -p reports/promote && echo "# Promote model version 1 from staging to production" > reports/promote/pr.md

@@ -142,6 +142,7 @@ def test_promote_proposes_the_staging_digest_for_production(repo: Repo) -> None:
     (record,) = (repo.state / "prs").glob("*.json")
     pr = json.loads(record.read_text())
     assert pr["branch"] == "promote/production" and pr["labels"] == ["promote"]
+    assert pr["body"].startswith("# Promote model version")  # the body make promote wrote
     assert git(repo.origin, "diff", "--name-only", "main", "promote/production").splitlines() == [
         "infra/k8s/overlays/production/kustomization.yaml"
     ]
