@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: lint-infra stage smoke deploy-staging sync-alias promote drift simulate retrain score serve install-node lint-workflows
+.PHONY: lint-infra stage smoke deploy-staging sync-alias promote rollback drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -145,3 +145,7 @@ sync-alias: install ## Point the registry alias ENV=staging|production at the mo
 
 promote: install ## Pin staging's image in the production overlay of this checkout (uncommitted) and write the pull-request body to reports/promote/pr.md; promote.yml opens the pull request
 	@$(PY) -m deploy.gitops promote --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH)
+
+rollback: install ## Revert ENV=staging|production's last image change in this checkout (uncommitted), pull-request body in reports/rollback/pr.md; rollback.yml opens the pull request
+	@test -n "$(ENV)" || { echo "usage: make rollback ENV=staging|production"; exit 2; }
+	@$(PY) -m deploy.gitops rollback "$(ENV)"

@@ -3,6 +3,7 @@
 Usage:
   python -m deploy.gitops set-image OVERLAY IMAGE@sha256:<64 hex> [--model-version V]
   python -m deploy.gitops promote [--source staging] [--target production]
+  python -m deploy.gitops rollback OVERLAY
 Common options: --repo . --remote origin --branch main --retries 3
 
 `set-image` works in a temporary git worktree made from the remote branch, so the caller's checkout
@@ -242,6 +243,53 @@ def promote_body(repo: Path, pin: Pin, source: str = "staging", target: str = "p
     )
 
 
+@dataclass(frozen=True)
+class Rollback:
+    """A rollback written into the checkout: the pin it restores, the one it replaces, the commit."""
+
+    pin: Pin
+    current: Pin
+    reverted: str
+
+
+def rollback(repo: Path, overlay: str) -> Rollback:
+    """Restore the overlay's pin from before its last change, in the working tree (uncommitted).
+
+    Only the overlay file is reverted (the same change `git revert` of the GitOps commit makes to
+    it), so the workflow opens it as a pull request; refuse when there is nothing to go back to.
+    """
+    git = _git(repo)
+    path = overlay_file(overlay)
+    if not (git.cwd / path).is_file():
+        raise DeployError(f"overlay {overlay!r} not found: {path} does not exist")
+    current = read_pin((git.cwd / path).read_text(), str(path))
+    last = git.run("log", "-1", "--format=%H", "--", path.as_posix()).stdout.strip()
+    previous = git.run("show", f"{last}^:{path.as_posix()}", check=False)
+    if not last or previous.returncode != 0:
+        raise DeployError(f"{path} has no earlier version to roll back to")
+    pin = read_pin(previous.stdout, f"{last[:12]}^:{path}")
+    if pin.image.digest == PLACEHOLDER:
+        raise DeployError(
+            f"{path} pinned the template's placeholder before {last[:12]}: no earlier image to "
+            "roll back to"
+        )
+    apply_pin(git, overlay, pin)
+    subject = git.run("log", "-1", "--format=%h %s", last).stdout.strip()
+    return Rollback(pin, current, subject)
+
+
+def rollback_body(overlay: str, change: Rollback) -> str:
+    """Render the rollback pull request's body (templates/rollback_pr.md.j2)."""
+    return render(
+        "rollback_pr.md.j2",
+        overlay=overlay,
+        overlay_file=overlay_file(overlay).as_posix(),
+        pin=change.pin,
+        current=change.current,
+        reverted=change.reverted,
+    )
+
+
 def bundle_version() -> str:
     """The model version of the bundle at MODEL_BUNDLE, for the commit message."""
     path = get_settings().model_bundle / METADATA_FILE
@@ -270,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("promote", parents=[common], help="propose staging's image for production")
     p.add_argument("--source", default="staging")
     p.add_argument("--target", default="production")
+    r = sub.add_parser("rollback", parents=[common], help="revert an overlay's last image change")
+    r.add_argument("overlay")
     args = parser.parse_args(argv)
+    if args.command == "rollback":
+        return _rollback(args.repo, args.overlay)
 
     if args.command == "set-image":
         image = parse_image(args.image)
@@ -295,6 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"✓ {overlay_file(args.target)} now pins {promoted.image} (model version "
         f"{promoted.model_version}), uncommitted; pull-request body → {body}"
+    )
+    return 0
+
+
+def _rollback(repo: Path, overlay: str) -> int:
+    change = rollback(repo, overlay)
+    body = atomic_write_text(
+        get_settings().reports_dir / "rollback" / "pr.md", rollback_body(overlay, change)
+    )
+    print(
+        f"✓ {overlay_file(overlay)} now pins model version {change.pin.model_version} again "
+        f"(was {change.current.model_version}), uncommitted; pull-request body → {body}"
     )
     return 0
 

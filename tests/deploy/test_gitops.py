@@ -25,6 +25,7 @@ from deploy.gitops import (
     parse_image,
     promote,
     read_pin,
+    rollback,
     set_image,
 )
 from deploy.gitops import main as gitops_main
@@ -268,6 +269,40 @@ def test_promote_when_production_already_runs_it_does_nothing(remote: Path, tmp_
     branches = git(remote, "branch", "--list")
     assert promote(work) is None
     assert git(remote, "branch", "--list") == branches
+    assert git(work, "status", "--porcelain") == ""
+
+
+def test_rollback_restores_the_previous_pin_in_the_checkout_with_a_pr_body(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = clone(remote, tmp_path / "work")
+    set_image(work, "staging", pin(DIGEST_A, "7"))
+    set_image(work, "staging", pin(DIGEST_B, "8"))
+    git(work, "pull", "--quiet", "origin", "main")
+    before = git(remote, "for-each-ref")
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    get_settings.cache_clear()
+    try:
+        assert gitops_main(["rollback", "staging", "--repo", str(work)]) == 0
+    finally:
+        get_settings.cache_clear()
+    staging = OVERLAYS_DIR / "staging" / "kustomization.yaml"
+    assert read_pin((work / staging).read_text(), "staging") == pin(DIGEST_A, "7")
+    assert git(work, "status", "--porcelain") == f"M {staging.as_posix()}"
+    assert git(remote, "for-each-ref") == before  # the pull request is the workflow's step
+    body = (tmp_path / "reports" / "rollback" / "pr.md").read_text()
+    assert body.startswith("# Roll staging back to model version 7")
+    assert "| model version | 8 | 7 |" in body
+
+
+def test_rollback_refuses_when_only_the_placeholder_came_before(
+    remote: Path, tmp_path: Path
+) -> None:
+    work = clone(remote, tmp_path / "work")
+    set_image(work, "staging", pin(DIGEST_A))
+    git(work, "pull", "--quiet", "origin", "main")
+    with pytest.raises(DeployError, match="placeholder"):
+        rollback(work, "staging")
     assert git(work, "status", "--porcelain") == ""
 
 
