@@ -119,3 +119,18 @@ def test_make_deploy_staging_moves_the_staging_alias_after_the_push() -> None:
     commands = [line for line in dry if "-m deploy.gitops" in line or "-m orchestration" in line]
     assert "set-image staging" in commands[0]
     assert "orchestration.aliases sync staging" in commands[1]
+
+
+@pytest.mark.slow
+def test_an_embedded_store_without_the_model_is_left_alone(
+    clone: Path, tmp_path: Path, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pipeline's deploy job without a team registry: the train job's store is gone.
+    for key, value in env_for(settings_for(tmp_path / "empty")).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    try:
+        deploy(clone, "staging", DIGEST_A, "1")
+        assert sync(clone, "staging", config) == 0
+    finally:
+        get_settings.cache_clear()
