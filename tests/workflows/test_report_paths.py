@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core.config import DEFAULT_CONFIG
 from tests.workflows.harness import ROOT
@@ -55,3 +56,12 @@ def test_every_training_report_a_workflow_reads_is_written_by_a_real_dry_run(
     written = tmp_path / "reports" / "training"
     missing = sorted(p for p in read if not (written / p).is_file())
     assert not missing, f"workflows read {missing}, training wrote {sorted(os.listdir(written))}"
+
+
+def test_the_pull_request_dry_run_reads_the_team_registry_and_never_writes_it() -> None:
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    job = ci["jobs"]["dry-run"]
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+    trains = [r for r in runs if "make train" in r]
+    assert trains and all("DRY_RUN=1" in r for r in trains), trains
+    assert "vars.MLFLOW_TRACKING_URI" in job["env"]["MLFLOW_TRACKING_URI"]
