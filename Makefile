@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: image lint-infra stage smoke deploy-staging promote drift simulate retrain score serve install-node lint-workflows
+.PHONY: image lint-infra stage smoke deploy-staging sync-alias promote rollback drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -133,13 +133,22 @@ image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker
 stage: install ## Local staging: build and run the image with MODEL_BUNDLE (docker/podman; else its command here), smoke-test it, stop it
 	@$(PY) -m deploy.stage --config $(CONFIG)
 
-smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE (/health, /ready, /predict, a 422)
+smoke: install ## Smoke-test a running service at URL=http://host:port against MODEL_BUNDLE: wait (SMOKE_WAIT_SECONDS, default 300) until /model reports its version, then /health, /ready, /predict, a 422
 	@test -n "$(URL)" || { echo "usage: make smoke URL=http://127.0.0.1:8000"; exit 2; }
-	@$(PY) -m deploy.stage --config $(CONFIG) --url "$(URL)"
+	@$(PY) -m deploy.stage --config $(CONFIG) --url "$(URL)" $(if $(SMOKE_WAIT_SECONDS),--wait $(SMOKE_WAIT_SECONDS))
 
-deploy-staging: install ## Pin IMAGE=repo@sha256:… in the staging overlay, commit and push (GITOPS_REMOTE, GITOPS_BRANCH)
+deploy-staging: install ## Pin IMAGE=repo@sha256:… in the staging overlay, commit and push (GITOPS_REMOTE, GITOPS_BRANCH); move the `staging` alias to it
 	@test -n "$(IMAGE)" || { echo "usage: make deploy-staging IMAGE=ghcr.io/org/name@sha256:<64 hex> [MODEL_VERSION=v]"; exit 2; }
 	@$(PY) -m deploy.gitops set-image staging "$(IMAGE)" --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH) $(if $(MODEL_VERSION),--model-version "$(MODEL_VERSION)")
+	@$(PY) -m orchestration.aliases sync staging --config $(CONFIG) --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH)
 
-promote: install ## Push branch promote/<digest12> that pins staging's image in production, for review
+sync-alias: install ## Point the registry alias ENV=staging|production at the model version that overlay runs on GITOPS_BRANCH or GITOPS_REF (tags: image digest, overlay commit)
+	@test -n "$(ENV)" || { echo "usage: make sync-alias ENV=staging|production"; exit 2; }
+	@$(PY) -m orchestration.aliases sync "$(ENV)" --config $(CONFIG) --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH) $(if $(GITOPS_REF),--ref "$(GITOPS_REF)")
+
+promote: install ## Pin staging's image in the production overlay of this checkout (uncommitted) and write the pull-request body to reports/promote/pr.md; promote.yml opens the pull request
 	@$(PY) -m deploy.gitops promote --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH)
+
+rollback: install ## Revert ENV=staging|production's last image change in this checkout (uncommitted), pull-request body in reports/rollback/pr.md; rollback.yml opens the pull request
+	@test -n "$(ENV)" || { echo "usage: make rollback ENV=staging|production"; exit 2; }
+	@$(PY) -m deploy.gitops rollback "$(ENV)"

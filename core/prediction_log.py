@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import make_url
@@ -144,16 +145,7 @@ def read_predictions(
     query = query.order_by(predictions.c.ts.desc(), predictions.c.request_id.desc())
     if limit is not None:
         query = query.limit(limit)
-    engine = connect(url, create=False)
-    try:
-        with engine.connect() as conn:
-            rows = list(conn.execute(query).all())
-    except SQLAlchemyError as exc:
-        raise ServiceUnavailable(
-            f"prediction log cannot be read: {exc.__class__.__name__}"
-        ) from None
-    finally:
-        engine.dispose()
+    rows = _fetch(url, query)
     rows.reverse()
     head = pd.DataFrame(
         {
@@ -168,3 +160,30 @@ def read_predictions(
     features.index = head.index
     fb = pd.Series([r.feedback for r in rows], dtype=object, name=FEEDBACK)
     return pd.concat([head, features, fb], axis=1)
+
+
+def first_logged(url: str, model_version: str) -> datetime | None:
+    """Return when `model_version` wrote its first logged prediction (UTC), or None if never.
+
+    The drift window of a version starts no earlier: rows before it belong to the one it replaced.
+    """
+    query = select(func.min(predictions.c.ts)).where(predictions.c.model_version == model_version)
+    first = _fetch(url, query)[0][0]
+    if first is None:
+        return None
+    # SQLite hands back a naive time; the service logs UTC.
+    return first if first.tzinfo is not None else first.replace(tzinfo=UTC)
+
+
+def _fetch(url: str, query: Any) -> list[Any]:
+    """Run a read query on the log; raise ServiceUnavailable when it cannot be read."""
+    engine = connect(url, create=False)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query).all())
+    except SQLAlchemyError as exc:
+        raise ServiceUnavailable(
+            f"prediction log cannot be read: {exc.__class__.__name__}"
+        ) from None
+    finally:
+        engine.dispose()

@@ -3,13 +3,15 @@
 Usage:
   python -m deploy.gitops set-image OVERLAY IMAGE@sha256:<64 hex> [--model-version V]
   python -m deploy.gitops promote [--source staging] [--target production]
+  python -m deploy.gitops rollback OVERLAY
 Common options: --repo . --remote origin --branch main --retries 3
 
-Both work in a temporary git worktree made from the remote branch, so the caller's checkout and
-uncommitted files are never touched. `set-image` pushes to the branch (no commit when the overlay
+`set-image` works in a temporary git worktree made from the remote branch, so the caller's checkout
+and uncommitted files are never touched; it pushes to the branch (no commit when the overlay
 already pins that digest); a push rejected because someone pushed first is fetched, rebased and
-retried a bounded number of times; nothing is ever force-pushed. `promote` pushes a new branch
-`promote/<digest12>` for review and leaves the main branch alone.
+retried a bounded number of times; nothing is ever force-pushed. `promote` writes the source
+overlay's pin into the target overlay of the checkout, uncommitted, and the pull-request body to
+REPORTS_DIR/promote/pr.md: `.github/workflows/promote.yml` opens them as one pull request.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from core.bundle import METADATA_FILE
 from core.cli import entry_point
 from core.errors import DeployError
 from core.git import Git
+from core.io import atomic_write_text
 from core.settings import get_settings
+from core.templates import render
 
 OVERLAYS_DIR = Path("infra/k8s/overlays")
 VERSION_ANNOTATION = "mlops-template/model-version"
@@ -210,33 +214,80 @@ def set_image(
                 break
 
 
-def promote(
-    repo: Path,
-    source: str = "staging",
-    target: str = "production",
-    remote: str = "origin",
-    branch: str = "main",
-) -> str | None:
-    """Push branch promote/<digest12> pinning `source`'s image in `target`; None if already there."""
+def promote(repo: Path, source: str = "staging", target: str = "production") -> Pin | None:
+    """Pin `source`'s image in `target` in the working tree; None when `target` already runs it.
+
+    The change is left uncommitted in the checkout, for the workflow's pull-request step to open
+    (or update) as one pull request: this command pushes nothing and needs no credentials.
+    """
     git = _git(repo)
-    base = git.fetch(remote, branch)
-    shown = git.run("show", f"{base}:{overlay_file(source).as_posix()}", check=False)
-    if shown.returncode != 0:
-        raise DeployError(f"overlay {source!r} not found on {remote}/{branch}")
-    pin = read_pin(shown.stdout, f"{remote}/{branch}:{overlay_file(source)}")
+    path = git.cwd / overlay_file(source)
+    if not path.is_file():
+        raise DeployError(f"overlay {source!r} not found: {overlay_file(source)} does not exist")
+    pin = read_pin(path.read_text(), str(overlay_file(source)))
     parse_image(str(pin.image))  # the source overlay must pin a real digest, not the placeholder
-    review_branch = f"promote/{pin.image.short}"
-    with worktree(git, base) as tree:
-        if not apply_pin(tree, target, pin):
-            return None
-        tree.run("commit", "--quiet", "-am", commit_message(target, pin))
-        if tree.push(remote, review_branch):
-            return review_branch
-    existing = git.fetch(remote, review_branch)
-    shown = git.run("show", f"{existing}:{overlay_file(target).as_posix()}")
-    if read_pin(shown.stdout, review_branch) == pin:
-        return review_branch  # already proposed by an earlier run
-    raise DeployError(f"branch {review_branch} exists on {remote} with a different change")
+    return pin if apply_pin(git, target, pin) else None
+
+
+def promote_body(repo: Path, pin: Pin, source: str = "staging", target: str = "production") -> str:
+    """Render the promotion pull request's body (templates/promote_pr.md.j2)."""
+    source_file = overlay_file(source).as_posix()
+    commit = _git(repo).run("log", "-1", "--format=%h %s", "--", source_file, check=False)
+    return render(
+        "promote_pr.md.j2",
+        pin=pin,
+        source=source,
+        target=target,
+        target_file=overlay_file(target).as_posix(),
+        source_commit=commit.stdout.strip() or "(not committed)",
+    )
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A rollback written into the checkout: the pin it restores, the one it replaces, the commit."""
+
+    pin: Pin
+    current: Pin
+    reverted: str
+
+
+def rollback(repo: Path, overlay: str) -> Rollback:
+    """Restore the overlay's pin from before its last change, in the working tree (uncommitted).
+
+    Only the overlay file is reverted (the same change `git revert` of the GitOps commit makes to
+    it), so the workflow opens it as a pull request; refuse when there is nothing to go back to.
+    """
+    git = _git(repo)
+    path = overlay_file(overlay)
+    if not (git.cwd / path).is_file():
+        raise DeployError(f"overlay {overlay!r} not found: {path} does not exist")
+    current = read_pin((git.cwd / path).read_text(), str(path))
+    last = git.run("log", "-1", "--format=%H", "--", path.as_posix()).stdout.strip()
+    previous = git.run("show", f"{last}^:{path.as_posix()}", check=False)
+    if not last or previous.returncode != 0:
+        raise DeployError(f"{path} has no earlier version to roll back to")
+    pin = read_pin(previous.stdout, f"{last[:12]}^:{path}")
+    if pin.image.digest == PLACEHOLDER:
+        raise DeployError(
+            f"{path} pinned the template's placeholder before {last[:12]}: no earlier image to "
+            "roll back to"
+        )
+    apply_pin(git, overlay, pin)
+    subject = git.run("log", "-1", "--format=%h %s", last).stdout.strip()
+    return Rollback(pin, current, subject)
+
+
+def rollback_body(overlay: str, change: Rollback) -> str:
+    """Render the rollback pull request's body (templates/rollback_pr.md.j2)."""
+    return render(
+        "rollback_pr.md.j2",
+        overlay=overlay,
+        overlay_file=overlay_file(overlay).as_posix(),
+        pin=change.pin,
+        current=change.current,
+        reverted=change.reverted,
+    )
 
 
 def bundle_version() -> str:
@@ -267,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("promote", parents=[common], help="propose staging's image for production")
     p.add_argument("--source", default="staging")
     p.add_argument("--target", default="production")
+    r = sub.add_parser("rollback", parents=[common], help="revert an overlay's last image change")
+    r.add_argument("overlay")
     args = parser.parse_args(argv)
+    if args.command == "rollback":
+        return _rollback(args.repo, args.overlay)
 
     if args.command == "set-image":
         image = parse_image(args.image)
@@ -281,14 +336,30 @@ def main(argv: list[str] | None = None) -> int:
                 f"pushed {pushed[:12]} to {args.remote}/{args.branch}"
             )
         return 0
-    review = promote(args.repo, args.source, args.target, args.remote, args.branch)
-    if review is None:
+    promoted = promote(args.repo, args.source, args.target)
+    if promoted is None:
         print(f"✓ {args.target} already pins {args.source}'s image; nothing to promote")
-    else:
-        print(
-            f"✓ pushed branch {review} to {args.remote}: open a pull request from it into "
-            f"{args.branch} to promote {args.source}'s image to {args.target}"
-        )
+        return 0
+    body = atomic_write_text(
+        get_settings().reports_dir / "promote" / "pr.md",
+        promote_body(args.repo, promoted, args.source, args.target),
+    )
+    print(
+        f"✓ {overlay_file(args.target)} now pins {promoted.image} (model version "
+        f"{promoted.model_version}), uncommitted; pull-request body → {body}"
+    )
+    return 0
+
+
+def _rollback(repo: Path, overlay: str) -> int:
+    change = rollback(repo, overlay)
+    body = atomic_write_text(
+        get_settings().reports_dir / "rollback" / "pr.md", rollback_body(overlay, change)
+    )
+    print(
+        f"✓ {overlay_file(overlay)} now pins model version {change.pin.model_version} again "
+        f"(was {change.current.model_version}), uncommitted; pull-request body → {body}"
+    )
     return 0
 
 

@@ -10,12 +10,15 @@ Usage: python -m deploy.lint_infra [--root .]
 - Argo CD: no CRD schema is available offline, so the Applications are checked for structure
   (apiVersion, kind, required fields, sync policy per environment, paths that render).
 - Grafana: the dashboard JSON parses and queries the provisioned Prometheus data source.
+  `dashboard_labels` also holds every metric and label the panels' queries use to a live
+  `/metrics` (the test runs it against a real server; there is none offline).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.cli import entry_point
 
@@ -296,6 +300,77 @@ def dashboards(root: Path) -> list[str]:
                         f"{path.relative_to(root)}: panel {panel.get('title')!r} needs an expr "
                         f"on a provisioned data source ({', '.join(sorted(uids))})"
                     )
+    return problems
+
+
+# PromQL words that look like metric names; anything else followed by "(" is a function.
+PROMQL_KEYWORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
+)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_RANGE = re.compile(r"\[[^\]]*\]")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)")
+_SELECTOR = re.compile(r"([a-zA-Z_:][\w:]*)\s*\{([^}]*)\}")
+_MATCHER = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)")
+_NAME = re.compile(r"(?<![\w.:])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()")
+_LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def exported_labels(exposition: str) -> dict[str, set[str]]:
+    """Map every sample name of a /metrics text to the label names it carries."""
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return labels
+
+
+def query_labels(expr: str) -> tuple[dict[str, set[str]], set[str]]:
+    """Split a PromQL query into {metric: labels its selector matches} and its grouping labels."""
+    text = _RANGE.sub("", _STRING.sub('""', expr))
+    grouping = {
+        g.strip() for group in _GROUPING.findall(text) for g in group.split(",") if g.strip()
+    }
+    text = _GROUPING.sub("", text)
+    metrics: dict[str, set[str]] = {}
+    for name, matchers in _SELECTOR.findall(text):
+        metrics.setdefault(name, set()).update(_MATCHER.findall(matchers))
+    for name in _NAME.findall(_SELECTOR.sub(lambda m: m.group(1), text)):
+        if name not in PROMQL_KEYWORDS:
+            metrics.setdefault(name, set())
+    return metrics, grouping
+
+
+def dashboard_labels(root: Path, exposition: str) -> list[str]:
+    """Check each panel's metrics, matchers, grouping and legend labels against a live /metrics."""
+    exported = exported_labels(exposition)
+    problems: list[str] = []
+    for path in sorted((root / "infra" / "grafana" / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text()).get("panels", []):
+            where = f"{path.relative_to(root)}: panel {panel.get('title')!r}"
+            for target in panel.get("targets", []):
+                problems += _target_labels(where, target, exported)
+    return problems
+
+
+def _target_labels(where: str, target: dict[str, Any], exported: dict[str, set[str]]) -> list[str]:
+    metrics, grouping = query_labels(str(target.get("expr", "")))
+    problems = [
+        f"{where} queries {m}, which /metrics does not export" for m in metrics if m not in exported
+    ]
+    known = [m for m in metrics if m in exported]
+    for metric in known:
+        problems += [
+            f"{where} matches label {label!r} of {metric}, which has {sorted(exported[metric])}"
+            for label in sorted(metrics[metric] - exported[metric])
+        ]
+    carried = set().union(*(exported[m] for m in known)) if known else set()
+    used = grouping | set(_LEGEND.findall(str(target.get("legendFormat", ""))))
+    problems += [
+        f"{where} groups or labels by {label!r}, which none of {sorted(known)} carries "
+        f"(they have {sorted(carried)})"
+        for label in sorted(used - carried)
+    ]
     return problems
 
 

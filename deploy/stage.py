@@ -50,6 +50,10 @@ from deploy.image import local_process, parse_dockerfile
 TOLERANCE = 1e-4
 # The image `make stage` builds and runs when a container engine is here.
 STAGE_TAG = "model-service:stage"
+# How long `make smoke URL=…` waits for the service to report the bundle's version (Argo CD sync
+# and the rollout), and how often it asks: override with SMOKE_WAIT_SECONDS / --wait.
+WAIT_SECONDS = 300.0
+POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -289,6 +293,48 @@ def smoke(
     }
 
 
+def wait_for_version(
+    url: str,
+    version: str,
+    timeout: float,
+    *,
+    api_key: str | None = None,
+    interval: float = POLL_SECONDS,
+) -> float:
+    """Poll GET /model until it reports `version`; return the seconds waited.
+
+    A deploy is a GitOps commit that Argo CD syncs later: until then the old version (or nothing)
+    answers, and the smoke checks would test the wrong model. Raise DeployError naming both
+    versions when `timeout` passes first.
+    """
+    started = time.monotonic()
+    seen = "nothing"
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
+        while True:
+            seen = _served_version(client)
+            waited = time.monotonic() - started
+            if seen == f"version {version}":
+                return waited
+            if waited >= timeout:
+                raise DeployError(
+                    f"{url} still serves {seen} after {timeout:.0f} s, not the bundle's version "
+                    f"{version}: has the deploy synced? (SMOKE_WAIT_SECONDS=… waits longer)"
+                )
+            time.sleep(min(interval, max(timeout - waited, 0.0)))
+
+
+def _served_version(client: httpx.Client) -> str:
+    """Say what GET /model reports: `version N`, an HTTP status, or no answer."""
+    try:
+        response = client.get("/model")
+        if response.status_code != 200:
+            return f"HTTP {response.status_code} on /model"
+        return f"version {response.json().get('version')}"
+    except (httpx.TransportError, ValueError) as exc:
+        return f"no answer ({type(exc).__name__})"
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -305,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         help="container: build and run the image (docker, else podman); process: run the image's "
         "command here; auto: container when docker or podman is installed",
     )
+    parser.add_argument(
+        "--wait",
+        default=WAIT_SECONDS,
+        type=float,
+        help=f"with --url: seconds to wait for /model to report the bundle's version (default {WAIT_SECONDS:.0f})",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     config = load_config(args.config)
@@ -314,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         bundle = load_bundle(settings.model_bundle)
     if args.url:
         key = settings.api_key.get_secret_value() if settings.api_key else None
+        with step(f"{args.url} serves version {bundle.version}"):
+            waited = wait_for_version(args.url, bundle.version, args.wait, api_key=key)
         with step(f"smoke test of {args.url}", str(report_path)):
             report = smoke(None, bundle, config, args.rows, url=args.url, api_key=key)
+            report["waited_for_version_s"] = round(waited, 1)
             atomic_write_json(report_path, report)
         return _verdict(report, report_path, f"service at {args.url}")
     tool = runtime() if args.engine != "process" else None

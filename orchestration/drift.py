@@ -3,7 +3,9 @@
 Usage: python -m orchestration.drift [--config config.yaml] [--current FILE] [--since ISO] [--limit N]
 
 The window is read from the prediction log (PREDICTION_LOG_URL) or from a CSV/Parquet file; the
-reference from the model bundle (MODEL_BUNDLE), verified first. The report goes to
+reference from the model bundle (MODEL_BUNDLE), verified first. A log window starts at the later of
+now - drift.window_hours and the bundle's version's first logged row (so a rollout never mixes two
+models); rows of other versions in it are left out and counted in the report. The report goes to
 REPORTS_DIR/drift/ (report.md, report.html, report.json).
 
 Exit codes, for workflows to branch on:
@@ -50,8 +52,8 @@ from core.errors import (
     ServiceUnavailable,
     TemplateError,
 )
-from core.prediction_log import read_predictions
-from core.settings import get_settings
+from core.prediction_log import first_logged, read_predictions
+from core.settings import Settings, get_settings
 from validation.drift import DRIFT_EXIT_CODE, DriftResult, detect_drift
 from validation.drift_report import feature_rows, write_report
 from validation.profile import contract_features, read_reference
@@ -180,6 +182,40 @@ def check_versions(window_versions: set[str], reference: str, source: str, bundl
         )
 
 
+def window_start(url: str, version: str, window_hours: float, now: datetime) -> datetime:
+    """Start the window at the later of `now - window_hours` and the version's first logged row.
+
+    After a rollout the log still holds the previous version's traffic: starting at the moment
+    the current version began serving compares only its own rows with its own reference.
+    """
+    start = now - timedelta(hours=window_hours)
+    try:
+        first = first_logged(url, version)
+    except Exception as exc:  # the same dead-database errors read_log_window reports
+        if isinstance(exc, ServiceUnavailable):
+            raise
+        raise ServiceUnavailable(
+            f"prediction log {_hide_password(url)} cannot be read: {type(exc).__name__}"
+        ) from None
+    return max(start, first) if first is not None else start
+
+
+def split_versions(raw: pd.DataFrame, version: str) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Keep the rows of `version`; count the rows of every other version left out."""
+    if MODEL_VERSION not in raw.columns:
+        return raw, {}
+    logged = raw[MODEL_VERSION].astype(str)
+    others = logged[logged != version].value_counts().sort_index()
+    return raw[logged == version].reset_index(drop=True), {
+        str(k): int(n) for k, n in others.items()
+    }
+
+
+def empty_window(contract: Contract) -> pd.DataFrame:
+    """Return a window with no rows: the current version has logged nothing yet."""
+    return pd.DataFrame(columns=[*contract.feature_names, REFERENCE_SCORE])
+
+
 def score_with_bundle(bundle: Path, window: pd.DataFrame, contract: Contract) -> pd.Series:
     """Score rows that came without a score (a file) with the bundle's model."""
     model = load_bundle(bundle).pipeline
@@ -208,28 +244,20 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
             raw = read_table(path, "parquet" if path.suffix == ".parquet" else "csv")
         window_text = f"file {path.name}"
         where: dict[str, str] = {"current": str(path)}
+        context_extra: dict[str, Any] = {}
     else:
-        since = (
-            datetime.fromisoformat(args.since)
-            if args.since
-            else datetime.now(UTC) - timedelta(hours=config.drift.window_hours)
-        )
-        source = f"the prediction log since {since.isoformat(timespec='minutes')}"
-        with step("current window from the prediction log"):
-            raw = read_log_window(
-                settings.prediction_log_url, since, args.limit or config.drift.max_rows
-            )
-        window_text = f"since {since.isoformat(timespec='minutes')}"
-        where = {"since": since.isoformat(), "limit": str(args.limit or config.drift.max_rows)}
-        if TS in raw.columns and len(raw):
-            # The newest row read: `make retrain` reads exactly this window again.
-            where["until"] = pd.Timestamp(raw[TS].max()).isoformat()
-    window, versions = normalise_window(raw, config.contract, source)
-    check_versions(versions, version, source, bundle)
+        raw, window_text, where, other_versions = log_window(args, config, settings, version)
+        source = f"the prediction log {window_text}"
+        context_extra = {"other_versions": other_versions}
+    if len(raw) == 0 and not args.current:
+        window, shares = empty_window(config.contract), None
+    else:
+        window, versions = normalise_window(raw, config.contract, source)
+        check_versions(versions, version, source, bundle)
+        shares = invalid_share(raw, config)
     if REFERENCE_SCORE not in window.columns:
         with step("scores from the bundle's model"):
             window[REFERENCE_SCORE] = score_with_bundle(bundle, window, config.contract)
-    shares = invalid_share(raw, config)
     with step("drift statistics"):
         result = detect_drift(
             reference,
@@ -249,10 +277,36 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
         "bundle": str(bundle),
         "reference_size": profile.get("size"),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **context_extra,
     }
     with step("drift report", str(out_dir)):
         paths = write_report(out_dir, result, context, reference, window, config.contract)
     return result, paths
+
+
+def log_window(
+    args: argparse.Namespace, config: Config, settings: Settings, version: str
+) -> tuple[pd.DataFrame, str, dict[str, str], dict[str, int]]:
+    """Read the current version's rows from the prediction log; count the others left out.
+
+    Return the rows, the window's description, what `make retrain` reads again, and the count of
+    rows per other model version.
+    """
+    url = settings.prediction_log_url
+    limit = args.limit or config.drift.max_rows
+    since = (
+        datetime.fromisoformat(args.since)
+        if args.since
+        else window_start(url, version, config.drift.window_hours, datetime.now(UTC))
+    )
+    window_text = f"since {since.isoformat(timespec='minutes')}"
+    with step("current window from the prediction log"):
+        raw, other_versions = split_versions(read_log_window(url, since, limit), version)
+    where = {"since": since.isoformat(), "limit": str(limit)}
+    if TS in raw.columns and len(raw):
+        # The newest row read: `make retrain` reads exactly this window again.
+        where["until"] = pd.Timestamp(raw[TS].max()).isoformat()
+    return raw, window_text, where, other_versions
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -33,6 +33,7 @@ from core.templates import render
 from orchestration.feedback import FeedbackUpdate, collect
 from orchestration.retrain_branch import BranchResult, branch_name, push_retrain_branch
 from orchestration.train import train_and_gate
+from training.report import PR_COMMENT
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Challenger:
 
 def train_challenger(config: Config, settings: Settings) -> Challenger:
     """Train and gate a challenger as a dry run: nothing is logged or registered."""
-    comment = settings.reports_dir / "training" / "pr_comment.md"
+    comment = settings.reports_dir / "training" / PR_COMMENT
     try:
         result = train_and_gate(config, settings, register=False, log=False)
     except GateRejected as exc:

@@ -155,7 +155,7 @@ def write_reports(folder: Path, files: report.Artifacts) -> None:
             atomic_write_text(folder / name, content)
     for name, data in files.binary.items():
         atomic_write_bytes(folder / name, data)
-    atomic_write_text(folder / "pr_comment.md", files.pr_comment)
+    atomic_write_text(folder / report.PR_COMMENT, files.pr_comment)
 
 
 def log_and_register(
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = train_and_gate(config, settings, log=not args.dry_run, register=not args.dry_run)
     except GateRejected:
-        print(f"report: {settings.reports_dir / 'training' / 'pr_comment.md'}")
+        print(f"report: {settings.reports_dir / 'training' / report.PR_COMMENT}")
         raise
     _print_result(result)
     where = (
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"✓ train: gate passed in {time.perf_counter() - started:.1f} s → {where}; "
-        f"report {result.reports}/pr_comment.md"
+        f"report {result.reports}/{report.PR_COMMENT}"
     )
     print(json.dumps({"run_id": result.run_id, "model_version": result.version}))
     return 0

@@ -321,3 +321,38 @@ def log_text_to_run(client: Any, run_id: str, path: str, text: str) -> None:
 
 def dumps(payload: Any) -> str:
     return json.dumps(payload, indent=2, default=str) + "\n"
+
+
+def point_alias(
+    client: Any, model_name: str, alias: str, version: str, tags: dict[str, str]
+) -> str | None:
+    """Tag `version` and point `alias` at it; return the version that held the alias before."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        before: str | None = str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        before = None
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    client.set_registered_model_alias(model_name, alias, version)
+    return before
+
+
+def drop_alias(client: Any, model_name: str, alias: str) -> None:
+    """Remove `alias` from the model (no error when it is not set)."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        client.delete_registered_model_alias(model_name, alias)
+
+
+def is_registered(client: Any, model_name: str) -> bool:
+    """Say whether the registry holds the model at all."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException:
+        return False
+    return True

@@ -24,6 +24,11 @@ from training.registry import RunRecord, dumps
 # the config and the validation result already live at their own paths.
 LOGGED_ONLY = ("config/", "validation/")
 
+# Where the run's reports land, relative to reports/training/. The workflows read PR_COMMENT (the
+# pull-request comment and the job summary): tests/workflows/test_report_paths.py holds them to it.
+GATE_TABLE = "gate/gate.md"
+PR_COMMENT = "pr_comment.md"
+
 
 @dataclass(frozen=True)
 class Artifacts:
@@ -51,7 +56,7 @@ def artifacts(
         "evaluation/permutation_importance.csv": evaluation.importance.to_csv(index=False),
         "evaluation/summary.md": summary,
         "gate/decision.json": dumps(decision.to_json()),
-        "gate/gate.md": decision.to_markdown(),
+        GATE_TABLE: decision.to_markdown(),
         f"reference/{PROFILE_FILE}": reference[PROFILE_FILE].decode(),
         "config/config.yaml": config.source.read_text(),
     }

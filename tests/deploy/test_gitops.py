@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from core.errors import DeployError
+from core.settings import get_settings
 from deploy.gitops import (
     OVERLAYS_DIR,
     ImageRef,
@@ -24,8 +25,10 @@ from deploy.gitops import (
     parse_image,
     promote,
     read_pin,
+    rollback,
     set_image,
 )
+from deploy.gitops import main as gitops_main
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "ghcr.io/acme/churn-api"
@@ -233,29 +236,74 @@ def test_push_race_that_never_ends_gives_up_without_forcing(remote: Path, tmp_pa
     assert remote_pin(remote, "staging").image.digest != DIGEST_A
 
 
-def test_promote_pushes_a_review_branch_and_leaves_main_alone(remote: Path, tmp_path: Path) -> None:
+def test_promote_writes_the_pin_and_the_pr_body_into_the_checkout_and_pushes_nothing(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     work = clone(remote, tmp_path / "work")
     set_image(work, "staging", pin(DIGEST_A))
-    main_before = git(remote, "rev-parse", "main")
-    branch = promote(work)
-    assert branch == f"promote/{'a' * 12}"
-    assert git(remote, "rev-parse", "main") == main_before
-    assert remote_pin(remote, "production", branch) == pin(DIGEST_A)
-    assert remote_pin(remote, "production") != pin(DIGEST_A)
-    assert git(remote, "rev-parse", f"{branch}^") == main_before
-    # Asking again proposes the same branch and adds nothing.
-    tip = git(remote, "rev-parse", branch)
-    assert promote(work) == branch
-    assert git(remote, "rev-parse", branch) == tip
+    git(work, "pull", "--quiet", "origin", "main")  # the workflow's checkout of main
+    before = git(remote, "for-each-ref")
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    get_settings.cache_clear()
+    try:
+        assert gitops_main(["promote", "--repo", str(work)]) == 0
+    finally:
+        get_settings.cache_clear()
+    production = OVERLAYS_DIR / "production" / "kustomization.yaml"
+    assert read_pin((work / production).read_text(), "production") == pin(DIGEST_A)
+    # Left uncommitted for create-pull-request to open; nothing pushed, no branch made.
+    assert git(work, "status", "--porcelain") == f"M {production.as_posix()}"
+    assert git(remote, "for-each-ref") == before
+    body = (tmp_path / "reports" / "promote" / "pr.md").read_text()
+    assert body.startswith("# Promote model version 7 from staging to production")
+    assert f"{REPO}@{DIGEST_A}" in body and "deploy(staging)" in body
+    # Asking again finds the change already made.
+    assert promote(work) is None
 
 
 def test_promote_when_production_already_runs_it_does_nothing(remote: Path, tmp_path: Path) -> None:
     work = clone(remote, tmp_path / "work")
     set_image(work, "staging", pin(DIGEST_A))
     set_image(work, "production", pin(DIGEST_A))
+    git(work, "pull", "--quiet", "origin", "main")
     branches = git(remote, "branch", "--list")
     assert promote(work) is None
     assert git(remote, "branch", "--list") == branches
+    assert git(work, "status", "--porcelain") == ""
+
+
+def test_rollback_restores_the_previous_pin_in_the_checkout_with_a_pr_body(
+    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = clone(remote, tmp_path / "work")
+    set_image(work, "staging", pin(DIGEST_A, "7"))
+    set_image(work, "staging", pin(DIGEST_B, "8"))
+    git(work, "pull", "--quiet", "origin", "main")
+    before = git(remote, "for-each-ref")
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    get_settings.cache_clear()
+    try:
+        assert gitops_main(["rollback", "staging", "--repo", str(work)]) == 0
+    finally:
+        get_settings.cache_clear()
+    staging = OVERLAYS_DIR / "staging" / "kustomization.yaml"
+    assert read_pin((work / staging).read_text(), "staging") == pin(DIGEST_A, "7")
+    assert git(work, "status", "--porcelain") == f"M {staging.as_posix()}"
+    assert git(remote, "for-each-ref") == before  # the pull request is the workflow's step
+    body = (tmp_path / "reports" / "rollback" / "pr.md").read_text()
+    assert body.startswith("# Roll staging back to model version 7")
+    assert "| model version | 8 | 7 |" in body
+
+
+def test_rollback_refuses_when_only_the_placeholder_came_before(
+    remote: Path, tmp_path: Path
+) -> None:
+    work = clone(remote, tmp_path / "work")
+    set_image(work, "staging", pin(DIGEST_A))
+    git(work, "pull", "--quiet", "origin", "main")
+    with pytest.raises(DeployError, match="placeholder"):
+        rollback(work, "staging")
+    assert git(work, "status", "--porcelain") == ""
 
 
 def test_promote_refuses_a_staging_that_was_never_deployed(remote: Path, tmp_path: Path) -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
+from core.config import Config
+from core.frames import request_records
 from deploy import lint_infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +109,47 @@ def test_a_dashboard_on_an_unknown_data_source_fails(repo: Path) -> None:
     path = repo / "infra/grafana/dashboards/model-service.json"
     path.write_text(path.read_text().replace('"uid": "prometheus"', '"uid": "elsewhere"'))
     assert lint_infra.dashboards(repo)
+
+
+@pytest.mark.slow  # a real server
+def test_every_label_a_dashboard_panel_uses_is_on_a_live_metrics_page(
+    trained_bundle: Path,
+    tmp_path: Path,
+    raw_config: dict[str, Any],
+    config: Config,
+    default_frame: pd.DataFrame,
+) -> None:
+    from tests.serving.conftest import serving_config, start_server
+
+    server = start_server(
+        tmp_path, bundle=trained_bundle, config=serving_config(tmp_path, raw_config)
+    )
+    try:
+        with server.client() as client:
+            # Traffic first: a labelled counter exports no sample (so no label) until it counts.
+            record = request_records(default_frame.head(1), config.contract)[0]
+            assert client.post("/predict", json=record).status_code == 200
+            assert client.post("/predict", json={}).status_code == 422
+            exposition = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert "model_info" in exposition
+    assert lint_infra.dashboard_labels(ROOT, exposition) == []
+
+
+def test_the_label_check_names_a_label_no_metric_carries(repo: Path) -> None:
+    exposition = '# TYPE model_info gauge\nmodel_info{name="m",version="1"} 1.0\n'
+    path = repo / "infra/grafana/dashboards/model-service.json"
+    dash = json.loads(path.read_text())
+    dash["panels"] = [
+        {
+            "title": "model",
+            "targets": [{"expr": "max by (release) (model_info)", "legendFormat": "{{release}}"}],
+        },
+        {"title": "gone", "targets": [{"expr": 'sum(rate(nothing_total{a="b"}[5m]))'}]},
+    ]
+    path.write_text(json.dumps(dash))
+    problems = lint_infra.dashboard_labels(repo, exposition)
+    assert len(problems) == 2
+    assert "'release'" in problems[0] and "['name', 'version']" in problems[0]
+    assert "nothing_total" in problems[1]

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -98,14 +99,11 @@ def test_a_service_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
         assert service.process.poll() is not None
 
 
-@pytest.mark.slow
-@pytest.mark.e2e
-def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
-    trained_bundle: Path, tmp_path: Path
-) -> None:
-    env = {**os.environ, "MODEL_BUNDLE": str(trained_bundle), "REPORTS_DIR": str(tmp_path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "deploy.stage", "--config", "config.yaml", "--engine", "process"],
+def run_stage(bundle: Path, reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m deploy.stage` on `bundle` as `make stage` / `make smoke` do."""
+    env = {**os.environ, "MODEL_BUNDLE": str(bundle), "REPORTS_DIR": str(reports)}
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.stage", "--config", "config.yaml", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -113,6 +111,14 @@ def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
         check=False,
         timeout=300,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
+    trained_bundle: Path, tmp_path: Path
+) -> None:
+    proc = run_stage(trained_bundle, tmp_path, "--engine", "process")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "stage" / "smoke.json").read_text())
     assert report["passed"] is True
@@ -120,3 +126,60 @@ def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
     assert report["command"] == ["python", "-m", "serving.serve"]
     assert len(report["predictions"]) == 5
     assert str(tmp_path / "stage" / "smoke.json") in proc.stdout
+
+
+# --- `make smoke URL=…` against a deploy that has not synced yet -------------------------------------
+
+
+@pytest.fixture
+def next_version(trained_bundle: Path, tmp_path: Path) -> Path:
+    """The same model packaged as the next version: what the staging overlay now pins."""
+    from core.bundle import load_bundle, write_bundle
+
+    loaded = load_bundle(trained_bundle)
+    version = str(int(loaded.version) + 1)
+    return write_bundle(
+        tmp_path / "next", loaded.pipeline, {**loaded.metadata, "model_version": version}
+    )
+
+
+@pytest.mark.slow
+def test_smoke_waits_for_the_deployed_version_and_names_both_when_it_never_comes(
+    trained_bundle: Path, next_version: Path, tmp_path: Path, raw_config: dict[str, Any]
+) -> None:
+    from core.bundle import load_bundle
+    from tests.serving.conftest import serving_config, start_server
+
+    old = load_bundle(trained_bundle).version
+    new = load_bundle(next_version).version
+    server = start_server(
+        tmp_path, bundle=trained_bundle, config=serving_config(tmp_path, raw_config)
+    )
+    try:
+        started = time.monotonic()
+        proc = run_stage(next_version, tmp_path / "reports", "--url", server.url, "--wait", "3")
+    finally:
+        server.stop()
+    assert proc.returncode == 7, proc.stdout + proc.stderr
+    assert time.monotonic() - started >= 3  # it waited, bounded
+    assert f"still serves version {old}" in proc.stderr
+    assert f"not the bundle's version {new}" in proc.stderr
+
+
+@pytest.mark.slow
+def test_smoke_polls_a_service_still_rolling_out_then_runs_the_checks(
+    next_version: Path, tmp_path: Path, raw_config: dict[str, Any]
+) -> None:
+    from tests.serving.conftest import serving_config, start_server
+
+    # Not waited for: the smoke test starts while the new version is still starting up.
+    server = start_server(
+        tmp_path, bundle=next_version, config=serving_config(tmp_path, raw_config), wait=False
+    )
+    try:
+        proc = run_stage(next_version, tmp_path / "reports", "--url", server.url)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((tmp_path / "reports" / "stage" / "smoke-url.json").read_text())
+    assert report["passed"] is True and report["waited_for_version_s"] > 0

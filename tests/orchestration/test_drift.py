@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from core.bundle import write_bundle
 from core.config import Config, FeatureType
+from core.prediction_log import read_predictions
 from core.settings import get_settings
 from orchestration.drift import main
 from tests.conftest import fit_bundle
@@ -164,3 +166,83 @@ def test_a_tampered_or_reference_less_bundle_is_refused(
     bare = write_bundle(tmp_path / "bare", loaded.pipeline, loaded.metadata)
     assert run(split[1], "--bundle", str(bare)) == 5
     assert "reference.parquet" in capsys.readouterr().err
+
+
+# --- the prediction log after a rollout: version 3 replaced version 2 -----------------------------
+
+
+def log_rows(
+    url: str, version: str, frame: pd.DataFrame, config: Config, bundle: Path, prefix: str
+) -> None:
+    """Log `frame`'s rows as served by `version`, scored by the bundle's model (one timestamp)."""
+    from core.bundle import load_bundle
+    from serving.prediction_log import PredictionLog
+    from tests.serving.conftest import request_records
+
+    scores = load_bundle(bundle).pipeline.predict_proba(frame[config.contract.feature_names])[:, 1]
+    records = request_records(frame, config.contract, len(frame))
+    log = PredictionLog(url)
+    try:
+        rows = [
+            (f"{prefix}-{i}", float(s), "x", r)
+            for i, (s, r) in enumerate(zip(scores, records, strict=True))
+        ]
+        assert log.submit(version, rows)
+        assert log.flush()
+    finally:
+        log.close()
+    time.sleep(0.01)  # the next batch gets a later timestamp
+
+
+@pytest.fixture
+def log_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path}/log.db"
+    monkeypatch.setenv("PREDICTION_LOG_URL", url)
+    get_settings.cache_clear()
+    return url
+
+
+@pytest.mark.slow
+def test_after_a_rollout_the_window_starts_when_the_version_began_serving(
+    run: Runner,
+    log_url: str,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    config: Config,
+    bundle: Path,
+    tmp_path: Path,
+) -> None:
+    _, held_out = split
+    log_rows(log_url, "2", held_out.iloc[:300], config, bundle, "before")
+    log_rows(log_url, "3", held_out.iloc[300:900], config, bundle, "after")
+    log_rows(log_url, "2", held_out.iloc[900:940], config, bundle, "late")  # a straggler replica
+    assert run(None) == 0
+    out = report(tmp_path)
+    assert out["verdict"] == "no drift" and out["n_current"] == 600
+    assert out["context"]["other_versions"] == {"2": 40}
+    first = read_predictions(log_url).query("model_version == '3'")["ts"].min()
+    assert pd.Timestamp(out["context"]["since"]) == first
+    markdown = (tmp_path / "reports" / "drift" / "report.md").read_text()
+    assert "Left out 40 rows of other model versions" in markdown and "version 2: 40" in markdown
+
+
+def test_right_after_a_deploy_there_is_not_enough_data_instead_of_an_error(
+    run: Runner,
+    log_url: str,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    config: Config,
+    bundle: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, held_out = split
+    log_rows(log_url, "2", held_out.iloc[:300], config, bundle, "before")
+    assert run(None) == 0  # version 3 has served nothing yet
+    out = report(tmp_path)
+    assert out["verdict"] == "not enough data" and out["n_current"] == 0
+    assert out["context"]["other_versions"] == {"2": 300}
+    assert "verdict: not enough data" in capsys.readouterr().out
+    log_rows(log_url, "3", held_out.iloc[300:350], config, bundle, "after")
+    assert run(None) == 0  # 50 rows < drift.min_samples
+    out = report(tmp_path)
+    assert out["verdict"] == "not enough data" and out["n_current"] == 50
+    assert out["context"]["other_versions"] == {}

@@ -4,9 +4,9 @@ validate:
 train:
 	@mkdir -p reports/training
 	@if grep -q 'min: 0.9999' config.yaml; then \
-	  printf '| rule | observed | limit |\n|---|---|---|\n| roc_auc >= 0.9999 | 0.84 | fail |\n' > reports/training/gate.md; \
+	  printf '| rule | observed | limit |\n|---|---|---|\n| roc_auc >= 0.9999 | 0.84 | fail |\n' > reports/training/pr_comment.md; \
 	  echo "error: gate rejected: roc_auc 0.84 < 0.9999" >&2; exit 4; fi
-	@printf '| rule | observed | limit |\n|---|---|---|\n| roc_auc >= 0.8 | 0.84 | pass |\n' > reports/training/gate.md
+	@printf '| rule | observed | limit |\n|---|---|---|\n| roc_auc >= 0.8 | 0.84 | pass |\n' > reports/training/pr_comment.md
 package:
 	@mkdir -p build/bundle && echo "stub model" > build/bundle/model.txt
 stage:
@@ -29,3 +29,4 @@ retrain:
 promote:
 	@mkdir -p infra/k8s/overlays/production
 	@cp infra/k8s/overlays/staging/kustomization.yaml infra/k8s/overlays/production/kustomization.yaml
+	@mkdir -p reports/promote && echo "# Promote model version 1 from staging to production" > reports/promote/pr.md

@@ -2,7 +2,7 @@
 
 The stubs in `stubs.mk` (appended to the Makefile of the test's copy only) do what each stage promises at its
 edge: exit codes (gate rejected = 4, drift = DRIFT_EXIT_CODE), the files the workflows read
-(`reports/training/gate.md`, `build/bundle/`, `reports/retrain/pr.md`) and, for the deploy, a
+(`reports/training/pr_comment.md`, `build/bundle/`, `reports/retrain/pr.md`) and, for the deploy, a
 commit pushed to `origin`. What is under test here is the YAML: job order and conditions, outputs
 and artifacts between jobs, the summaries, the PR and comment steps. The real stages are run by
 `test_act.py`.
@@ -91,7 +91,7 @@ def test_pipeline_with_a_rejected_gate_stops_with_the_table_and_deploys_nothing(
     assert not run.ran("deploy to staging (GitOps commit)")
     assert repo.origin_log() == before
     assert not (run.state / "registry").exists()
-    assert (run.state / "artifacts" / "reports" / "training" / "gate.md").exists()
+    assert (run.state / "artifacts" / "reports" / "training" / "pr_comment.md").exists()
     assert not (run.state / "artifacts" / "bundle").exists()
 
 
@@ -142,6 +142,7 @@ def test_promote_proposes_the_staging_digest_for_production(repo: Repo) -> None:
     (record,) = (repo.state / "prs").glob("*.json")
     pr = json.loads(record.read_text())
     assert pr["branch"] == "promote/production" and pr["labels"] == ["promote"]
+    assert pr["body"].startswith("# Promote model version")  # the body make promote wrote
     assert git(repo.origin, "diff", "--name-only", "main", "promote/production").splitlines() == [
         "infra/k8s/overlays/production/kustomization.yaml"
     ]
