@@ -19,9 +19,10 @@ from pathlib import Path
 import httpx
 
 from core.cli import table
+from core.net import free_port
 from deploy.build_image import build_image
 from deploy.containers import container_env, image_size, run_argv, runtime
-from deploy.stage import free_port, image_service
+from deploy.stage import image_service
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "model-service:bench"

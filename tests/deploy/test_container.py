@@ -26,12 +26,11 @@ import pytest
 
 from core.bundle import MODEL_FILE, REFERENCE_FILE, load_bundle, write_bundle
 from core.config import Config
-from core.frames import feature_frame
+from core.frames import feature_frame, request_records
 from core.io import sha256_file
+from core.net import free_port
 from core.prediction_log import read_predictions
 from deploy.containers import container_env, run_argv
-from deploy.stage import to_records
-from tests.conftest import free_port
 from validation.profile import build_reference, reference_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -271,7 +270,7 @@ def test_sigterm_under_load_loses_no_logged_prediction(
         volumes=(f"{folder}:/data",),
     )
     container.wait_ready()
-    records = to_records(default_frame.head(64), config.contract)
+    records = request_records(default_frame.head(64), config.contract)
     answered: list[str] = []
 
     async def client_loop(k: int, client: httpx.AsyncClient) -> None:
