@@ -101,11 +101,11 @@ def test_a_service_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_make_stage_smoke_tests_the_bundle_and_writes_the_report(
-    trained_bundle: Path, tmp_path: Path
+    trained_bundle: Path, config: Config, tmp_path: Path
 ) -> None:
     env = {**os.environ, "MODEL_BUNDLE": str(trained_bundle), "REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, "-m", "deploy.stage", "--config", "config.yaml"],
+        [sys.executable, "-m", "deploy.stage", "--config", str(config.source)],
         cwd=ROOT,
         env=env,
         capture_output=True,
