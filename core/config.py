@@ -225,22 +225,40 @@ class Rule(Strict):
         return self
 
 
-class Champion(Strict):
-    alias: str = "production"
+class Comparison(Strict):
+    """A paired-bootstrap comparison of the challenger with another model on the same test rows."""
+
     metric: str = "roc_auc"
-    max_regression: float = Field(0.01, ge=0)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     bootstrap: int = Field(1000, ge=100, le=100_000)
 
     @model_validator(mode="after")
-    def _known_metric(self) -> Champion:
+    def _known_metric(self) -> Comparison:
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
         return self
 
 
+class Champion(Comparison):
+    alias: str = "production"
+    max_regression: float = Field(0.01, ge=0)
+
+
+class Baseline(Comparison):
+    """The class prior (DummyClassifier), fitted in the same run: the challenger must beat it.
+
+    The prior's ROC AUC is 0.5 on any data, so the default reads "ROC AUC above 0.55 at 95%
+    confidence": a model that learned anything passes on any table; one that learned nothing
+    (or a target unrelated to the features) does not, however small the test part.
+    """
+
+    enabled: bool = True
+    min_improvement: float = Field(0.05, ge=0)
+
+
 class Gate(Strict):
     rules: list[Rule] = Field(default_factory=list)
+    baseline: Baseline = Baseline()
     champion: Champion = Champion()
 
 
