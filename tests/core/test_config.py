@@ -107,6 +107,14 @@ BAD_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], None], list[str]]] = {
         ["gate.rules[0]", "unknown metric"],
     ),
     "slice not a feature": (_set("model.slices", ["region"]), ["model.slices[0]", "'region'"]),
+    "behaviour not a feature": (
+        _set("model.behaviour", {"invariant": ["region"]}),
+        ["model.behaviour.invariant[0]", "'region'"],
+    ),
+    "direction on a categorical": (
+        _set("model.behaviour", {"increasing": ["contract"]}),
+        ["model.behaviour.increasing[0]", "'contract' is not numeric"],
+    ),
     "missing section": (lambda raw: raw.pop("mlflow"), ["mlflow", "required key is missing"]),
     "min above max": (_set("contract.features.4.min", 500), ["tenure", "greater than max"]),
     "feedback not csv": (
