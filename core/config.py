@@ -190,6 +190,18 @@ class Threshold(Strict):
         return self
 
 
+class Behaviour(Strict):
+    """Behavioural checks of the trained model that tests/model runs; none unless declared.
+
+    `invariant`: features that must not flip decisions when changed; `increasing` and
+    `decreasing`: numeric features whose increase must not lower (raise) the score.
+    """
+
+    invariant: list[str] = Field(default_factory=list)
+    increasing: list[str] = Field(default_factory=list)
+    decreasing: list[str] = Field(default_factory=list)
+
+
 class ModelSpec(Strict):
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -197,6 +209,7 @@ class ModelSpec(Strict):
     split: Split = Split()
     threshold: Threshold = Threshold()
     slices: list[str] = Field(default_factory=list)
+    behaviour: Behaviour = Behaviour()
 
     @model_validator(mode="after")
     def _estimator_exists(self) -> ModelSpec:
@@ -225,22 +238,40 @@ class Rule(Strict):
         return self
 
 
-class Champion(Strict):
-    alias: str = "production"
+class Comparison(Strict):
+    """A paired-bootstrap comparison of the challenger with another model on the same test rows."""
+
     metric: str = "roc_auc"
-    max_regression: float = Field(0.01, ge=0)
     confidence: float = Field(0.95, gt=0.5, lt=1)
     bootstrap: int = Field(1000, ge=100, le=100_000)
 
     @model_validator(mode="after")
-    def _known_metric(self) -> Champion:
+    def _known_metric(self) -> Comparison:
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; allowed: {', '.join(METRICS)}")
         return self
 
 
+class Champion(Comparison):
+    alias: str = "production"
+    max_regression: float = Field(0.01, ge=0)
+
+
+class Baseline(Comparison):
+    """The class prior (DummyClassifier), fitted in the same run: the challenger must beat it.
+
+    The prior's ROC AUC is 0.5 on any data, so the default reads "ROC AUC above 0.55 at 95%
+    confidence": a model that learned anything passes on any table; one that learned nothing
+    (or a target unrelated to the features) does not, however small the test part.
+    """
+
+    enabled: bool = True
+    min_improvement: float = Field(0.05, ge=0)
+
+
 class Gate(Strict):
     rules: list[Rule] = Field(default_factory=list)
+    baseline: Baseline = Baseline()
     champion: Champion = Champion()
 
 
@@ -383,12 +414,31 @@ class Config(Strict):
     source: Path = Field(default=Path("config.yaml"), exclude=True)
     sha256: str = Field(default="", exclude=True)
 
+    def _behaviour_features(self, names: set[str]) -> None:
+        b = self.model.behaviour
+        for kind, listed in (
+            ("invariant", b.invariant),
+            ("increasing", b.increasing),
+            ("decreasing", b.decreasing),
+        ):
+            for i, name in enumerate(listed):
+                if name not in names:
+                    raise ValueError(
+                        f"model.behaviour.{kind}[{i}]: {name!r} is not a feature of the contract"
+                    )
+                if (
+                    kind != "invariant"
+                    and self.contract.feature(name).type is not FeatureType.numeric
+                ):
+                    raise ValueError(f"model.behaviour.{kind}[{i}]: {name!r} is not numeric")
+
     @model_validator(mode="after")
     def _columns_exist(self) -> Config:
         names = set(self.contract.feature_names)
         for i, s in enumerate(self.model.slices):
             if s not in names:
                 raise ValueError(f"model.slices[{i}]: {s!r} is not a feature of the contract")
+        self._behaviour_features(names)
         tc = self.model.split.time_column
         if tc is not None and tc not in names and tc not in self.contract.id_columns:
             raise ValueError(f"model.split.time_column: {tc!r} is not a feature or id column")

@@ -60,6 +60,22 @@ def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str
     return feature
 
 
+def check_columns(frame: pd.DataFrame, target: str, ids: list[str]) -> None:
+    """Refuse a table no contract can describe: no rows, an empty column, an id that repeats."""
+    if frame.empty:
+        raise DataError("the file has no data rows: export the table with its rows")
+    for name in frame.columns:
+        if frame[name].isna().all():
+            raise DataError(f"column {name!r} is empty in every row: drop it from the file")
+    for name in ids:
+        repeated = int(frame[name].duplicated().sum())
+        if repeated:
+            raise DataError(
+                f"id column {name!r} has {repeated} repeated values: pick a unique column "
+                "or leave ID out"
+            )
+
+
 def draft_contract(
     frame: pd.DataFrame, target: str, ids: list[str], max_categories: int = 50
 ) -> dict[str, Any]:
@@ -67,12 +83,15 @@ def draft_contract(
     missing = [c for c in [target, *ids] if c not in frame.columns]
     if missing:
         raise DataError(
-            f"column(s) {', '.join(missing)} not in the file; columns: {', '.join(frame.columns)}"
+            f"column(s) {', '.join(map(repr, missing))} not in the file: pick one of "
+            f"{', '.join(frame.columns)}"
         )
+    check_columns(frame, target, ids)
     classes = sorted(str(v) for v in frame[target].dropna().unique())
     if len(classes) != 2:
         raise DataError(
-            f"target {target!r} has {len(classes)} classes {classes[:10]}; the template is for binary targets"
+            f"target {target!r} has {len(classes)} classes {classes[:10]}; the template is for "
+            "binary targets: pick a column with two values, or map this one to two"
         )
     counts = frame[target].astype(str).value_counts()
     positive = str(counts.index[-1])  # the minority class is usually the one to find

@@ -100,12 +100,15 @@ def improvement(name: str, challenger: Value, other: Value) -> Value:
 
 
 def comparison_rows(
-    challenger: dict[str, float], champion: dict[str, float] | None = None
+    challenger: dict[str, float],
+    champion: dict[str, float] | None = None,
+    baseline: dict[str, float] | None = None,
 ) -> list[dict[str, object]]:
-    """Tabulate the challenger's metrics beside the champion's: the one champion-vs-challenger table.
+    """Tabulate the challenger's metrics beside the baseline's and the champion's: the one table.
 
-    One row per metric of METRICS the challenger has; with a champion, its value and the
-    difference (challenger minus champion) marked ✓ when the challenger is at least as good.
+    One row per metric of METRICS the challenger has; with a baseline (the class prior fitted in
+    the same run), its value; with a champion, its value and the difference (challenger minus
+    champion) marked ✓ when the challenger is at least as good.
     """
     rows: list[dict[str, object]] = []
     for name in METRICS:
@@ -113,6 +116,8 @@ def comparison_rows(
             continue
         value = challenger[name]
         row: dict[str, object] = {"metric": name, "challenger": f"{value:.4f}"}
+        if baseline is not None:
+            row["baseline"] = f"{baseline[name]:.4f}"
         if champion is not None:
             old = champion[name]
             better = improvement(name, value, old) >= 0

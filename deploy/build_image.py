@@ -72,7 +72,7 @@ def context_bundle(bundle: Path, root: Path) -> str:
 
 
 def context_config(config: Path, root: Path) -> str:
-    """The config's path inside the build context (.dockerignore lets in config.yaml and examples')."""
+    """The config's path inside the build context (.dockerignore lets in config.yaml, examples' and the test fixtures')."""
     try:
         return config.resolve().relative_to(root).as_posix()
     except ValueError:
@@ -160,10 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default=DEFAULT_TAG)
     parser.add_argument("--dockerfile", type=Path, default=ROOT / "Dockerfile")
     parser.add_argument("--engine", choices=["auto", "docker", "buildah"], default="auto")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="config baked in (default: the Dockerfile's)"
+    )
     args = parser.parse_args(argv)
     bundle = args.bundle or get_settings().model_bundle
     with step(f"image {args.tag} from {bundle}"):
-        build_image(bundle, args.tag, args.dockerfile, args.engine)
+        build_image(bundle, args.tag, args.dockerfile, args.engine, args.config)
     size = image_size(args.tag, container_env(ROOT))
     if size is not None:
         print(f"image {args.tag}: {size / 1e6:.0f} MB unpacked")

@@ -78,7 +78,7 @@ def train_and_gate(
     with _timed("gate", timings):
         champion = read_champion(client, config, settings)
         scores = None if champion is None else gate.score_champion(champion, ds.test.X)
-        decision = gate.judge(config, ds.test.y, evaluation, scores)
+        decision = gate.judge(config, ds.test.y, evaluation, scores, gate.score_baseline(ds))
     with _timed("report", timings, str(reports)):
         files = report.artifacts(
             config,
@@ -198,7 +198,13 @@ def log_and_register(
 
 
 def _print_result(result: TrainResult) -> None:
-    print(table(comparison_rows(result.metrics, result.champion_metrics)))
+    print(
+        table(
+            comparison_rows(
+                result.metrics, result.champion_metrics, result.decision.baseline_metrics
+            )
+        )
+    )
     for r in result.decision.rules:
         mark = "pass" if r.passed else "FAIL"
         print(f"  gate {mark}: {r.rule} (observed {r.observed:.4f}, margin {r.margin:+.4f})")

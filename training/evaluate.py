@@ -191,12 +191,13 @@ def summary_markdown(
     slices: list[dict[str, Any]],
     champion_metrics: dict[str, float] | None = None,
     title: str = "Challenger evaluation",
+    baseline_metrics: dict[str, float] | None = None,
 ) -> str:
-    """Render metrics (beside the champion's when there is one) and slices (templates/training_summary.md.j2)."""
+    """Render metrics (beside the baseline's and champion's when given) and slices (templates/training_summary.md.j2)."""
     return render(
         "training_summary.md.j2",
         title=title,
         metrics=metrics,
-        rows=comparison_rows(metrics, champion_metrics),
+        rows=comparison_rows(metrics, champion_metrics, baseline_metrics),
         slices=slices,
     )

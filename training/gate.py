@@ -1,16 +1,21 @@
 """The gate: may this challenger go on? Pure functions of metrics and predictions.
 
-Two kinds of rule decide:
-- absolute rules from `gate.rules` (e.g. roc_auc ≥ 0.80). A bound in the metric's own direction
-  (a `min` on a higher-is-better metric, a `max` on a lower-is-better one) is checked by MLflow's
-  `MetricThreshold` + `mlflow.validate_evaluation_results`; the opposite bound (e.g. a `max` on
-  roc_auc to catch leakage) has no MLflow equivalent and is compared here.
+Three kinds of rule decide:
+- absolute rules from `gate.rules` (e.g. roc_auc ≥ 0.80), the team's policy, optional. A bound in
+  the metric's own direction (a `min` on a higher-is-better metric, a `max` on a lower-is-better
+  one) is checked by MLflow's `MetricThreshold` + `mlflow.validate_evaluation_results`; the
+  opposite bound (e.g. a `max` on roc_auc to catch leakage) has no MLflow equivalent and is
+  compared here.
+- the baseline comparison (`gate.baseline`): a trivial model (the class prior) fitted in the same
+  run scores the same test rows; the challenger passes when the lower confidence bound of its
+  improvement (paired bootstrap) reaches `min_improvement`. It fits any data, which fixed floors
+  chosen for one table do not.
 - the champion comparison (`gate.champion`): both models score the SAME test rows; a paired
   bootstrap of the metric difference gives its upper confidence bound, and the challenger is
   rejected when even that bound is below `-max_regression` (it is worse than the allowed margin at
   the configured confidence). MLflow's `min_absolute_change` cannot express this: it must be
   positive (the candidate must *beat* the baseline by a margin) and it ignores sampling noise.
-With no champion, the absolute rules alone decide.
+With no champion, the absolute rules and the baseline decide.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyClassifier
 
-from core.config import METRICS, Champion, Config, Rule
-from core.metrics import all_metrics, improvement, metric_value, vector_metric
+from core.config import METRICS, Baseline, Champion, Comparison, Config, Rule
+from core.metrics import all_metrics, comparison_rows, improvement, metric_value, vector_metric
 from core.templates import render
+from training.data import Dataset
 from training.evaluate import Evaluation
 from training.registry import RegisteredModel
 
@@ -49,11 +56,31 @@ class Decision:
     passed: bool
     rules: list[RuleResult]
     champion: dict[str, Any] | None = field(default=None)
+    baseline: dict[str, Any] | None = field(default=None)
+    challenger: dict[str, float] | None = field(default=None)
 
     @property
     def champion_metrics(self) -> dict[str, float] | None:
         """The champion's metrics on the same test rows, when it could score them."""
         return (self.champion or {}).get("metrics")
+
+    @property
+    def baseline_metrics(self) -> dict[str, float] | None:
+        """The baseline's metrics on the same test rows, when the gate compared with it."""
+        return (self.baseline or {}).get("metrics")
+
+    def compared(self) -> list[dict[str, object]]:
+        """The comparison table restricted to the metrics the gate compared on."""
+        if self.challenger is None:
+            return []
+        names = [r.metric for r in self.rules if r.metric in self.challenger]
+
+        def only(metrics: dict[str, float] | None) -> dict[str, float] | None:
+            return None if metrics is None else {k: v for k, v in metrics.items() if k in names}
+
+        return comparison_rows(
+            only(self.challenger) or {}, only(self.champion_metrics), only(self.baseline_metrics)
+        )
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -75,6 +102,7 @@ class Decision:
             "reason": self.reason,
             "rules": [asdict(r) for r in self.rules],
             "champion": self.champion,
+            "baseline": self.baseline,
         }
 
     def to_markdown(self) -> str:
@@ -90,7 +118,7 @@ class Decision:
             }
             for r in self.rules
         ]
-        return render("gate.md.j2", decision=self, rows=rows)
+        return render("gate.md.j2", decision=self, rows=rows, compared=self.compared())
 
 
 def _mlflow_check(metric: str, observed: float, limit: float) -> bool:
@@ -168,6 +196,53 @@ def paired_bootstrap(
     return diff[np.isfinite(diff)]
 
 
+@dataclass(frozen=True)
+class Interval:
+    """The bootstrap interval of the challenger's improvement over another model on one metric."""
+
+    challenger: float
+    other: float
+    point: float
+    lower: float
+    upper: float
+    resamples: int
+
+    def detail(self, other: str, confidence: float, bound: str) -> str:
+        return (
+            f"challenger {self.challenger:.4f}, {other} {self.other:.4f}, improvement "
+            f"{self.point:+.4f}, {confidence:.0%} interval of the improvement "
+            f"[{self.lower:+.4f}, {self.upper:+.4f}] (observed = its {bound} bound)"
+        )
+
+
+def improvement_interval(
+    y: np.ndarray,
+    p_challenger: np.ndarray,
+    p_other: np.ndarray,
+    thresholds: tuple[float, float],
+    settings: Comparison,
+    seed: int,
+) -> Interval:
+    """Measure both models and bootstrap the one-sided bounds of the improvement at `confidence`."""
+    metric, confidence = settings.metric, settings.confidence
+    threshold_challenger, threshold_other = thresholds
+    chal = metric_value(metric, y, p_challenger, threshold_challenger)
+    other = metric_value(metric, y, p_other, threshold_other)
+    diffs = paired_bootstrap(
+        y,
+        p_challenger,
+        p_other,
+        metric,
+        threshold_challenger=threshold_challenger,
+        threshold_champion=threshold_other,
+        n_resamples=settings.bootstrap,
+        seed=seed,
+    )
+    upper = float(np.quantile(diffs, confidence)) if len(diffs) else float("nan")
+    lower = float(np.quantile(diffs, 1 - confidence)) if len(diffs) else float("nan")
+    return Interval(chal, other, improvement(metric, chal, other), lower, upper, len(diffs))
+
+
 def compare_with_champion(
     y: np.ndarray,
     p_challenger: np.ndarray,
@@ -180,38 +255,57 @@ def compare_with_champion(
 ) -> RuleResult:
     """Reject when the upper confidence bound of the improvement is below -max_regression."""
     metric = settings.metric
-    chal = metric_value(metric, y, p_challenger, threshold_challenger)
-    champ = metric_value(metric, y, p_champion, threshold_champion)
-    point = improvement(metric, chal, champ)
-    diffs = paired_bootstrap(
-        y,
-        p_challenger,
-        p_champion,
-        metric,
-        threshold_challenger=threshold_challenger,
-        threshold_champion=threshold_champion,
-        n_resamples=settings.bootstrap,
-        seed=seed,
-    )
-    upper = float(np.quantile(diffs, settings.confidence)) if len(diffs) else float("nan")
-    lower = float(np.quantile(diffs, 1 - settings.confidence)) if len(diffs) else float("nan")
+    thresholds = (threshold_challenger, threshold_champion)
+    iv = improvement_interval(y, p_challenger, p_champion, thresholds, settings, seed)
     limit = -settings.max_regression
-    passed = bool(np.isfinite(upper) and upper >= limit)
     return RuleResult(
         rule=f"{metric} vs champion: not worse than {settings.max_regression:g} "
         f"at {settings.confidence:.0%} confidence",
         metric=metric,
-        observed=upper,
+        observed=iv.upper,
         limit=limit,
-        margin=upper - limit if np.isfinite(upper) else float("-inf"),
-        passed=passed,
-        checked_by=f"paired bootstrap ({len(diffs)} resamples)",
-        detail=(
-            f"challenger {chal:.4f}, champion {champ:.4f}, improvement {point:+.4f}, "
-            f"{settings.confidence:.0%} interval of the improvement [{lower:+.4f}, {upper:+.4f}] "
-            "(observed = its upper bound)"
-        ),
+        margin=iv.upper - limit if np.isfinite(iv.upper) else float("-inf"),
+        passed=bool(np.isfinite(iv.upper) and iv.upper >= limit),
+        checked_by=f"paired bootstrap ({iv.resamples} resamples)",
+        detail=iv.detail("champion", settings.confidence, "upper"),
     )
+
+
+# The prior's constant score sits below 0.5 whenever the positive class is the minority, so at
+# this threshold it predicts the majority class, as DummyClassifier.predict does.
+BASELINE_THRESHOLD = 0.5
+
+
+def compare_with_baseline(
+    y: np.ndarray,
+    p_challenger: np.ndarray,
+    p_baseline: np.ndarray,
+    *,
+    threshold_challenger: float,
+    settings: Baseline,
+    seed: int,
+) -> RuleResult:
+    """Pass when the lower confidence bound of the improvement reaches min_improvement."""
+    metric = settings.metric
+    thresholds = (threshold_challenger, BASELINE_THRESHOLD)
+    iv = improvement_interval(y, p_challenger, p_baseline, thresholds, settings, seed)
+    limit = settings.min_improvement
+    return RuleResult(
+        rule=f"{metric} vs baseline: better by {limit:g} at {settings.confidence:.0%} confidence",
+        metric=metric,
+        observed=iv.lower,
+        limit=limit,
+        margin=iv.lower - limit if np.isfinite(iv.lower) else float("-inf"),
+        passed=bool(np.isfinite(iv.lower) and iv.lower >= limit),
+        checked_by=f"paired bootstrap ({iv.resamples} resamples)",
+        detail=iv.detail("baseline", settings.confidence, "lower"),
+    )
+
+
+def score_baseline(ds: Dataset) -> np.ndarray:
+    """Fit the class prior (DummyClassifier) on the training part; score the test rows with it."""
+    prior = DummyClassifier(strategy="prior").fit(ds.train.X, ds.train.y)
+    return np.asarray(prior.predict_proba(ds.test.X)[:, 1], dtype="float64")
 
 
 @dataclass(frozen=True)
@@ -246,17 +340,38 @@ def judge(
     y: np.ndarray,
     evaluation: Evaluation,
     champion: ChampionScores | None = None,
+    baseline: np.ndarray | None = None,
 ) -> Decision:
-    """Check the absolute rules and, when the champion could score the test rows, compare with it."""
+    """Check the absolute rules, beat the baseline (when given and enabled), compare with the champion."""
     rule_results = check_rules(config.gate.rules, evaluation.metrics)
+    baseline_info = None
+    if baseline is not None and config.gate.baseline.enabled:
+        baseline_info = {
+            "model": "DummyClassifier(strategy='prior')",
+            "threshold": BASELINE_THRESHOLD,
+            "metrics": all_metrics(y, baseline, BASELINE_THRESHOLD),
+        }
+        rule_results.append(
+            compare_with_baseline(
+                y,
+                evaluation.p_test,
+                baseline,
+                threshold_challenger=evaluation.threshold,
+                settings=config.gate.baseline,
+                seed=config.model.seed,
+            )
+        )
     if champion is None:
-        return decide(rule_results)
+        return decide(rule_results, baseline=baseline_info, challenger=evaluation.metrics)
     info = dict(champion.info)
     if champion.scores is None:
         info["note"] = (
-            f"the champion cannot score the test rows ({champion.problem}); thresholds alone decide"
+            f"the champion cannot score the test rows ({champion.problem}); "
+            "the rules and the baseline decide"
         )
-        return decide(rule_results, None, info)
+        return decide(
+            rule_results, None, info, baseline=baseline_info, challenger=evaluation.metrics
+        )
     info["metrics"] = all_metrics(y, champion.scores, champion.threshold)
     result = compare_with_champion(
         y,
@@ -267,14 +382,23 @@ def judge(
         settings=config.gate.champion,
         seed=config.model.seed,
     )
-    return decide(rule_results, result, info)
+    return decide(rule_results, result, info, baseline=baseline_info, challenger=evaluation.metrics)
 
 
 def decide(
     rule_results: list[RuleResult],
     champion_result: RuleResult | None = None,
     champion_info: dict[str, Any] | None = None,
+    *,
+    baseline: dict[str, Any] | None = None,
+    challenger: dict[str, float] | None = None,
 ) -> Decision:
     """Combine the rule results: the gate passes only when every one passed."""
     rules = [*rule_results, *([champion_result] if champion_result is not None else [])]
-    return Decision(passed=all(r.passed for r in rules), rules=rules, champion=champion_info)
+    return Decision(
+        passed=all(r.passed for r in rules),
+        rules=rules,
+        champion=champion_info,
+        baseline=baseline,
+        challenger=challenger,
+    )

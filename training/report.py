@@ -48,7 +48,12 @@ def artifacts(
     validation_result: str | None,
 ) -> Artifacts:
     """Collect the run's reports: evaluation, gate, reference profile, config, validation result."""
-    summary = summary_markdown(evaluation.metrics, evaluation.slices, decision.champion_metrics)
+    summary = summary_markdown(
+        evaluation.metrics,
+        evaluation.slices,
+        decision.champion_metrics,
+        baseline_metrics=decision.baseline_metrics,
+    )
     summary += "\n" + ds.describe() + "\n"
     text = {
         "evaluation/metrics.json": dumps(evaluation.metrics),

@@ -12,8 +12,9 @@ import pytest
 
 from core import check_config
 from core.config import FeatureType, load_config
+from core.data import read_table
 from core.errors import ConfigError
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, ROOT, ROOT_CONFIG
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -22,6 +23,18 @@ def test_shipped_configs_load(name: str) -> None:
     assert config.data_path.exists()
     assert config.contract.target.positive in config.contract.target.classes
     assert len(config.contract.features) >= 10
+    assert len(config.sha256) == 64
+
+
+def test_root_config_loads_and_its_contract_covers_its_data() -> None:
+    """The config a fork edits: whatever its table, it loads and its contract fits its data."""
+    config = load_config(ROOT_CONFIG)
+    frame = read_table(config.data_path, config.data.format)
+    assert set(config.contract.columns) <= set(frame.columns)
+    if config.contract.unknown_columns == "fail":
+        assert set(frame.columns) == set(config.contract.columns)
+    target = config.contract.target
+    assert set(frame[target.name].dropna().astype(str)) <= {str(c) for c in target.classes}
     assert len(config.sha256) == 64
 
 
@@ -94,6 +107,14 @@ BAD_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], None], list[str]]] = {
         ["gate.rules[0]", "unknown metric"],
     ),
     "slice not a feature": (_set("model.slices", ["region"]), ["model.slices[0]", "'region'"]),
+    "behaviour not a feature": (
+        _set("model.behaviour", {"invariant": ["region"]}),
+        ["model.behaviour.invariant[0]", "'region'"],
+    ),
+    "direction on a categorical": (
+        _set("model.behaviour", {"increasing": ["contract"]}),
+        ["model.behaviour.increasing[0]", "'contract' is not numeric"],
+    ),
     "missing section": (lambda raw: raw.pop("mlflow"), ["mlflow", "required key is missing"]),
     "min above max": (_set("contract.features.4.min", 500), ["tenure", "greater than max"]),
     "feedback not csv": (

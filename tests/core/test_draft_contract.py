@@ -36,10 +36,8 @@ def test_draft_of_default_data_loads_as_a_config(
     )
 
 
-def test_cli_prints_yaml(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = draft_contract.main(
-        [str(root / "data/wa_churn.csv"), "--target", "churn", "--id", "rownames"]
-    )
+def test_cli_prints_yaml(config: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code = draft_contract.main([str(config.data_path), "--target", "churn", "--id", "rownames"])
     assert code == 0
     parsed = yaml.safe_load(capsys.readouterr().out)
     assert parsed["contract"]["target"]["name"] == "churn"

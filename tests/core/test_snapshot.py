@@ -9,12 +9,14 @@ import pytest
 
 from core.config import load_config
 from core.snapshot import load_rdataset, snapshot_bytes
-from tests.conftest import CONFIGS
+from tests.conftest import SHIPPED
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_snapshot_matches_provenance_and_package(name: str) -> None:
-    config = load_config(CONFIGS[name])
+    config = load_config(SHIPPED[name])
+    if config.data.snapshot is None and name == "root":
+        pytest.skip("the root config's data has no PyPI snapshot source (a fork's own table)")
     data = config.data_path.read_bytes()
     prov = json.loads(config.data_path.with_suffix(".provenance.json").read_text())
     assert hashlib.sha256(data).hexdigest() == prov["sha256"]

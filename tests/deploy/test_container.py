@@ -32,6 +32,7 @@ from core.io import sha256_file
 from core.net import free_port
 from core.prediction_log import read_predictions
 from deploy.containers import container_env, run_argv
+from tests.conftest import CHURN_CONFIG
 from validation.profile import build_reference, reference_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -64,7 +65,7 @@ def podman(
 
 
 def build(bundle: Path, tag: str) -> subprocess.CompletedProcess[str]:
-    """What `make image MODEL_BUNDLE=bundle IMAGE_TAG=tag` runs, with buildah."""
+    """What `make image MODEL_BUNDLE=bundle IMAGE_TAG=tag` runs, with buildah, on the churn fixture."""
     return subprocess.run(
         # buildah even where a Docker engine answers: podman runs what buildah builds (same storage).
         [
@@ -75,6 +76,8 @@ def build(bundle: Path, tag: str) -> subprocess.CompletedProcess[str]:
             str(bundle),
             "--tag",
             tag,
+            "--config",
+            str(CHURN_CONFIG),
             *BUILDAH,
         ],
         cwd=ROOT,
@@ -98,7 +101,7 @@ def image_bundle(
     image's slim dependencies are proven to read it.
     """
     bundle = load_bundle(trained_bundle)
-    metadata = {**bundle.metadata, "data_sha256": sha256_file(ROOT / config.data.path)}
+    metadata = {**bundle.metadata, "data_sha256": sha256_file(config.data_path)}
     scores = bundle.pipeline.predict_proba(feature_frame(default_frame, config.contract))[:, 1]
     reference, profile = build_reference(default_frame, scores, config.contract)
     target = tmp_path_factory.mktemp("image") / "bundle"
@@ -317,7 +320,7 @@ def test_sigterm_under_load_loses_no_logged_prediction(
 def test_make_stage_builds_and_runs_the_container_when_podman_is_here(
     image: str, image_bundle: Path
 ) -> None:
-    proc = stage(image_bundle, image_bundle.parent / "stage-reports", "--config", "config.yaml")
+    proc = stage(image_bundle, image_bundle.parent / "stage-reports", "--config", str(CHURN_CONFIG))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # docker where an engine answers (GitHub's runners), else podman (these machines).
     assert re.search(

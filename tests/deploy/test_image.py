@@ -144,7 +144,7 @@ def test_the_images_command_serves_the_bundle(
 ) -> None:
     record = request_records(default_frame.head(1), config.contract)[0]
     with image_service(
-        DOCKERFILE, trained_bundle, ROOT / "config.yaml", tmp_path, tmp_path / "server.log"
+        DOCKERFILE, trained_bundle, config.source, tmp_path, tmp_path / "server.log"
     ) as service:
         service.wait_ready()
         with httpx.Client(base_url=service.url, timeout=30) as client:

@@ -18,6 +18,7 @@ from core.config import Config, FeatureType
 from core.errors import ServiceUnavailable
 from core.frames import request_records
 from deploy.stage import bad_record, image_service, label_agrees, sample_records
+from tests.conftest import CHURN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,10 +101,10 @@ def test_a_service_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_pat
 
 
 def run_stage(bundle: Path, reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m deploy.stage` on `bundle` as `make stage` / `make smoke` do."""
+    """Run `python -m deploy.stage` on `bundle` (of the churn fixture) as `make stage` / `make smoke` do."""
     env = {**os.environ, "MODEL_BUNDLE": str(bundle), "REPORTS_DIR": str(reports)}
     return subprocess.run(
-        [sys.executable, "-m", "deploy.stage", "--config", "config.yaml", *args],
+        [sys.executable, "-m", "deploy.stage", "--config", str(CHURN_CONFIG), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.config import Config
+from core.config import Config, FeatureType, load_config
 from core.metrics import all_metrics
+from tests.conftest import ROOT_CONFIG
 from training import evaluate
 from training.data import load_dataset
 from training.model import fit
@@ -77,3 +78,56 @@ def test_minimum_quality_on_held_out_rows(model: Model, config: Config) -> None:
     assert metrics["recall"] >= 0.50
     # Better than predicting the base rate for everyone.
     assert metrics["brier"] < float(np.mean((model.y.mean() - model.y) ** 2))
+
+
+# The checks the root config declares (model.behaviour), on the model it trains: a fork lists its
+# own, and with none listed these tests are not collected.
+DECLARED = load_config(ROOT_CONFIG).model.behaviour
+
+
+@pytest.fixture(scope="module")
+def root_model() -> tuple[Config, Model]:
+    config = load_config(ROOT_CONFIG)
+    ds = load_dataset(config)
+    pipeline = fit(config, ds)
+    p_val = pipeline.predict_proba(ds.validation.X)[:, 1]
+    threshold = evaluate.choose_threshold(ds.validation.y, p_val, config.model.threshold.objective)
+    return config, Model(pipeline, ds.test.X, ds.test.y, threshold)
+
+
+def _changed(config: Config, X: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Change one feature on every row: flip a boolean, move a category on, shuffle a number."""
+    feature = config.contract.feature(name)
+    column = X[name]
+    if feature.type is FeatureType.boolean:
+        return X.assign(**{name: 1.0 - column})
+    if feature.type is FeatureType.categorical:
+        cats = feature.categories or []
+        following = {c: cats[(i + 1) % len(cats)] for i, c in enumerate(cats)}
+        return X.assign(**{name: column.map(following).astype(column.dtype)})
+    return X.assign(**{name: column.sample(frac=1.0, random_state=0).to_numpy()})
+
+
+@pytest.mark.parametrize("name", DECLARED.invariant)
+def test_a_declared_invariant_feature_flips_almost_no_decision(
+    name: str, root_model: tuple[Config, Model]
+) -> None:
+    config, model = root_model
+    before = model.proba(model.X) >= model.threshold
+    after = model.proba(_changed(config, model.X, name)) >= model.threshold
+    assert np.mean(before != after) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("name", "sign"),
+    [(n, 1) for n in DECLARED.increasing] + [(n, -1) for n in DECLARED.decreasing],
+)
+def test_a_declared_direction_holds_on_almost_every_row(
+    name: str, sign: int, root_model: tuple[Config, Model]
+) -> None:
+    model = root_model[1]
+    rows = model.X.dropna(subset=[name])
+    step = float(rows[name].std()) or 1.0
+    raised = rows.assign(**{name: rows[name] + step})
+    moved = sign * (model.proba(raised) - model.proba(rows))
+    assert np.mean(moved >= 0) > 0.95

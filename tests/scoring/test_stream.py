@@ -15,11 +15,12 @@ from core.config import Config, FeatureType, load_config
 from core.frames import feature_frame
 from scoring import score
 from scoring.stream import AtomicParquet, rejects_path, score_file
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CHURN_CONFIG, CONFIGS, ROOT
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = score.main(args)
+    """Run `scoring.score` on the churn fixture config (the bundle's), not the root one."""
+    code = score.main(["--config", str(CHURN_CONFIG), *args])
     out, err = capsys.readouterr()
     return code, out, err
 

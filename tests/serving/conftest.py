@@ -22,15 +22,16 @@ import yaml
 
 from core.net import free_port
 from serving.serve import uvicorn_argv
+from tests.conftest import CHURN_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "test-key-0123456789"
 
 
 def serving_config(tmp: Path, raw: dict[str, Any], **serving: Any) -> Path:
-    """Write the default config with small serving limits (and `serving` overrides) into tmp."""
+    """Write the churn fixture config with small serving limits (and `serving` overrides) into tmp."""
     raw = copy.deepcopy(raw)
-    raw["data"]["path"] = str(ROOT / raw["data"]["path"])
+    raw["data"]["path"] = str(CHURN_CONFIG.parent / raw["data"]["path"])
     raw["serving"] = {"max_batch": 5, "max_body_bytes": 20_000, **serving}
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from core.config import Champion, Rule
-from core.metrics import vector_metric
+from core.config import Baseline, Champion, Config, Rule
+from core.metrics import all_metrics, vector_metric
 from training import gate
+from training.evaluate import Evaluation
 
 
 def _scores(seed: int, n: int = 1500) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -147,3 +149,64 @@ def test_decision_names_every_failed_rule_in_json_and_markdown() -> None:
 
 def test_no_rules_and_no_champion_pass() -> None:
     assert gate.decide([]).passed
+
+
+def _prior(y: np.ndarray) -> np.ndarray:
+    """What DummyClassifier(strategy="prior") scores: the positive share, on every row."""
+    return np.full(len(y), float(y.mean()))
+
+
+@pytest.mark.parametrize(("challenger", "passes"), [("good", True), ("noise", False)])
+def test_baseline_rule_passes_a_model_that_learned_and_rejects_noise(
+    challenger: str, passes: bool
+) -> None:
+    y, good, noise = _scores(6)
+    result = gate.compare_with_baseline(
+        y,
+        {"good": good, "noise": noise}[challenger],
+        _prior(y),
+        threshold_challenger=0.5,
+        settings=Baseline(min_improvement=0.05, confidence=0.95, bootstrap=300),
+        seed=0,
+    )
+    assert result.passed is passes
+    assert result.limit == pytest.approx(0.05)
+    assert result.rule == "roc_auc vs baseline: better by 0.05 at 95% confidence"
+    assert "baseline 0.5000" in result.detail  # the prior ranks nothing: AUC 0.5 on any data
+    assert (result.margin >= 0) is passes
+
+
+def test_baseline_margin_is_demanded_at_the_lower_confidence_bound() -> None:
+    # AUC about 0.58: clearly better than the prior, but not by 0.2.
+    y, good, noise = _scores(7, n=3000)
+    weak = np.clip(0.2 * good + 0.8 * noise, 0, 1)
+    kw = {"threshold_challenger": 0.5, "seed": 0}
+    small = Baseline(min_improvement=0.02, bootstrap=300)
+    large = Baseline(min_improvement=0.2, bootstrap=300)
+    assert gate.compare_with_baseline(y, weak, _prior(y), settings=small, **kw).passed  # type: ignore[arg-type]
+    assert not gate.compare_with_baseline(y, weak, _prior(y), settings=large, **kw).passed  # type: ignore[arg-type]
+
+
+def test_judge_puts_the_baseline_beside_the_challenger_and_rejects_on_it(
+    config: Config,
+) -> None:
+    y, good, noise = _scores(8)
+    no_floors = config.model_copy(update={"gate": config.gate.model_copy(update={"rules": []})})
+    for scores, passes in ((good, True), (noise, False)):
+        evaluation = Evaluation(
+            0.5, scores, scores, all_metrics(y, scores, 0.5), [], pd.DataFrame(), {}
+        )
+        decision = gate.judge(no_floors, y, evaluation, None, _prior(y))
+        assert decision.passed is passes
+        assert [r.metric for r in decision.rules] == ["roc_auc"]
+        assert decision.baseline_metrics is not None
+        assert decision.baseline_metrics["roc_auc"] == pytest.approx(0.5)
+        md = decision.to_markdown()
+        assert "| metric | challenger | baseline |" in md
+        assert "the absolute rules and the baseline decide" in md
+        assert json.loads(json.dumps(decision.to_json()))["baseline"]["model"].startswith("Dummy")
+    off = no_floors.model_copy(
+        update={"gate": no_floors.gate.model_copy(update={"baseline": Baseline(enabled=False)})}
+    )
+    evaluation = Evaluation(0.5, noise, noise, all_metrics(y, noise, 0.5), [], pd.DataFrame(), {})
+    assert gate.judge(off, y, evaluation, None, _prior(y)).passed  # no rule left to fail
