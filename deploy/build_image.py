@@ -30,6 +30,7 @@ DEFAULT_TAG = "model-service:latest"
 # The build context lets in build/bundle and this staging folder only (.dockerignore), so a bundle
 # kept elsewhere is copied here first.
 STAGED_BUNDLE = Path("build/image-bundle")
+STAGED_CONFIG = Path("build/image-config/config.yaml")
 # Bundle metadata key -> Dockerfile build argument (each one is also an image label).
 LABEL_ARGS = {
     "model_name": "MODEL_NAME",
@@ -72,13 +73,25 @@ def context_bundle(bundle: Path, root: Path) -> str:
 
 
 def context_config(config: Path, root: Path) -> str:
-    """The config's path inside the build context (.dockerignore lets in config.yaml, examples' and the test fixtures')."""
+    """The config's path inside the build context, staging it there unless .dockerignore lets it in.
+
+    The root config.yaml and the examples' configs are in the context as they are; any other
+    config of the repository (a test fixture's) is copied to build/image-config/config.yaml.
+    """
     try:
-        return config.resolve().relative_to(root).as_posix()
+        relative = config.resolve().relative_to(root.resolve())
     except ValueError:
         raise DeployError(
             f"{config} is outside {root}: the image can only take a config from the build context"
         ) from None
+    if (relative.match("config.yaml") and len(relative.parts) == 1) or relative.match(
+        "examples/*/config.yaml"
+    ):
+        return relative.as_posix()
+    staged = root / STAGED_CONFIG
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config, staged)
+    return STAGED_CONFIG.as_posix()
 
 
 def pick_engine(wanted: str) -> str:

@@ -54,6 +54,14 @@ def test_a_bundle_outside_the_context_is_staged_inside_it(tmp_path: Path) -> Non
     assert context_bundle(root / "build" / "bundle", root) == "build/bundle"
     with pytest.raises(DeployError, match="outside"):
         context_config(tmp_path / "config.yaml", root)
+    (root / "config.yaml").write_text("project: x\n")
+    (root / "tests" / "fixtures").mkdir(parents=True)
+    (root / "tests" / "fixtures" / "config.yaml").write_text("project: fixture\n")
+    assert context_config(root / "config.yaml", root) == "config.yaml"
+    assert context_config(root / "tests" / "fixtures" / "config.yaml", root) == (
+        "build/image-config/config.yaml"
+    )
+    assert (root / "build" / "image-config" / "config.yaml").read_text() == "project: fixture\n"
 
 
 def test_the_dockerfiles_bases_are_found_with_their_registries() -> None:
