@@ -52,10 +52,10 @@ validate: install ## Check the data of CONFIG (or DATA=file) with the GX suite b
 
 score: install ## Score INPUT=file|dir into OUTPUT=file.parquet with the bundle [ENGINE=spark] [OVERWRITE=1]
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "usage: make score INPUT=data.csv OUTPUT=scores.parquet [ENGINE=spark] [OVERWRITE=1]"; exit 2; }
-	@$(PY) -m scoring.score --config $(CONFIG) --input "$(INPUT)" --output "$(OUTPUT)" --engine $(or $(ENGINE),local) $(if $(OVERWRITE),--overwrite)
+	@$(PY) -m scoring.score --config $(CONFIG) --input "$(INPUT)" --output "$(OUTPUT)" --engine $(or $(ENGINE),local) $(if $(filter-out 0,$(OVERWRITE)),--overwrite)
 
 train: install ## Train, evaluate and gate the model of CONFIG; log to MLflow, register as `candidate` on pass (a reject: the module exits 4, make 2)
-	@$(PY) -m orchestration.train --config $(CONFIG) $(if $(DRY_RUN),--dry-run)
+	@$(PY) -m orchestration.train --config $(CONFIG) $(if $(filter-out 0,$(DRY_RUN)),--dry-run)
 
 package: install ## Build the checksummed model bundle (MODEL_BUNDLE) from the registered `candidate` (or ALIAS=production)
 	@$(PY) -m training.package --config $(CONFIG) --alias $(or $(ALIAS),candidate)

@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     text = draft_config(frame, args.data, args.out, args.target, args.id)
     # Check what was drafted loads before it replaces anything.
     staged = args.out.with_name(f".{args.out.name}.init")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     staged.write_text(text)
     try:
         config = load_config(staged)

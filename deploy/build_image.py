@@ -21,6 +21,7 @@ from pathlib import Path
 from core.bundle import METADATA_FILE
 from core.cli import entry_point, step
 from core.errors import DeployError
+from core.git import head_commit
 from core.settings import get_settings
 from deploy.containers import container_env, docker_answers, image_size
 from deploy.stand_ins import base_images, ensure_base
@@ -37,14 +38,6 @@ LABEL_ARGS = {
     "model_version": "MODEL_VERSION",
     "data_sha256": "DATA_SHA256",
 }
-
-
-def git_revision(root: Path) -> str:
-    """The commit the image is built from, or "unknown" outside a git checkout."""
-    proc = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
 def build_args(bundle: Path, revision: str) -> dict[str, str]:
@@ -146,7 +139,7 @@ def build_image(
     """Build `tag` from the Dockerfile with `bundle` (and `config`) baked in; the build's seconds."""
     dockerfile = dockerfile or ROOT / "Dockerfile"
     root = dockerfile.resolve().parent
-    args = build_args(bundle, git_revision(root))
+    args = build_args(bundle, head_commit(root))
     args["BUNDLE_DIR"] = context_bundle(bundle, root)
     if config is not None:
         args["CONFIG"] = context_config(config, root)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.cli import entry_point
 from core.config import load_config
-from core.errors import DeployError
+from core.errors import DeployError, ModelNotFound
 from core.git import Git
 from core.settings import Settings, get_settings
 from deploy.gitops import PLACEHOLDER, Pin, overlay_file, read_pin
@@ -78,9 +78,15 @@ def sync(settings: Settings, model_name: str, env: str, state: OverlayState) -> 
             # A workflow without a team registry trains into a store thrown away with its
             # runner: there is no alias to keep in step, and that is not an error.
             return Synced(env, None, None, skipped=True)
-        if state.pin.image.digest != PLACEHOLDER:
-            # Raises (and so exits non-zero) when the overlay names a version the registry lacks.
-            client.get_model_version(model_name, state.pin.model_version)
+        missing = state.pin.image.digest != PLACEHOLDER and not registry.has_version(
+            client, model_name, state.pin.model_version
+        )
+    if missing:
+        raise ModelNotFound(
+            f"the {env} overlay pins {model_name} version={state.pin.model_version}, which the "
+            "registry does not hold: register it, or fix the pin"
+        )
+    with registry.reachable(settings):
         return sync_alias(client, model_name, env, state)
 
 

@@ -347,6 +347,19 @@ def drop_alias(client: Any, model_name: str, alias: str) -> None:
         client.delete_registered_model_alias(model_name, alias)
 
 
+def has_version(client: Any, model_name: str, version: str) -> bool:
+    """Say whether the registry holds that version of the model."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return False
+        raise
+    return True
+
+
 def is_registered(client: Any, model_name: str) -> bool:
     """Say whether the registry holds the model at all."""
     from mlflow.exceptions import MlflowException
