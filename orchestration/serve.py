@@ -8,7 +8,6 @@ never call the registry at request time. Then it hands over to `python -m servin
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from pathlib import Path
@@ -38,13 +37,7 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default=None, help="config file (default: CONFIG_PATH)")
-    args = parser.parse_args(argv)
-    if args.config:
-        os.environ["CONFIG_PATH"] = args.config
-        get_settings.cache_clear()
-    settings = get_settings()
+    settings = serve.settings_from_args(argv, __doc__.splitlines()[0])
     if settings.model_uri:
         bundle_from_registry(load_config(settings.config_path), settings, settings.model_uri)
         # The bundle is built: what serves it reads MODEL_BUNDLE alone and refuses MODEL_URI.

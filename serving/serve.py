@@ -23,7 +23,7 @@ from core.bundle import verify_bundle
 from core.cli import entry_point
 from core.config import load_config
 from core.errors import ConfigError
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from serving.metrics import MULTIPROC_ENV, file_pid, process_alive
 
 
@@ -71,16 +71,21 @@ def uvicorn_argv(host: str, port: int, workers: int) -> list[str]:
     ]
 
 
-@entry_point
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def settings_from_args(argv: list[str] | None, description: str) -> Settings:
+    """Parse `--config` into CONFIG_PATH (what the workers inherit) and return the settings."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default=None, help="config file (default: CONFIG_PATH)")
     args = parser.parse_args(argv)
     if args.config:
         # Settings are the one reader of the environment; the workers inherit this value.
         os.environ["CONFIG_PATH"] = args.config
         get_settings.cache_clear()
-    settings = get_settings()
+    return get_settings()
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> int:
+    settings = settings_from_args(argv, __doc__.splitlines()[0])
     # A bad config or bundle stops here, once, with its exit code: uvicorn would restart workers
     # that exit with anything but its own start-up failure code.
     load_config(settings.config_path)

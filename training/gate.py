@@ -257,17 +257,27 @@ def compare_with_champion(
     metric = settings.metric
     thresholds = (threshold_challenger, threshold_champion)
     iv = improvement_interval(y, p_challenger, p_champion, thresholds, settings, seed)
-    limit = -settings.max_regression
+    rule = (
+        f"{metric} vs champion: not worse than {settings.max_regression:g} "
+        f"at {settings.confidence:.0%} confidence"
+    )
+    detail = iv.detail("champion", settings.confidence, "upper")
+    return _bound_rule(rule, metric, iv.upper, -settings.max_regression, iv.resamples, detail)
+
+
+def _bound_rule(
+    rule: str, metric: str, bound: float, limit: float, resamples: int, detail: str
+) -> RuleResult:
+    """A bootstrap rule: it passes when the interval's bound reaches `limit` (NaN never does)."""
     return RuleResult(
-        rule=f"{metric} vs champion: not worse than {settings.max_regression:g} "
-        f"at {settings.confidence:.0%} confidence",
+        rule=rule,
         metric=metric,
-        observed=iv.upper,
+        observed=bound,
         limit=limit,
-        margin=iv.upper - limit if np.isfinite(iv.upper) else float("-inf"),
-        passed=bool(np.isfinite(iv.upper) and iv.upper >= limit),
-        checked_by=f"paired bootstrap ({iv.resamples} resamples)",
-        detail=iv.detail("champion", settings.confidence, "upper"),
+        margin=bound - limit if np.isfinite(bound) else float("-inf"),
+        passed=bool(np.isfinite(bound) and bound >= limit),
+        checked_by=f"paired bootstrap ({resamples} resamples)",
+        detail=detail,
     )
 
 
@@ -290,16 +300,9 @@ def compare_with_baseline(
     thresholds = (threshold_challenger, BASELINE_THRESHOLD)
     iv = improvement_interval(y, p_challenger, p_baseline, thresholds, settings, seed)
     limit = settings.min_improvement
-    return RuleResult(
-        rule=f"{metric} vs baseline: better by {limit:g} at {settings.confidence:.0%} confidence",
-        metric=metric,
-        observed=iv.lower,
-        limit=limit,
-        margin=iv.lower - limit if np.isfinite(iv.lower) else float("-inf"),
-        passed=bool(np.isfinite(iv.lower) and iv.lower >= limit),
-        checked_by=f"paired bootstrap ({iv.resamples} resamples)",
-        detail=iv.detail("baseline", settings.confidence, "lower"),
-    )
+    rule = f"{metric} vs baseline: better by {limit:g} at {settings.confidence:.0%} confidence"
+    detail = iv.detail("baseline", settings.confidence, "lower")
+    return _bound_rule(rule, metric, iv.lower, limit, iv.resamples, detail)
 
 
 def score_baseline(ds: Dataset) -> np.ndarray:
