@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check init contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: image lint-infra stage smoke deploy-staging sync-alias promote rollback drift simulate retrain score serve install-node lint-workflows
+.PHONY: image image-args lint-infra stage smoke deploy-staging sync-alias promote rollback drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -110,9 +110,9 @@ fmt: install ## Format the code and apply safe lint fixes
 	@$(PY) -m ruff check --fix .
 
 # The module exits 10 on drift, but make's own exit status is 2 for any failing recipe, so a workflow
-# reads the verdict from reports/drift/report.json (or the `drift` step output in $GITHUB_OUTPUT).
-drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the training reference; fails on drift
-	@$(PY) -m orchestration.drift --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)")
+# runs VERDICT_ONLY=1 and reads the verdict from the `drift` step output the module writes.
+drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the training reference; fails on drift (VERDICT_ONLY=1: exits 0, the verdict is the `drift` output)
+	@$(PY) -m orchestration.drift --config $(CONFIG) $(if $(CURRENT),--current "$(CURRENT)") $(if $(filter 1,$(VERDICT_ONLY)),--verdict-only)
 
 simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
 	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
@@ -133,6 +133,9 @@ lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + k
 
 image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases)
 	@$(PY) -m deploy.build_image --config $(CONFIG) --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
+
+image-args: install ## Print the build arguments make image passes for MODEL_BUNDLE (labels); under Actions also the step output build-args
+	@$(PY) -m deploy.build_image --config $(CONFIG) --args-only $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
 
 stage: install ## Local staging: build and run the image with MODEL_BUNDLE (docker/podman; else its command here), smoke-test it, stop it
 	@$(PY) -m deploy.stage --config $(CONFIG)

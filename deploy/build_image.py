@@ -1,12 +1,16 @@
 """`make image`: build the service image from the Dockerfile and one model bundle.
 
 Usage: python -m deploy.build_image [--bundle DIR] [--tag NAME] [--engine auto|docker|buildah]
+       python -m deploy.build_image --args-only [--bundle DIR]   (`make image-args`)
 
 With a Docker engine answering, this is `docker build`; otherwise `buildah bud` (daemonless, as
 root). The bundle's model name, version and data hash and the git revision go in as build
 arguments, so the image's labels name the model inside it (and the build's own bundle check fails
 when they disagree). Where no image registry answers, the base images the Dockerfile names are
 made here first (`deploy.stand_ins`), kept in local storage and never pushed.
+`--args-only` builds nothing: it prints the same build arguments and, under GitHub Actions, gives
+them as the step output `build-args` (one KEY=VALUE a line), which the pipeline's
+docker/build-push-action takes, so the image pushed from CI carries the same labels.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from pathlib import Path
 
 from core.bundle import METADATA_FILE
-from core.cli import entry_point, step
+from core.cli import entry_point, github_output, step
 from core.errors import DeployError
 from core.git import head_commit
 from core.settings import get_settings
@@ -87,6 +91,15 @@ def context_config(config: Path, root: Path) -> str:
     return STAGED_CONFIG.as_posix()
 
 
+def image_build_args(bundle: Path, root: Path, config: Path | None = None) -> dict[str, str]:
+    """Every build argument of one image: the labels' values and where the bundle (and config) sit."""
+    args = build_args(bundle, head_commit(root))
+    args["BUNDLE_DIR"] = context_bundle(bundle, root)
+    if config is not None:
+        args["CONFIG"] = context_config(config, root)
+    return args
+
+
 def pick_engine(wanted: str) -> str:
     """`docker` where an engine answers, else `buildah`; refuse when neither can build."""
     if wanted == "docker" or (wanted == "auto" and docker_answers()):
@@ -139,10 +152,7 @@ def build_image(
     """Build `tag` from the Dockerfile with `bundle` (and `config`) baked in; the build's seconds."""
     dockerfile = dockerfile or ROOT / "Dockerfile"
     root = dockerfile.resolve().parent
-    args = build_args(bundle, head_commit(root))
-    args["BUNDLE_DIR"] = context_bundle(bundle, root)
-    if config is not None:
-        args["CONFIG"] = context_config(config, root)
+    args = image_build_args(bundle, root, config)
     chosen = pick_engine(engine)
     env = container_env(root)
     if chosen == "buildah":
@@ -169,8 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config", type=Path, default=None, help="config baked in (default: the Dockerfile's)"
     )
+    parser.add_argument(
+        "--args-only",
+        action="store_true",
+        help="build nothing: print the build arguments (and give them as the step output build-args)",
+    )
     args = parser.parse_args(argv)
-    bundle = args.bundle or get_settings().model_bundle
+    settings = get_settings()
+    bundle = args.bundle or settings.model_bundle
+    if args.args_only:
+        values = image_build_args(bundle, args.dockerfile.resolve().parent, args.config)
+        text = "\n".join(f"{key}={value}" for key, value in values.items())
+        github_output(settings.github_output, **{"build-args": text})
+        print(text)
+        return 0
     with step(f"image {args.tag} from {bundle}"):
         build_image(bundle, args.tag, args.dockerfile, args.engine, args.config)
     size = image_size(args.tag, container_env(ROOT))

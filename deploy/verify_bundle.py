@@ -18,9 +18,19 @@ from core.errors import BundleIntegrityError
 
 
 def check_labels(metadata: dict[str, object], expected: dict[str, str]) -> None:
-    """Raise when a non-empty expected value differs from the bundle's metadata."""
+    """Raise when a label differs from the bundle's metadata, or is missing where the bundle has it.
+
+    A build without the build arguments would ship an image whose labels name no model (the
+    pipeline's image once did): that stops the build as surely as labels naming another model.
+    """
     for key, want in expected.items():
-        if want and str(metadata.get(key, "")) != want:
+        have = "" if metadata.get(key) is None else str(metadata.get(key))
+        if not want and have:
+            raise BundleIntegrityError(
+                f"the build gives no {key} label, the bundle says {have!r}: build with the "
+                "bundle's build arguments (make image, or make image-args for a CI build)"
+            )
+        if want and have != want:
             raise BundleIntegrityError(
                 f"bundle metadata {key} is {metadata.get(key)!r}, the build says {want!r}; "
                 "the image labels would name a different model than the one inside"

@@ -1,6 +1,7 @@
 """Compare recent traffic with the model's training reference and write the drift report.
 
 Usage: python -m orchestration.drift [--config config.yaml] [--current FILE] [--since ISO] [--limit N]
+       [--verdict-only]
 
 The window is read from the prediction log (PREDICTION_LOG_URL) or from a CSV/Parquet file; the
 reference from the model bundle (MODEL_BUNDLE), verified first. A log window starts at the later of
@@ -14,8 +15,9 @@ Exit codes, for workflows to branch on:
   2-6  our errors (core/errors.py): bad config 2, bad input 3, bundle 5, log unreachable 6
   70 an unexpected crash, printed with its traceback, so that a bug never reads as drift
 Under GitHub Actions it also appends `drift=true|false` and `verdict=...` to $GITHUB_OUTPUT:
-`make` itself exits 2 whatever its recipe returned, so a workflow calling `make drift` reads the
-verdict from that output or from report.json, not from the exit code.
+`make` itself exits 2 whatever its recipe returned, so a workflow calls `make drift
+VERDICT_ONLY=1` (`--verdict-only`): a drift verdict then exits 0 and only that output says it,
+while every error still fails the step. This module is the only writer of that output.
 """
 
 from __future__ import annotations
@@ -321,6 +323,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="most rows to read (default: drift.max_rows)")
     parser.add_argument("--bundle", help="model bundle folder (default: MODEL_BUNDLE)")
     parser.add_argument("--out", help="report folder (default: REPORTS_DIR/drift)")
+    parser.add_argument(
+        "--verdict-only",
+        action="store_true",
+        help="exit 0 on drift too: the verdict is the drift output (GITHUB_OUTPUT) and the report",
+    )
     return parser.parse_args(argv)
 
 
@@ -343,7 +350,7 @@ def _main(argv: list[str] | None = None) -> int:
     github_output(
         get_settings().github_output, drift=str(result.drifted).lower(), verdict=result.verdict
     )
-    return DRIFT_EXIT_CODE if result.drifted else 0
+    return DRIFT_EXIT_CODE if result.drifted and not args.verdict_only else 0
 
 
 def main(argv: list[str] | None = None) -> int:

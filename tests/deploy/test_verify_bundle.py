@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.bundle import METADATA_FILE
 from core.errors import BundleIntegrityError
 from deploy.verify_bundle import main
 
@@ -35,7 +37,8 @@ def verify(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 def test_a_good_bundle_passes_with_matching_labels(
     trained_bundle: Path, verify: Callable[..., Result]
 ) -> None:
-    proc = verify(str(trained_bundle), "--model-version", "0", "--model-name", "")
+    name = json.loads((trained_bundle / METADATA_FILE).read_text())["model_name"]
+    proc = verify(str(trained_bundle), "--model-version", "0", "--model-name", name)
     assert proc.returncode == 0, proc.stderr
     assert "version 0" in proc.stdout and "match the manifest" in proc.stdout
 
@@ -45,10 +48,28 @@ def copy(trained_bundle: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained_bundle, tmp_path / "bundle"))
 
 
+def labels_of(bundle: Path) -> list[str]:
+    """The build arguments `make image` passes for this bundle's labels."""
+    metadata = json.loads((bundle / METADATA_FILE).read_text())
+    return ["--model-name", metadata["model_name"], "--model-version", metadata["model_version"]]
+
+
+@pytest.mark.parametrize("missing", ["--model-name", "--model-version"])
+def test_a_label_missing_where_the_bundle_has_it_stops_the_build(
+    copy: Path, verify: Callable[..., Result], missing: str
+) -> None:
+    # The pipeline's image job once built with no build arguments: empty labels, skipped check.
+    args = labels_of(copy)
+    args[args.index(missing) + 1] = ""
+    proc = verify(str(copy), *args)
+    assert proc.returncode == BundleIntegrityError.exit_code
+    assert f"no {missing.removeprefix('--').replace('-', '_')} label" in proc.stderr
+
+
 def test_a_changed_file_stops_the_build(copy: Path, verify: Callable[..., Result]) -> None:
     with (copy / "model.joblib").open("ab") as fh:
         fh.write(b"\0")
-    proc = verify(str(copy))
+    proc = verify(str(copy), *labels_of(copy))
     assert proc.returncode == BundleIntegrityError.exit_code
     assert "model.joblib" in proc.stderr and proc.stderr.count("\n") == 1
 
@@ -56,7 +77,7 @@ def test_a_changed_file_stops_the_build(copy: Path, verify: Callable[..., Result
 def test_labels_that_name_another_model_stop_the_build(
     copy: Path, verify: Callable[..., Result]
 ) -> None:
-    proc = verify(str(copy), "--model-version", "12")
+    proc = verify(str(copy), "--model-name", labels_of(copy)[1], "--model-version", "12")
     assert proc.returncode == BundleIntegrityError.exit_code
     assert "model_version is '0'" in proc.stderr and "'12'" in proc.stderr
 

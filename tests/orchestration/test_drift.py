@@ -103,6 +103,10 @@ def test_shifted_rows_are_drift_with_the_drift_exit_code(
     get_settings.cache_clear()
     run(shifted)
     assert github_output.read_text() == "drift=true\nverdict=drift\n"
+    # What drift.yml runs (make drift VERDICT_ONLY=1): exit 0, the output alone says drift.
+    github_output.unlink()
+    assert run(shifted, "--verdict-only") == 0
+    assert github_output.read_text() == "drift=true\nverdict=drift\n"
 
 
 def test_a_small_window_is_not_enough_data_and_exits_zero(

@@ -1,19 +1,22 @@
 """The stand-ins themselves, driven by act through a small workflow that uses the same pins.
 
-This runs before the stage targets exist: it shows that each stand-in takes the real action's
-inputs, gives its outputs, and leaves the state the workflow tests read (artifacts, registry,
-signatures, pull-request records, comments).
+It shows that each stand-in takes the real action's inputs, gives its outputs, and leaves the
+state the workflow tests read (artifacts, the image built for real with buildah, signatures,
+pull-request records, comments).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from core.net import free_port
+from deploy.containers import container_env
+from deploy.stand_ins import base_images
 from tests.workflows.harness import ROOT, Repo, pinned_actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -56,11 +59,11 @@ jobs:
       - uses: {buildx}
       - id: build
         uses: {build_push}
-        with: {{context: image, load: true, tags: "ghcr.io/owner/repo:smoke"}}
+        with: {{context: image, load: true, tags: "ghcr.io/owner/repo:smoke", build-args: "GREETING=hello"}}
       - env:
           IMAGE_ID: ${{{{ steps.build.outputs.imageid }}}}
         run: |
-          docker run --detach --name smoke --publish "127.0.0.1:$SMOKE_PORT:8000" "$IMAGE_ID"
+          docker run --detach --name smoke --read-only --cap-drop=ALL --publish "127.0.0.1:$SMOKE_PORT:8000" "$IMAGE_ID"
           trap 'docker rm --force smoke' EXIT
           for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$SMOKE_PORT/hello.txt" && exit 0; sleep 0.2; done
           docker logs smoke; exit 1
@@ -68,7 +71,7 @@ jobs:
         with: {{registry: ghcr.io, username: owner, password: "${{{{ secrets.GITHUB_TOKEN }}}}"}}
       - id: push
         uses: {build_push}
-        with: {{context: image, push: true, sbom: true, provenance: "mode=max", tags: "ghcr.io/owner/repo:v1"}}
+        with: {{context: image, push: true, sbom: true, provenance: "mode=max", tags: "ghcr.io/owner/repo:v1", build-args: "GREETING=hello"}}
       - uses: {cosign}
       - env:
           IMAGE: ghcr.io/owner/repo@${{{{ steps.push.outputs.digest }}}}
@@ -112,9 +115,12 @@ def test_stand_ins_build_sign_upload_download_and_open_a_pr(tmp_path: Path) -> N
     repo = Repo.create(tmp_path)
     (repo.work / "image").mkdir()
     (repo.work / "image" / "hello.txt").write_text("hello\n")
+    # The template's own Python base (no registry here: the local stand-in deploy/stand_ins.py makes).
+    base = base_images(ROOT / "Dockerfile")[0]
     (repo.work / "image" / "Dockerfile").write_text(
-        "FROM python:3.11-slim\nENV GREETING=hello\nCOPY hello.txt /srv/\n"
-        'CMD ["python", "-m", "http.server", "8000", "--bind", "0.0.0.0"]\n'
+        f"FROM {base}\nARG GREETING=unset\nLABEL greeting=${{GREETING}}\nWORKDIR /srv\n"
+        "COPY hello.txt /srv/\n"
+        'CMD ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"]\n'
     )
     workflow = WORKFLOW.format(
         checkout=checkout_pin(),
@@ -149,6 +155,14 @@ def test_stand_ins_build_sign_upload_download_and_open_a_pr(tmp_path: Path) -> N
     (record,) = list((repo.state / "prs").glob("*.json"))
     pr = json.loads(record.read_text())
     assert pr["number"] == 1 and pr["labels"] == ["retrain"] and pr["body"].startswith("the packet")
-    # Same context, same digest: the smoke build and the pushed build are one "image".
+    # A real build: the pushed digest is the image's, and its label came from the build argument.
     builds = sorted((repo.state / "registry" / "images").glob("sha256-*"))
-    assert len(builds) == 1 and pushed[0].endswith(builds[0].name.replace("sha256-", "sha256:"))
+    assert pushed[0].split("@")[1] in {b.name.replace("sha256-", "sha256:") for b in builds}
+    labels = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Labels.greeting}}", "ghcr.io/owner/repo:v1"],
+        env=container_env(repo.state),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert labels.stdout.strip() == "hello"

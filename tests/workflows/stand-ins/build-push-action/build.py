@@ -1,99 +1,82 @@
-"""Stand-in image build: record the build context as an "image" in a local directory registry.
+"""Stand-in docker/build-push-action: a real image build with buildah, into local storage.
 
-The digest is sha256 over a deterministic tar-like stream of the context (sorted paths and file
-bytes), so it is well formed and changes with the context, but it is NOT the digest of a real
-OCI image, and nothing here runs `docker build`: this proves the workflow wiring, not the build.
+No Docker engine and no image registry here, so the build runs `buildah bud` on the context with
+the step's file, build arguments, labels and tags (the base images the Dockerfile names are the
+local stand-ins `deploy.stand_ins` makes, as `make image` does). Local container storage is the
+"registry": `push: true` records `repository@digest tag` in STANDIN_STATE/registry/pushed.txt,
+where the digest is the built image's own manifest digest. SBOM and provenance are recorded, not
+generated.
 """
 
-import fnmatch
-import hashlib
 import json
 import os
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-SKIP = {".git", ".venv", "node_modules", ".tools"}
+# The template under test (the job's checkout): its container settings and base-image stand-ins.
+sys.path.insert(0, os.environ["GITHUB_WORKSPACE"])
+from deploy.containers import container_env  # noqa: E402
+from deploy.stand_ins import base_images, ensure_base  # noqa: E402
 
 
-def dockerignore(root: Path) -> list[tuple[bool, str]]:
-    """The .dockerignore rules as (exclude?, pattern), in order: the last match decides."""
-    path = root / ".dockerignore"
-    rules = []
-    for raw in path.read_text().splitlines() if path.is_file() else []:
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            rules.append((not line.startswith("!"), line.lstrip("!").rstrip("/")))
-    return rules
+def lines(value: str, split_commas: bool = True) -> list[str]:
+    text = value.replace(",", "\n") if split_commas else value
+    return [x.strip() for x in text.splitlines() if x.strip()]
 
 
-def context_files(root: Path) -> list[Path]:
-    """Files docker would send: .dockerignore applied (a simplified matcher), Dockerfile always."""
-    rules = dockerignore(root)
-    chosen = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
-        for name in sorted(filenames):
-            rel = (Path(dirpath) / name).relative_to(root).as_posix()
-            keep = True
-            for exclude, pattern in rules:
-                parts = rel.split("/")
-                prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-                if any(fnmatch.fnmatch(p, pattern) for p in prefixes) or (
-                    pattern.startswith("**/") and any(fnmatch.fnmatch(x, pattern[3:]) for x in parts)
-                ):
-                    keep = not exclude
-            if keep or rel in ("Dockerfile", ".dockerignore"):
-                chosen.append(Path(rel))
-    return chosen
-
-
-def context_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for rel in context_files(root):
-        path = root / rel
-        h.update(str(rel).encode() + b"\0")
-        h.update(path.read_bytes() if not path.is_symlink() else os.readlink(path).encode())
-        h.update(b"\0")
-    return h.hexdigest()
-
-
-def lines(value: str) -> list[str]:
-    return [x.strip() for x in value.replace(",", "\n").splitlines() if x.strip()]
+def inspect(image: str, env: dict[str, str], field: str) -> str:
+    done = subprocess.run(
+        ["podman", "image", "inspect", "--format", f"{{{{{field}}}}}", image],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return done.stdout.strip()
 
 
 def main() -> None:
     env = os.environ
     context = Path(env.get("CONTEXT") or ".").resolve()
-    if not (context / "Dockerfile").is_file():
-        raise SystemExit(f"stand-in build-push: no Dockerfile in {context}")
-    digest = "sha256:" + context_digest(context)
-    registry = Path(env["STANDIN_STATE"]) / "registry"
-    image = registry / "images" / digest.replace(":", "-")
-    if not image.exists():
-        tmp = image.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for rel in context_files(context):
-            (tmp / "rootfs" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(context / rel, tmp / "rootfs" / rel, follow_symlinks=False)
-        tmp.rename(image)
+    dockerfile = Path(env.get("FILE") or context / "Dockerfile").resolve()
+    if not dockerfile.is_file():
+        raise SystemExit(f"stand-in build-push: no Dockerfile at {dockerfile}")
     tags = lines(env.get("TAGS", ""))
+    if not tags:
+        raise SystemExit("stand-in build-push: give tags (the image is found by them here)")
+    build_args = lines(env.get("BUILD_ARGS", ""), split_commas=False)
+    labels = lines(env.get("LABELS", ""), split_commas=False)
+    tools = container_env(context)
+    for base in base_images(dockerfile):
+        ensure_base(base, context, tools)
+    argv = ["buildah", "bud", "--pull=never", "--layers", "--format", "docker", "-f", str(dockerfile)]
+    argv += [f"--tag={tag}" for tag in tags]
+    argv += [f"--build-arg={arg}" for arg in build_args]
+    argv += [f"--label={label}" for label in labels]
+    done = subprocess.run([*argv, str(context)], env=tools, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"stand-in build-push: buildah exited {done.returncode}")
+    digest = inspect(tags[0], tools, ".Digest")
+    image_id = "sha256:" + inspect(tags[0], tools, ".Id")
+    registry = Path(env["STANDIN_STATE"]) / "registry"
+    folder = registry / "images" / digest.replace(":", "-")
+    folder.mkdir(parents=True, exist_ok=True)
     record = {
         "digest": digest,
+        "imageid": image_id,
         "tags": tags,
-        "labels": lines(env.get("LABELS", "")),
+        "build_args": build_args,
+        "labels": labels,
         "sbom": env.get("SBOM", ""),
         "provenance": env.get("PROVENANCE", ""),
         "pushed": env.get("PUSH") == "true",
         "loaded": env.get("LOAD") == "true",
     }
-    (image / f"build-{len(list(image.glob('build-*.json')))}.json").write_text(json.dumps(record))
+    (folder / f"build-{len(list(folder.glob('build-*.json')))}.json").write_text(json.dumps(record))
     if record["pushed"]:
         with (registry / "pushed.txt").open("a") as f:
             for tag in tags:
-                f.write(f"{tag.split(':')[0]}@{digest} {tag}\n")
-    out = Path(env["GITHUB_OUTPUT"])
-    with out.open("a") as f:
-        f.write(f"digest={digest}\nimageid={digest}\n")
+                f.write(f"{tag.rsplit(':', 1)[0]}@{digest} {tag}\n")
+    with Path(env["GITHUB_OUTPUT"]).open("a") as f:
+        f.write(f"digest={digest}\nimageid={image_id}\n")
         f.write(f"metadata={json.dumps({'containerimage.digest': digest, 'image.name': ','.join(tags)})}\n")
     print(f"stand-in build-push: {digest} pushed={record['pushed']} tags={tags}")
 
