@@ -153,8 +153,8 @@ sync-alias: install ## Point the registry alias ENV=staging|production at the mo
 	@test -n "$(ENV)" || { echo "usage: make sync-alias ENV=staging|production"; exit 2; }
 	@$(PY) -m orchestration.aliases sync "$(ENV)" --config $(CONFIG) --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH) $(if $(GITOPS_REF),--ref "$(GITOPS_REF)")
 
-promote: install ## Pin staging's image in the production overlay of this checkout (uncommitted) and write the pull-request body to reports/promote/pr.md; promote.yml opens the pull request
-	@$(PY) -m deploy.gitops promote --remote $(GITOPS_REMOTE) --branch $(GITOPS_BRANCH)
+promote: install ## Pin staging's image in the production overlay of this checkout (uncommitted); the pull-request body (model card, gate history from the registry) goes to reports/promote/pr.md; promote.yml opens it
+	@$(PY) -m orchestration.promote --config $(CONFIG)
 
 rollback: install ## Revert ENV=staging|production's last image change in this checkout (uncommitted), pull-request body in reports/rollback/pr.md; rollback.yml opens the pull request
 	@test -n "$(ENV)" || { echo "usage: make rollback ENV=staging|production"; exit 2; }

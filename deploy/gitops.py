@@ -2,16 +2,15 @@
 
 Usage:
   python -m deploy.gitops set-image OVERLAY IMAGE@sha256:<64 hex> [--model-version V]
-  python -m deploy.gitops promote [--source staging] [--target production]
   python -m deploy.gitops rollback OVERLAY
 Common options: --repo . --remote origin --branch main --retries 3
 
 `set-image` works in a temporary git worktree made from the remote branch, so the caller's checkout
 and uncommitted files are never touched; it pushes to the branch (no commit when the overlay
 already pins that digest); a push rejected because someone pushed first is fetched, rebased and
-retried a bounded number of times; nothing is ever force-pushed. `promote` writes the source
-overlay's pin into the target overlay of the checkout, uncommitted, and the pull-request body to
-REPORTS_DIR/promote/pr.md: `.github/workflows/promote.yml` opens them as one pull request.
+retried a bounded number of times; nothing is ever force-pushed. `promote()` writes the source
+overlay's pin into the target overlay of the checkout, uncommitted (`make promote`:
+orchestration/promote.py, which adds the registry's evidence to the pull-request body).
 """
 
 from __future__ import annotations
@@ -229,8 +228,18 @@ def promote(repo: Path, source: str = "staging", target: str = "production") -> 
     return pin if apply_pin(git, target, pin) else None
 
 
-def promote_body(repo: Path, pin: Pin, source: str = "staging", target: str = "production") -> str:
-    """Render the promotion pull request's body (templates/promote_pr.md.j2)."""
+def promote_body(
+    repo: Path,
+    pin: Pin,
+    source: str = "staging",
+    target: str = "production",
+    evidence: object = None,
+) -> str:
+    """Render the promotion pull request's body (templates/promote_pr.md.j2).
+
+    `evidence` (orchestration/promote.py's, from the registry) adds the model card and the gate
+    history of the version; without it the body has the pin alone.
+    """
     source_file = overlay_file(source).as_posix()
     commit = _git(repo).run("log", "-1", "--format=%h %s", "--", source_file, check=False)
     return render(
@@ -240,6 +249,7 @@ def promote_body(repo: Path, pin: Pin, source: str = "staging", target: str = "p
         target=target,
         target_file=overlay_file(target).as_posix(),
         source_commit=commit.stdout.strip() or "(not committed)",
+        evidence=evidence,
     )
 
 
@@ -315,39 +325,21 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("image")
     s.add_argument("--model-version")
     s.add_argument("--retries", type=int, default=3)
-    p = sub.add_parser("promote", parents=[common], help="propose staging's image for production")
-    p.add_argument("--source", default="staging")
-    p.add_argument("--target", default="production")
     r = sub.add_parser("rollback", parents=[common], help="revert an overlay's last image change")
     r.add_argument("overlay")
     args = parser.parse_args(argv)
     if args.command == "rollback":
         return _rollback(args.repo, args.overlay)
-
-    if args.command == "set-image":
-        image = parse_image(args.image)
-        pin = Pin(image, args.model_version or bundle_version())
-        pushed = set_image(args.repo, args.overlay, pin, args.remote, args.branch, args.retries)
-        if pushed is None:
-            print(f"✓ {args.overlay} already pins {image}; nothing to commit")
-        else:
-            print(
-                f"✓ {args.overlay} → {image} (model version {pin.model_version}), "
-                f"pushed {pushed[:12]} to {args.remote}/{args.branch}"
-            )
-        return 0
-    promoted = promote(args.repo, args.source, args.target)
-    if promoted is None:
-        print(f"✓ {args.target} already pins {args.source}'s image; nothing to promote")
-        return 0
-    body = atomic_write_text(
-        get_settings().reports_dir / "promote" / "pr.md",
-        promote_body(args.repo, promoted, args.source, args.target),
-    )
-    print(
-        f"✓ {overlay_file(args.target)} now pins {promoted.image} (model version "
-        f"{promoted.model_version}), uncommitted; pull-request body → {body}"
-    )
+    image = parse_image(args.image)
+    pin = Pin(image, args.model_version or bundle_version())
+    pushed = set_image(args.repo, args.overlay, pin, args.remote, args.branch, args.retries)
+    if pushed is None:
+        print(f"✓ {args.overlay} already pins {image}; nothing to commit")
+    else:
+        print(
+            f"✓ {args.overlay} → {image} (model version {pin.model_version}), "
+            f"pushed {pushed[:12]} to {args.remote}/{args.branch}"
+        )
     return 0
 
 

@@ -24,6 +24,7 @@ from deploy.gitops import (
     Pin,
     parse_image,
     promote,
+    promote_body,
     read_pin,
     rollback,
     set_image,
@@ -236,25 +237,20 @@ def test_push_race_that_never_ends_gives_up_without_forcing(remote: Path, tmp_pa
     assert remote_pin(remote, "staging").image.digest != DIGEST_A
 
 
-def test_promote_writes_the_pin_and_the_pr_body_into_the_checkout_and_pushes_nothing(
-    remote: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_promote_writes_the_pin_into_the_checkout_and_pushes_nothing(
+    remote: Path, tmp_path: Path
 ) -> None:
     work = clone(remote, tmp_path / "work")
     set_image(work, "staging", pin(DIGEST_A))
     git(work, "pull", "--quiet", "origin", "main")  # the workflow's checkout of main
     before = git(remote, "for-each-ref")
-    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
-    get_settings.cache_clear()
-    try:
-        assert gitops_main(["promote", "--repo", str(work)]) == 0
-    finally:
-        get_settings.cache_clear()
+    assert promote(work) == pin(DIGEST_A)
     production = OVERLAYS_DIR / "production" / "kustomization.yaml"
     assert read_pin((work / production).read_text(), "production") == pin(DIGEST_A)
     # Left uncommitted for create-pull-request to open; nothing pushed, no branch made.
     assert git(work, "status", "--porcelain") == f"M {production.as_posix()}"
     assert git(remote, "for-each-ref") == before
-    body = (tmp_path / "reports" / "promote" / "pr.md").read_text()
+    body = promote_body(work, pin(DIGEST_A))
     assert body.startswith("# Promote model version 7 from staging to production")
     assert f"{REPO}@{DIGEST_A}" in body and "deploy(staging)" in body
     # Asking again finds the change already made.

@@ -113,6 +113,37 @@ class Repo:
         git(self.work, "push", "-q", "origin", "main")
         return git(self.work, "rev-parse", "HEAD")
 
+    def pull(self) -> str:
+        """Bring main up to date with origin (a workflow pushed to it); return the new sha."""
+        git(self.work, "checkout", "-q", "main")
+        git(self.work, "pull", "-q", "--ff-only", "origin", "main")
+        return git(self.work, "rev-parse", "HEAD")
+
+    def merge(self, branch: str) -> str:
+        """Merge the pull request of `branch` on origin as GitHub's merge button does; return main.
+
+        The merge commit lands on origin's main, the branch is deleted (delete-branch), and the
+        stand-in's pull-request record, when there is one, is marked merged.
+        """
+        self.pull()
+        git(self.work, "fetch", "-q", "origin", branch)
+        git(
+            self.work,
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            f"Merge pull request from {branch}",
+            "FETCH_HEAD",
+        )
+        git(self.work, "push", "-q", "origin", "main")
+        git(self.work, "push", "-q", "origin", "--delete", branch)
+        record = self.state / "prs" / (branch.replace("/", "__") + ".json")
+        if record.exists():
+            pr = json.loads(record.read_text())
+            record.write_text(json.dumps({**pr, "state": "merged"}, indent=1))
+        return git(self.work, "rev-parse", "HEAD")
+
     def origin_log(self, ref: str = "main") -> list[str]:
         return git(self.origin, "log", "--format=%H %s", ref).splitlines()
 
@@ -121,10 +152,22 @@ class Repo:
         return out.splitlines()
 
     def act(
-        self, event: str, workflow: str, *, job: str | None = None, timeout: int = 600
+        self,
+        event: str,
+        workflow: str,
+        *,
+        job: str | None = None,
+        timeout: int = 600,
+        inputs: dict[str, str] | None = None,
+        number: int = 1,
     ) -> ActRun:
-        """Run `act EVENT` on one workflow file in host mode with the stand-ins; never raise."""
+        """Run `act EVENT` on one workflow file in host mode with the stand-ins; never raise.
+
+        A pull_request event is for pull request `number` from the branch checked out in the
+        work tree; `inputs` are a workflow_dispatch's inputs.
+        """
         sha = git(self.work, "rev-parse", "HEAD")
+        head = git(self.work, "rev-parse", "--abbrev-ref", "HEAD")
         payload = {
             "ref": "refs/heads/main",
             "after": sha,
@@ -136,12 +179,13 @@ class Repo:
             },
         }
         if event == "pull_request":
+            head = "feature" if head == "main" else head
             payload = {
                 **payload,
-                "number": 1,
+                "number": number,
                 "pull_request": {
-                    "number": 1,
-                    "head": {"ref": "feature", "sha": sha, "repo": {"full_name": OWNER_REPO}},
+                    "number": number,
+                    "head": {"ref": head, "sha": sha, "repo": {"full_name": OWNER_REPO}},
                     "base": {"ref": "main", "repo": {"full_name": OWNER_REPO}},
                 },
             }
@@ -176,6 +220,8 @@ class Repo:
             cmd += ["--secret", f"{name}={value}"]
         for name, value in self.env.items():
             cmd += ["--env", f"{name}={value}"]
+        for name, value in (inputs or {}).items():
+            cmd += ["--input", f"{name}={value}"]
         if job:
             cmd += ["--job", job]
         path = [str(STAND_INS / "bin"), os.environ["PATH"]]
@@ -193,5 +239,6 @@ class Repo:
             cmd, cwd=self.work, env=env, capture_output=True, text=True, timeout=timeout
         )
         # The whole log stays on disk: an assertion message shows only its tail.
-        (self.state / f"act-{workflow}.log").write_text(done.stdout + done.stderr)
+        runs = len(list(self.state.glob("act-*.log")))
+        (self.state / f"act-{runs + 1:02d}-{workflow}.log").write_text(done.stdout + done.stderr)
         return ActRun(done.returncode, done.stdout + done.stderr, self.state)

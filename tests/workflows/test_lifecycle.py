@@ -1,0 +1,272 @@
+"""A fork's whole life on GitHub, played with act: every workflow, the real stages, one registry.
+
+One test, in the order a team lives it, against a bare git "origin" and a real MLflow tracking
+server (the team's registry, `vars.MLFLOW_TRACKING_URI`): a pull request (ci.yml: the dry run's
+gate table as the comment, the registry only read) → merge → pipeline.yml (train, `candidate`,
+a real image build, the staging commit, `staging` alias, digest tag) → promote.yml (one pull
+request with the model card) → merge → aliases.yml (`production`) → the service started from the
+production bundle takes drifted traffic and feedback (`make simulate`) → drift.yml (one retraining
+pull request with its packet) → ci.yml on it (challenger beside the production champion) → merge
+→ pipeline.yml (the champion comparison, version 2 to staging) → rollback.yml (`make rollback
+ENV=staging`) → merge → aliases.yml (the alias follows the revert).
+
+Only GitHub-hosted actions are stand-ins (tests/workflows/stand-ins, README.md there); every
+`make` target is the real one. Each step is checked on the remote, the registry and the reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from core.net import free_port
+from deploy.gitops import OVERLAYS_DIR, read_pin
+from tests.workflows.harness import ActRun, Repo, git
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+
+# The fork names its own model (its first pull request), so the shared server holds only its own.
+MODEL = "lifecycle-model"
+PIPELINE_TIMEOUT = 1800
+
+
+def overlay_pin(repo: Repo, env: str, ref: str = "main") -> Any:
+    path = (OVERLAYS_DIR / env / "kustomization.yaml").as_posix()
+    return read_pin(git(repo.origin, "show", f"{ref}:{path}"), path)
+
+
+def pr_record(repo: Repo, branch: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(
+        (repo.state / "prs" / (branch.replace("/", "__") + ".json")).read_text()
+    )
+    return record
+
+
+def ok(run: ActRun, *jobs: str) -> None:
+    """The run succeeded, with each named job; else show the tail of its log."""
+    assert run.returncode == 0, run.output[-8000:]
+    for job in jobs:
+        assert run.succeeded(job), f"{job}: {run.output[-8000:]}"
+
+
+def make(repo: Repo, *args: str, env: dict[str, str]) -> None:
+    """Run a real make target in the work tree (what a person runs on a laptop)."""
+    done = subprocess.run(
+        ["make", *args],
+        cwd=repo.work,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@contextmanager
+def service(repo: Repo, env: dict[str, str], log: Path) -> Iterator[str]:
+    """`make serve` of the bundle at env's MODEL_BUNDLE on a free port; SIGTERM to it at the end."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["make", "serve"],
+            cwd=repo.work,
+            env={**os.environ, **env, "UVICORN_PORT": str(port), "WEB_CONCURRENCY": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the service's own process group, started above
+        proc.wait(timeout=60)
+
+
+def test_a_fork_lives_through_every_workflow_with_the_real_stages(
+    tmp_path: Path, mlflow_server: str
+) -> None:
+    from mlflow import MlflowClient
+
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    repo = Repo.create(tmp_path)
+    repo.vars["MLFLOW_TRACKING_URI"] = mlflow_server
+    repo.env["SMOKE_PORT"] = str(free_port())
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
+
+    def aliases() -> dict[str, str]:
+        return {a: v for a, v in client.get_registered_model(MODEL).aliases.items()}
+
+    def tags(version: str) -> dict[str, str]:
+        return dict(client.get_model_version(MODEL, version).tags)
+
+    def lap(name: str) -> None:
+        timings[name] = round(time.monotonic() - started - sum(timings.values()), 1)
+
+    # 1. A pull request: the fork names its model. ci.yml's dry run posts the gate table.
+    git(repo.work, "checkout", "-q", "-b", "name-the-model")
+    config_file = repo.work / "config.yaml"
+    raw = yaml.safe_load(config_file.read_text())
+    raw["mlflow"]["registered_model"] = MODEL
+    raw["mlflow"]["experiment"] = MODEL
+    config_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    git(repo.work, "commit", "-q", "-am", "Name the model")
+    git(repo.work, "push", "-q", "origin", "name-the-model")
+    run = repo.act("pull_request", "ci.yml", job="comment", number=1)
+    ok(run, "config and data", "training dry run", "gate table on the pull request")
+    comment = (repo.state / "comments" / "gate.md").read_text()
+    assert "## Gate: ✅ passed" in comment and "| metric | challenger | baseline |" in comment
+    assert "No champion to compare against" in comment
+    assert "Plots and reports of this dry run: [dry-run-reports](file://" in comment
+    # Read-only: the dry run registered nothing on the team's server.
+    assert client.search_registered_models(f"name = '{MODEL}'") == []
+    lap("pull request, ci.yml")
+
+    # 2. Merge → pipeline.yml: train, `candidate`, the image, the staging commit and alias.
+    repo.merge("name-the-model")
+    run = repo.act("push", "pipeline.yml", timeout=PIPELINE_TIMEOUT)
+    ok(
+        run,
+        "validate, train, gate, register, package",
+        "build, smoke-test, push, sign",
+        "deploy to staging (GitOps commit)",
+    )
+    image_v1 = (repo.state / "registry" / "pushed.txt").read_text().split()[0]
+    assert image_v1 in (repo.state / "registry" / "signatures.txt").read_text()
+    staging = overlay_pin(repo, "staging")
+    assert (str(staging.image), staging.model_version) == (image_v1, "1")
+    gitops_commit = git(repo.origin, "rev-parse", "main")
+    assert git(repo.origin, "log", "-1", "--format=%s", "main").startswith("deploy(staging)")
+    assert aliases() == {"candidate": "1", "staging": "1"}
+    assert tags("1")["staging_image"] == image_v1
+    assert tags("1")["staging_commit"] == gitops_commit
+    # The image pushed carries the bundle's labels (the build arguments of make image-args).
+    (build,) = [
+        json.loads(p.read_text())
+        for p in (repo.state / "registry" / "images").glob("*/build-*.json")
+        if json.loads(p.read_text())["pushed"]
+    ]
+    assert {"MODEL_NAME=" + MODEL, "MODEL_VERSION=1"} <= set(build["build_args"])
+    lap("merge, pipeline.yml (version 1)")
+
+    # 3. promote.yml: one pull request pinning staging's digest in production, with the evidence.
+    repo.pull()
+    run = repo.act("workflow_dispatch", "promote.yml")
+    ok(run, "propose the staging digest for production")
+    pr = pr_record(repo, "promote/production")
+    assert pr["labels"] == ["promote"] and pr["state"] == "open"
+    assert pr["body"].startswith("# Promote model version 1 from staging to production")
+    assert "## Gate history of version 1" in pr["body"] and "# Model card:" in pr["body"]
+    assert f"overlay commit `{gitops_commit[:12]}`" in pr["body"]
+    changed = git(repo.origin, "diff", "--name-only", "main", "promote/production").splitlines()
+    assert changed == ["infra/k8s/overlays/production/kustomization.yaml"]
+    assert aliases() == {"candidate": "1", "staging": "1"}  # nothing moves before the merge
+    lap("promote.yml")
+
+    # 4. Merge → aliases.yml: `production` follows the merged overlay.
+    merged = repo.merge("promote/production")
+    run = repo.act("push", "aliases.yml")
+    ok(run, "registry aliases follow the overlays")
+    assert overlay_pin(repo, "production").image == staging.image
+    assert aliases() == {"candidate": "1", "staging": "1", "production": "1"}
+    assert tags("1")["production_commit"] == merged
+    assert tags("1")["production_image"] == image_v1
+    lap("merge, aliases.yml (production)")
+
+    # 5. Production takes drifted traffic and its feedback: the bundle of the `production` alias.
+    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    bundle = tmp_path / "production-bundle"
+    local = {"MLFLOW_TRACKING_URI": mlflow_server, "MODEL_BUNDLE": str(bundle)}
+    make(repo, "package", "ALIAS=production", env={**local, "REPORTS_DIR": str(tmp_path / "r")})
+    with service(repo, {**local, "PREDICTION_LOG_URL": log_url}, tmp_path / "serve.log") as url:
+        make(repo, "simulate", "SCENARIO=covariate", "N=600", f"URL={url}", env=local)
+    lap("production service, make simulate")
+
+    # 6. drift.yml: drift found; one retraining pull request carrying the packet.
+    repo.secrets["PREDICTION_LOG_URL"] = log_url
+    run = repo.act("workflow_dispatch", "drift.yml")
+    ok(run, "drift check", "retrain and open the pull request")
+    drift = json.loads((repo.state / "artifacts" / "drift-report" / "report.json").read_text())
+    assert drift["drifted"] is True
+    pr = pr_record(repo, "retrain/drift")
+    assert pr["labels"] == ["retrain"] and pr["number"] == 2
+    changed = git(repo.origin, "diff", "--name-only", "main", "retrain/drift").splitlines()
+    assert any(p.startswith("retraining/") for p in changed), changed
+    feedback = raw["data"].get("feedback_path", "data/feedback.csv")
+    assert feedback in changed
+    assert aliases() == {"candidate": "1", "staging": "1", "production": "1"}
+    lap("drift.yml")
+
+    # 7. ci.yml on the retraining pull request: the challenger beside the production champion.
+    git(repo.work, "fetch", "-q", "origin", "retrain/drift")
+    git(repo.work, "checkout", "-q", "-B", "retrain/drift", "FETCH_HEAD")
+    run = repo.act("pull_request", "ci.yml", job="comment", number=pr["number"])
+    ok(run, "gate table on the pull request")
+    comment = (repo.state / "comments" / "gate.md").read_text()
+    assert "| metric | challenger | baseline | champion | difference |" in comment
+    assert "No champion" not in comment
+    # The same comment, edited in place (the stand-in counts two edits per run: body, link).
+    assert (repo.state / "comments" / "edits.txt").read_text().split() == ["gate"] * 4
+    assert [v.version for v in client.search_model_versions(f"name = '{MODEL}'")] == ["1"]
+    lap("ci.yml on the retraining pull request")
+
+    # 8. Merge → pipeline.yml: the challenger against the production champion, then staging.
+    repo.merge("retrain/drift")
+    run = repo.act("push", "pipeline.yml", timeout=PIPELINE_TIMEOUT)
+    ok(run, "validate, train, gate, register, package", "deploy to staging (GitOps commit)")
+    reports = repo.state / "artifacts" / "reports" / "training"
+    result = json.loads((reports / "result.json").read_text())
+    assert (result["model_version"], result["champion_version"]) == ("2", "1")
+    assert "| champion |" in (reports / "pr_comment.md").read_text()
+    image_v2 = (repo.state / "registry" / "pushed.txt").read_text().split()[-2]
+    assert image_v2 != image_v1
+    assert (
+        str(overlay_pin(repo, "staging").image),
+        overlay_pin(repo, "staging").model_version,
+    ) == (
+        image_v2,
+        "2",
+    )
+    assert aliases() == {"candidate": "2", "staging": "2", "production": "1"}
+    assert tags("2")["staging_image"] == image_v2
+    lap("merge, pipeline.yml (version 2 against the champion)")
+
+    # 9. rollback.yml (`make rollback ENV=staging`) → merge → aliases.yml: staging back to 1.
+    repo.pull()
+    run = repo.act("workflow_dispatch", "rollback.yml", inputs={"environment": "staging"})
+    ok(run, "propose the revert of the overlay's last image change")
+    pr = pr_record(repo, "rollback/staging")
+    assert pr["labels"] == ["rollback"] and "version 1" in pr["body"]
+    merged = repo.merge("rollback/staging")
+    run = repo.act("push", "aliases.yml")
+    ok(run, "registry aliases follow the overlays")
+    assert str(overlay_pin(repo, "staging").image) == image_v1
+    assert aliases() == {"candidate": "2", "staging": "1", "production": "1"}
+    assert tags("1")["staging_commit"] == merged
+    lap("rollback.yml, merge, aliases.yml")
+
+    timings["total"] = round(time.monotonic() - started, 1)
+    (tmp_path / "timings.json").write_text(json.dumps(timings, indent=1))
+    print("lifecycle timings (s):", json.dumps(timings))
