@@ -49,8 +49,13 @@ def test_push_on_good_data_commits_the_signed_digest_to_the_staging_overlay(repo
     image = pushed[0]  # ghcr.io/<owner>/<repo>@sha256:<64 hex>
     assert re.fullmatch(r"ghcr\.io/[\w./-]+@sha256:[0-9a-f]{64}", image)
     assert image in (run.state / "registry" / "signatures.txt").read_text()
-    build = json.loads(next((run.state / "registry" / "images").glob("*/build-1.json")).read_text())
-    assert build["pushed"] and build["sbom"] == "true" and build["provenance"] == "mode=max"
+    builds = [
+        json.loads(p.read_text())
+        for p in (run.state / "registry" / "images").glob("*/build-*.json")
+    ]
+    (build,) = [b for b in builds if b["pushed"]]
+    assert build["sbom"] == "true" and build["provenance"] == "mode=max"
+    assert image.endswith(build["digest"])
     after = repo.origin_log()
     assert len(after) == len(before) + 1, "one GitOps commit on the remote"
     overlay = git(repo.origin, "show", "main:infra/k8s/overlays/staging/kustomization.yaml")
@@ -149,3 +154,17 @@ def test_traffic_without_drift_opens_nothing(repo: Repo, tmp_path: Path) -> None
     assert not run.ran("retrain and open the pull request")
     assert repo.origin_branches() == ["main"]
     assert not (run.state / "prs").exists()
+
+
+def test_an_unreachable_prediction_log_fails_the_drift_run_and_retrains_nothing(
+    repo: Repo, tmp_path: Path
+) -> None:
+    settings = production_traffic(repo, tmp_path, drifted=False)
+    repo.vars["MLFLOW_TRACKING_URI"] = settings["MLFLOW_TRACKING_URI"]
+    # A log the drift command cannot open: an error (exit 6), never a verdict.
+    repo.secrets["PREDICTION_LOG_URL"] = f"sqlite:///{tmp_path}/missing/dir/log.db"
+    run = repo.act("workflow_dispatch", "drift.yml")
+    assert run.returncode != 0
+    assert not run.succeeded("drift check")
+    assert not run.ran("retrain and open the pull request")
+    assert repo.origin_branches() == ["main"]

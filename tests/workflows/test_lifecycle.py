@@ -34,7 +34,8 @@ from core.net import free_port
 from deploy.gitops import OVERLAYS_DIR, read_pin
 from tests.workflows.harness import ActRun, Repo, git
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+# Two pipeline runs build and run the image twice each: far beyond the suite's default timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(5400)]
 
 # The fork names its own model (its first pull request), so the shared server holds only its own.
 MODEL = "lifecycle-model"

@@ -115,3 +115,27 @@ def test_lint_workflows_is_clean_and_catches_a_broken_workflow(tmp_path: Path) -
         text=True,
     )
     assert zizmor.returncode != 0 and "unpinned" in zizmor.stdout + zizmor.stderr
+
+
+def test_every_image_build_takes_the_build_arguments_make_image_uses() -> None:
+    # pipeline.yml once built with no build arguments: the labels were empty and unchecked.
+    for path in WORKFLOWS:
+        steps = [s for job in load(path)["jobs"].values() for s in job.get("steps", [])]
+        builds = [
+            s for s in steps if str(s.get("uses", "")).startswith("docker/build-push-action@")
+        ]
+        if not builds:
+            continue
+        (args,) = [s for s in steps if s.get("run") == "make image-args"]
+        for build in builds:
+            assert (
+                build["with"]["build-args"] == f"${{{{ steps.{args['id']}.outputs.build-args }}}}"
+            )
+            assert "labels" not in build["with"], "the Dockerfile makes the labels from the args"
+
+
+def test_the_drift_verdict_has_one_writer_the_drift_command() -> None:
+    drift = load(ROOT / ".github" / "workflows" / "drift.yml")
+    (check,) = [s for s in drift["jobs"]["drift"]["steps"] if s.get("id") == "check"]
+    assert check["run"].strip() == "make drift VERDICT_ONLY=1"
+    assert "GITHUB_OUTPUT" not in (ROOT / ".github" / "workflows" / "drift.yml").read_text()
