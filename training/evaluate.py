@@ -15,7 +15,13 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from core.config import Config
-from core.metrics import all_metrics, comparison_rows, metric_value
+from core.metrics import (
+    CALIBRATION_ERROR,
+    all_metrics,
+    calibration_error,
+    comparison_rows,
+    metric_value,
+)
 from core.templates import render
 from training.data import Dataset
 
@@ -47,11 +53,21 @@ def evaluate_model(model: Any, ds: Dataset, config: Config) -> Evaluation:
         threshold=threshold,
         p_validation=p_validation,
         p_test=p_test,
-        metrics=all_metrics(ds.test.y, p_test, threshold),
+        metrics=held_out_metrics(ds.test.y, p_test, threshold),
         slices=slice_metrics(ds.test.X, ds.test.y, p_test, threshold, config.model.slices),
         importance=importance,
         plots=plots(ds.test.y, p_test, threshold, importance),
     )
+
+
+def held_out_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """Every metric on the test part, and its calibration error.
+
+    The calibration error travels with the metrics (logged as test_calibration_error, then in the
+    bundle's metadata under "metrics"): the drift check reads it to decide whether the scores can
+    estimate performance before labels arrive (validation/estimate.py).
+    """
+    return {**all_metrics(y, p, threshold), CALIBRATION_ERROR: calibration_error(y, p)}
 
 
 def choose_threshold(
@@ -173,7 +189,10 @@ def plots(
     ax.plot(mean_pred, frac_pos, "o-", label="model")
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8, label="perfect")
     ax.set(xlabel="mean predicted probability", ylabel="observed positive share")
-    ax.set_title(f"Calibration (Brier {metric_value('brier', y, p, threshold):.3f})")
+    ax.set_title(
+        f"Calibration (Brier {metric_value('brier', y, p, threshold):.3f}, "
+        f"error {calibration_error(y, p):.3f})"
+    )
     ax.legend(loc="upper left")
     out["calibration.png"] = _png(fig)
 

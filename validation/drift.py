@@ -30,7 +30,8 @@ from scipy import stats
 
 from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import METRICS, Contract, Drift, Feature, FeatureType
-from core.metrics import improvement, metric_value
+from core.metrics import bootstrap_standard_error, improvement, metric_value
+from validation.estimate import PerformanceEstimate, decide_estimate, estimate_performance
 
 MISSING = "(missing)"
 # The drift command exits with this when the verdict is drift; 0 means no drift (or not enough
@@ -95,6 +96,7 @@ class DriftResult:
     invalid_share: dict[str, float] | None
     invalid_columns: list[str]
     settings: dict[str, Any]
+    estimate: PerformanceEstimate | None = None
 
     @property
     def drifted(self) -> bool:
@@ -286,31 +288,6 @@ def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> di
     return {name: v for name, v in values.items() if v is not None}
 
 
-BOOTSTRAP = 200
-BOOTSTRAP_MAX_ROWS = 20_000
-
-
-def bootstrap_se(
-    labels: np.ndarray, scores: np.ndarray, threshold: float, metric: str, seed: int = 0
-) -> float:
-    """Standard error of a live metric by a seeded bootstrap (on at most 20,000 labelled rows)."""
-    rng = np.random.default_rng(seed)
-    n = labels.size
-    if n > BOOTSTRAP_MAX_ROWS:
-        keep = rng.choice(n, size=BOOTSTRAP_MAX_ROWS, replace=False)
-        labels, scores = labels[keep], scores[keep]
-        scale = math.sqrt(BOOTSTRAP_MAX_ROWS / n)  # the SE shrinks with the square root of n
-    else:
-        scale = 1.0
-    values = []
-    for _ in range(BOOTSTRAP):
-        pick = rng.integers(labels.size, size=labels.size)
-        value = live_metric(metric, labels[pick], scores[pick], threshold)
-        if value is not None:
-            values.append(value)
-    return float(np.std(values, ddof=1)) * scale if len(values) > 1 else math.inf
-
-
 def auc_standard_error(labels: np.ndarray, scores: np.ndarray) -> float:
     """Standard error of the ROC AUC by DeLong's method (placement values from mid-ranks)."""
     positives, negatives = scores[labels == 1], scores[labels == 0]
@@ -358,7 +335,7 @@ def compare_performance(
     se = (
         auc_standard_error(labels, scores)
         if metric == "roc_auc"
-        else bootstrap_se(labels, scores, threshold, metric)
+        else bootstrap_standard_error(metric, labels, scores, threshold)
     )
     p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
     return PerformanceDrift(
@@ -399,6 +376,7 @@ def detect_drift(
     features: list[FeatureDrift] = []
     score: FeatureDrift | None = None
     performance: PerformanceDrift | None = None
+    estimate: PerformanceEstimate | None = None
     if n_cur < cfg.min_samples or n_ref < cfg.min_samples:
         verdict: Verdict = "not enough data"
         reasons = [
@@ -406,10 +384,11 @@ def detect_drift(
             "of each are needed (drift.min_samples)"
         ]
     else:
-        features, score, performance = _compare_all(
+        features, score, performance, estimate = _compare_all(
             reference, current, contract, cfg, threshold, training_metrics or {}
         )
         reasons = _reasons(features, score, performance, invalid_columns, cfg)
+        reasons += _estimate_reasons(estimate, cfg)
         verdict, reasons = _verdict(reasons, [*features, *([score] if score else [])], cfg)
     return DriftResult(
         verdict=verdict,
@@ -422,6 +401,7 @@ def detect_drift(
         invalid_share=invalid_share,
         invalid_columns=invalid_columns,
         settings=cfg.model_dump(mode="json"),
+        estimate=estimate,
     )
 
 
@@ -432,8 +412,10 @@ def _compare_all(
     cfg: Drift,
     threshold: float,
     training_metrics: dict[str, float],
-) -> tuple[list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None]:
-    """Test the features, the score and the live metric; decide each on one BH-corrected family."""
+) -> tuple[
+    list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None, PerformanceEstimate | None
+]:
+    """Test the features, the score, the live and the estimated metric; decide on one BH family."""
     raw = [_compare_feature(f, reference, current, cfg) for f in contract.features]
     has_score = REFERENCE_SCORE in reference.columns and REFERENCE_SCORE in current.columns
     if has_score:
@@ -447,12 +429,39 @@ def _compare_all(
             )
         )
     measured = compare_performance(current, threshold, training_metrics, cfg)
+    estimated = (
+        _with_realised(
+            estimate_performance(
+                reference[REFERENCE_SCORE].to_numpy(dtype="float64"),
+                current[REFERENCE_SCORE].to_numpy(dtype="float64"),
+                threshold,
+                training_metrics,
+                cfg,
+            ),
+            measured,
+        )
+        if has_score
+        else None
+    )
     q_values = benjamini_hochberg(
-        [r.p_value for r in raw] + [measured.p_value if measured is not None else None]
+        [r.p_value for r in raw]
+        + [measured.p_value if measured is not None else None]
+        + [estimated.p_value if estimated is not None else None]
     )
     decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=False)]
-    performance = _decide_performance(measured, q_values[-1], cfg)
-    return decided[: len(contract.features)], decided[-1] if has_score else None, performance
+    performance = _decide_performance(measured, q_values[-2], cfg)
+    estimate = decide_estimate(estimated, q_values[-1], cfg) if estimated is not None else None
+    features = decided[: len(contract.features)]
+    return features, decided[len(raw) - 1] if has_score else None, performance, estimate
+
+
+def _with_realised(
+    estimate: PerformanceEstimate, measured: PerformanceDrift | None
+) -> PerformanceEstimate:
+    """Put the live metric from feedback beside the estimate, when there is one."""
+    if measured is None or measured.live is None:
+        return estimate
+    return replace(estimate, realised=measured.live)
 
 
 def _compare_feature(
@@ -488,6 +497,17 @@ def _reasons(
             f"rows failing validation above {cfg.max_invalid_share:.0%} in: {', '.join(invalid_columns)}"
         )
     return reasons
+
+
+def _estimate_reasons(estimate: PerformanceEstimate | None, cfg: Drift) -> list[str]:
+    """Say when the estimated metric (no labels needed) dropped: it counts as a realised drop does."""
+    if estimate is None or estimate.status != "drift":
+        return []
+    return [
+        f"estimated {estimate.metric} {estimate.estimated:.3f} vs {estimate.reference:.3f} on "
+        f"the reference (estimated drop {estimate.drop:.3f} > {cfg.max_metric_drop}; "
+        "from calibrated scores, before labels)"
+    ]
 
 
 def _verdict(

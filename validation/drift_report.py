@@ -130,6 +130,7 @@ def _values(result: DriftResult, context: dict[str, Any]) -> dict[str, Any]:
         "summary": render("drift_summary.md.j2", result=result, context=context).rstrip("\n"),
         "feature_rows": feature_rows(result),
         "performance": result.performance,
+        "estimate": result.estimate,
         "failing_validation": failing,
     }
 
