@@ -236,10 +236,15 @@ def expected_standard_error(
     threshold: float,
     *,
     resamples: int = 200,
-    max_rows: int = 20_000,
+    max_rows: int = 2_000,
     seed: int = 0,
 ) -> float:
-    """Standard error of `expected_metric` over windows like this one, by a seeded bootstrap."""
+    """Standard error of `expected_metric` over windows like this one, by a seeded bootstrap.
+
+    On at most `max_rows` rows, scaled by sqrt(max_rows / n) above: the estimate is a smooth
+    function of the scores, so its error shrinks with the square root of n (the bootstrap of 200
+    resamples of 20,000 rows cost 0.3 s a check; of 2,000 rows, 0.02 s).
+    """
     rng = np.random.default_rng(seed)
     (p,), scale = _subsample(rng, max_rows, np.asarray(p, dtype="float64"))
     pick = rng.integers(p.size, size=(resamples, p.size))
