@@ -13,9 +13,12 @@ levels (categorical, boolean); a missing level is always its own bin.
 
 The p-values of all features, of the score and of the live-metric drop (when feedback exists) form
 one family, corrected with Benjamini-Hochberg. A feature counts as drifted when its adjusted p-value
-is below `fdr_alpha` AND its PSI reaches `psi_threshold`; the live metric when its drop is
-significant AND larger than `max_metric_drop`: significance alone flags negligible shifts once
-windows are large, and a size threshold alone fires on the noise of small windows.
+is below `fdr_alpha` AND its PSI exceeds `psi_noise` (the PSI two samples of these sizes show with
+no change) by `psi_threshold`; the live metric when its drop is significant AND larger than
+`max_metric_drop`: significance alone flags negligible shifts once windows are large, and a raw
+PSI floor is mostly sampling noise on small windows (tuned by bench/bench_drift.py).
+The metric estimated from the scores (validation/estimate.py) joins the family and the verdict
+like the live one, so a drop shows before the labels arrive.
 """
 
 from __future__ import annotations
