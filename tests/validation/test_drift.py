@@ -27,6 +27,7 @@ from validation.drift import (
     level_counts,
     live_metrics,
     psi,
+    psi_noise,
     quantile_edges,
 )
 
@@ -270,3 +271,23 @@ def test_delong_standard_error_agrees_with_the_bootstrap_and_a_closed_form() -> 
     # Perfect separation: every placement value is 1 (or 0), so the variance is zero.
     assert auc_standard_error(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
     assert auc_standard_error(np.array([0, 1]), np.array([0.1, 0.9])) == math.inf
+
+
+def test_psi_noise_is_the_mean_psi_of_two_samples_of_one_distribution() -> None:
+    assert psi_noise(np.array([300] * 10), np.array([50] * 10)) == pytest.approx(
+        9 * (1 / 3000 + 1 / 500)
+    )
+    assert psi_noise(np.array([5, 0]), np.array([3, 0])) == 0.0  # one bin holds everything
+    rng = np.random.default_rng(11)
+    edges = quantile_edges(rng.normal(size=3000), 10)
+    observed = [
+        psi(
+            binned_counts(rng.normal(size=3000), edges),
+            binned_counts(rng.normal(size=500), edges),
+        )
+        for _ in range(300)
+    ]
+    noise = psi_noise(
+        binned_counts(rng.normal(size=3000), edges), binned_counts(rng.normal(size=500), edges)
+    )
+    assert np.mean(observed) == pytest.approx(noise, rel=0.15)
