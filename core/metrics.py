@@ -146,8 +146,8 @@ def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error: the row-weighted mean |positive share - mean probability|.
 
     On `bins` equal-count bins of the sorted probabilities (NaN without rows). Even a perfectly
-    calibrated model shows about 0.8 * sqrt(p(1-p) * bins / n) from sampling alone: some 0.02 on
-    1,400 test rows at a positive share of 0.27.
+    calibrated model shows some from sampling alone: 0.023 on average (0.035 at the 95th
+    percentile) on 1,400 rows scored like the default model's test part.
     """
     if len(y) == 0:
         return float("nan")
