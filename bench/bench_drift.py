@@ -250,10 +250,7 @@ def make_trial(pop: Population, plan: Plan, index: int) -> Trial:
     reference = pop.frame.iloc[ref_rows].reset_index(drop=True)
     ref_labels, ref_scores = pop.labels[ref_rows], reference[REFERENCE_SCORE].to_numpy()
     # The bundle's test metrics and calibration error, as training records them.
-    training = {
-        **all_metrics(ref_labels, ref_scores, THRESHOLD),
-        CALIBRATION_ERROR: calibration_error(ref_labels, ref_scores),
-    }
+    training = all_metrics(ref_labels, ref_scores, THRESHOLD)
     windows = {}
     for k, s in enumerate(SCENARIOS):
         rows = draw(pop, s.name, plan.window, np.random.default_rng([plan.window, index, k]))

@@ -57,8 +57,14 @@ def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> f
 
 
 def all_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute every metric of METRICS, plus the threshold itself, the row count and positive share."""
+    """Compute every metric of METRICS, plus the threshold, row count, positive share, calibration error.
+
+    The calibration error travels with the test metrics (logged as test_calibration_error, then in
+    the bundle's metadata under "metrics"): the drift check reads it to decide whether the scores
+    can estimate performance before labels arrive (validation/estimate.py).
+    """
     out = {name: metric_value(name, y, p, threshold) for name in METRICS}
+    out[CALIBRATION_ERROR] = calibration_error(y, p)
     out["threshold"] = float(threshold)
     out["n_rows"] = float(len(y))
     out["positive_share"] = float(np.mean(y)) if len(y) else float("nan")

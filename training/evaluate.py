@@ -16,7 +16,6 @@ from sklearn import metrics as skm
 
 from core.config import Config
 from core.metrics import (
-    CALIBRATION_ERROR,
     all_metrics,
     calibration_error,
     comparison_rows,
@@ -53,21 +52,11 @@ def evaluate_model(model: Any, ds: Dataset, config: Config) -> Evaluation:
         threshold=threshold,
         p_validation=p_validation,
         p_test=p_test,
-        metrics=held_out_metrics(ds.test.y, p_test, threshold),
+        metrics=all_metrics(ds.test.y, p_test, threshold),
         slices=slice_metrics(ds.test.X, ds.test.y, p_test, threshold, config.model.slices),
         importance=importance,
         plots=plots(ds.test.y, p_test, threshold, importance),
     )
-
-
-def held_out_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Every metric on the test part, and its calibration error.
-
-    The calibration error travels with the metrics (logged as test_calibration_error, then in the
-    bundle's metadata under "metrics"): the drift check reads it to decide whether the scores can
-    estimate performance before labels arrive (validation/estimate.py).
-    """
-    return {**all_metrics(y, p, threshold), CALIBRATION_ERROR: calibration_error(y, p)}
 
 
 def choose_threshold(

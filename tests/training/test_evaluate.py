@@ -40,7 +40,7 @@ def test_the_test_metrics_carry_the_calibration_error_by_hand() -> None:
     # |0.5 - 0.1| and |1.0 - 0.9|, each half the rows -> 0.25.
     y, p = np.array([0, 1, 1, 1]), np.array([0.1, 0.1, 0.9, 0.9])
     assert calibration_error(y, p, bins=2) == pytest.approx(0.25)
-    m = evaluate.held_out_metrics(y, p, 0.5)
+    m = all_metrics(y, p, 0.5)
     assert m[CALIBRATION_ERROR] == pytest.approx(calibration_error(y, p))
     assert set(METRICS) <= set(m)
 
