@@ -376,6 +376,9 @@ class Drift(Strict):
     performance_metric: str = "roc_auc"
     max_metric_drop: float = Field(0.05, ge=0)
     min_feedback: int = Field(100, ge=10)
+    # The performance estimate without labels (validation/estimate.py) needs calibrated scores:
+    # above this calibration error on the test part it is reported unavailable, not wrong.
+    max_calibration_error: float = Field(0.05, gt=0, le=1)
     retrain_remote: str = "origin"
     retrain_base: str = "main"
 

@@ -5,10 +5,17 @@ Their names and directions (`METRICS`) are part of the config's vocabulary (core
 Scalar metrics come straight from `sklearn.metrics`. The gate's paired bootstrap needs the same
 metrics on thousands of resamples at once: `vector_metric` computes them row-wise in numpy
 (measured 15x faster than looping the scalar form), and a test holds both forms equal.
+
+Performance estimated without labels (confidence-based performance estimation, as NannyML's CBPE):
+when the probabilities are calibrated, a row with probability p is a positive with probability p,
+so every metric has an expected value given the probabilities alone. `expected_metric` computes it
+(ratio of expected counts, as CBPE does), `vector_expected_metric` the same per bootstrap row, and
+`calibration_error` says whether the premise holds (binary classifiers; other tasks add theirs).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TypeVar
 
 import numpy as np
@@ -20,6 +27,8 @@ from core.config import METRICS
 # Ranking metrics are undefined on rows of one class.
 RANKING = frozenset({"roc_auc", "pr_auc"})
 _EPS = 1e-15
+# The key under which training records the test part's calibration error (beside its metrics).
+CALIBRATION_ERROR = "calibration_error"
 
 
 def _check(name: str) -> None:
@@ -48,8 +57,14 @@ def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> f
 
 
 def all_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute every metric of METRICS, plus the threshold itself, the row count and positive share."""
+    """Compute every metric of METRICS, plus the threshold, row count, positive share, calibration error.
+
+    The calibration error travels with the test metrics (logged as test_calibration_error, then in
+    the bundle's metadata under "metrics"): the drift check reads it to decide whether the scores
+    can estimate performance before labels arrive (validation/estimate.py).
+    """
     out = {name: metric_value(name, y, p, threshold) for name in METRICS}
+    out[CALIBRATION_ERROR] = calibration_error(y, p)
     out["threshold"] = float(threshold)
     out["n_rows"] = float(len(y))
     out["positive_share"] = float(np.mean(y)) if len(y) else float("nan")
@@ -89,6 +104,157 @@ def _vector_at_threshold(name: str, y: np.ndarray, pred: np.ndarray) -> np.ndarr
         if name == "recall":
             return np.where(tp + fn > 0, tp / (tp + fn), 0.0)
         return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+
+
+def bootstrap_standard_error(
+    name: str,
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    *,
+    resamples: int = 200,
+    max_rows: int = 20_000,
+    seed: int = 0,
+) -> float:
+    """Standard error of a metric by a seeded bootstrap, all resamples at once (`vector_metric`).
+
+    Above `max_rows` rows a random subset is resampled and the result scaled by sqrt(max_rows / n):
+    the standard error shrinks with the square root of n. Infinite when fewer than two resamples
+    are defined.
+    """
+    rng = np.random.default_rng(seed)
+    (y, p), scale = _subsample(rng, max_rows, y, p)
+    pick = rng.integers(y.size, size=(resamples, y.size))
+    values = vector_metric(name, y[pick], p[pick], threshold)
+    return _spread(values) * scale
+
+
+def _subsample(
+    rng: np.random.Generator, max_rows: int, *arrays: np.ndarray
+) -> tuple[list[np.ndarray], float]:
+    """Keep at most `max_rows` rows (the same ones of each array); return them and the SE scale."""
+    n = arrays[0].size
+    if n <= max_rows:
+        return list(arrays), 1.0
+    keep = rng.choice(n, size=max_rows, replace=False)
+    return [a[keep] for a in arrays], math.sqrt(max_rows / n)
+
+
+def _spread(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(np.std(finite, ddof=1)) if finite.size > 1 else math.inf
+
+
+# --- performance without labels ---------------------------------------------------------------
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the row-weighted mean |positive share - mean probability|.
+
+    On `bins` equal-count bins of the sorted probabilities (NaN without rows). Even a perfectly
+    calibrated model shows some from sampling alone: 0.023 on average (0.035 at the 95th
+    percentile) on 1,400 rows scored like the default model's test part.
+    """
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="stable")
+    ys, ps = np.asarray(y, dtype="float64")[order], np.asarray(p, dtype="float64")[order]
+    total = 0.0
+    for yb, pb in zip(np.array_split(ys, bins), np.array_split(ps, bins), strict=True):
+        if yb.size:
+            total += yb.size * abs(float(yb.mean()) - float(pb.mean()))
+    return total / ys.size
+
+
+def expected_metric(name: str, p: np.ndarray, threshold: float) -> float:
+    """Estimate a metric from calibrated probabilities alone (no labels); NaN where undefined.
+
+    Each row counts as p of a positive and 1 - p of a negative; the metric is computed from the
+    expected counts (the expected confusion matrix; for roc_auc the expected share of
+    positive-negative pairs in the right order, ties counting half).
+    """
+    _check(name)
+    p = np.clip(np.asarray(p, dtype="float64"), 0.0, 1.0)
+    if p.size == 0:
+        return float("nan")
+    if name == "roc_auc":
+        return _expected_auc(p)
+    return float(vector_expected_metric(name, p[None, :], threshold)[0])
+
+
+def _expected_auc(p: np.ndarray) -> float:
+    # Groups of equal probability: a pair inside one group is a tie (half), except a row with itself.
+    values, inverse = np.unique(p, return_inverse=True)
+    positives = np.bincount(
+        inverse, weights=p, minlength=values.size
+    )  # expected positives per group
+    above = positives[::-1].cumsum()[::-1] - positives  # expected positives in higher groups
+    pairs = float(p.sum() * (1 - p).sum() - (p * (1 - p)).sum())
+    if pairs <= 0:
+        return float("nan")
+    ordered = ((1 - p) * (above[inverse] + 0.5 * (positives[inverse] - p))).sum()
+    return float(ordered / pairs)
+
+
+def vector_expected_metric(name: str, p: np.ndarray, threshold: float) -> np.ndarray:
+    """Compute `expected_metric` for every row of p (shape (B, n)) at once; NaN where undefined.
+
+    roc_auc here ranks tied probabilities in an arbitrary order (the scalar form counts them
+    half); both agree on probabilities without ties.
+    """
+    _check(name)
+    q = 1.0 - p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if name in RANKING:
+            ranked = -np.sort(-p, axis=1)  # descending
+            positives_before = np.cumsum(ranked, axis=1) - ranked
+            expected_pos = ranked.sum(axis=1)
+            if name == "roc_auc":
+                pairs = expected_pos * (1 - ranked).sum(axis=1) - (ranked * (1 - ranked)).sum(
+                    axis=1
+                )
+                ordered = ((1 - ranked) * positives_before).sum(axis=1)
+                return np.where(pairs > 0, ordered / pairs, np.nan)
+            precision = (positives_before + ranked) / np.arange(1, p.shape[1] + 1)
+            return np.where(
+                expected_pos > 0, (ranked * precision).sum(axis=1) / expected_pos, np.nan
+            )
+        if name == "brier":
+            return (p * q).mean(axis=1)
+        if name == "log_loss":
+            c = np.clip(p, _EPS, 1 - _EPS)
+            return -(c * np.log(c) + (1 - c) * np.log(1 - c)).mean(axis=1)
+        pred = p >= threshold
+        tp, fp = (p * pred).sum(axis=1), (q * pred).sum(axis=1)
+        fn, tn = (p * ~pred).sum(axis=1), (q * ~pred).sum(axis=1)
+        if name == "accuracy":
+            return (tp + tn) / p.shape[1]
+        if name == "precision":
+            return np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        if name == "recall":
+            return np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+
+
+def expected_standard_error(
+    name: str,
+    p: np.ndarray,
+    threshold: float,
+    *,
+    resamples: int = 200,
+    max_rows: int = 2_000,
+    seed: int = 0,
+) -> float:
+    """Standard error of `expected_metric` over windows like this one, by a seeded bootstrap.
+
+    On at most `max_rows` rows, scaled by sqrt(max_rows / n) above: the estimate is a smooth
+    function of the scores, so its error shrinks with the square root of n (the bootstrap of 200
+    resamples of 20,000 rows cost 0.3 s a check; of 2,000 rows, 0.02 s).
+    """
+    rng = np.random.default_rng(seed)
+    (p,), scale = _subsample(rng, max_rows, np.asarray(p, dtype="float64"))
+    pick = rng.integers(p.size, size=(resamples, p.size))
+    return _spread(vector_expected_metric(name, p[pick], threshold)) * scale
 
 
 Value = TypeVar("Value", float, np.ndarray)

@@ -311,6 +311,20 @@ def log_window(
     return raw, window_text, where, other_versions
 
 
+def estimate_line(result: DriftResult) -> str:
+    """One line on the performance estimated before labels (validation/estimate.py)."""
+    e = result.estimate
+    if e is None or not e.available:
+        return f"estimated performance: {e.status if e else 'not computed'}" + (
+            f" ({e.reason})" if e and e.reason else ""
+        )
+    realised = f", realised {e.realised:.3f} on feedback" if e.realised is not None else ""
+    return (
+        f"estimated {e.metric}: {e.estimated:.3f} vs {e.reference:.3f} on the reference "
+        f"(drop {e.drop:+.3f}{realised}; {e.status})"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--config", default="config.yaml")
@@ -343,6 +357,8 @@ def _main(argv: list[str] | None = None) -> int:
     if result.features:
         rows = [{**r, "status": str(r["status"]).strip("*")} for r in feature_rows(result)[:12]]
         print(table(rows, ["feature", "test", "q-value (BH)", "PSI", "status"]))
+    if result.estimate is not None:
+        print(estimate_line(result))
     print(
         f"verdict: {result.verdict}" + (f" ({'; '.join(result.reasons)})" if result.reasons else "")
     )

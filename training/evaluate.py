@@ -15,7 +15,12 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from core.config import Config
-from core.metrics import all_metrics, comparison_rows, metric_value
+from core.metrics import (
+    all_metrics,
+    calibration_error,
+    comparison_rows,
+    metric_value,
+)
 from core.templates import render
 from training.data import Dataset
 
@@ -173,7 +178,10 @@ def plots(
     ax.plot(mean_pred, frac_pos, "o-", label="model")
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8, label="perfect")
     ax.set(xlabel="mean predicted probability", ylabel="observed positive share")
-    ax.set_title(f"Calibration (Brier {metric_value('brier', y, p, threshold):.3f})")
+    ax.set_title(
+        f"Calibration (Brier {metric_value('brier', y, p, threshold):.3f}, "
+        f"error {calibration_error(y, p):.3f})"
+    )
     ax.legend(loc="upper left")
     out["calibration.png"] = _png(fig)
 

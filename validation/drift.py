@@ -13,9 +13,12 @@ levels (categorical, boolean); a missing level is always its own bin.
 
 The p-values of all features, of the score and of the live-metric drop (when feedback exists) form
 one family, corrected with Benjamini-Hochberg. A feature counts as drifted when its adjusted p-value
-is below `fdr_alpha` AND its PSI reaches `psi_threshold`; the live metric when its drop is
-significant AND larger than `max_metric_drop`: significance alone flags negligible shifts once
-windows are large, and a size threshold alone fires on the noise of small windows.
+is below `fdr_alpha` AND its PSI exceeds `psi_noise` (the PSI two samples of these sizes show with
+no change) by `psi_threshold`; the live metric when its drop is significant AND larger than
+`max_metric_drop`: significance alone flags negligible shifts once windows are large, and a raw
+PSI floor is mostly sampling noise on small windows (tuned by bench/bench_drift.py).
+The metric estimated from the scores (validation/estimate.py) joins the family and the verdict
+like the live one, so a drop shows before the labels arrive.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from scipy import stats
 
 from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import METRICS, Contract, Drift, Feature, FeatureType
-from core.metrics import improvement, metric_value
+from core.metrics import bootstrap_standard_error, improvement, metric_value, vector_metric
+from validation.estimate import PerformanceEstimate, decide_estimate, estimate_performance
 
 MISSING = "(missing)"
 # The drift command exits with this when the verdict is drift; 0 means no drift (or not enough
@@ -59,6 +63,9 @@ class FeatureDrift:
     unseen: list[str] = field(default_factory=list)
     q_value: float | None = None
     status: Status = "ok"
+    # The PSI two samples of these sizes show with no change at all (psi_noise): the materiality
+    # floor applies to what is above it.
+    psi_noise: float | None = None
 
     @property
     def drifted(self) -> bool:
@@ -95,6 +102,7 @@ class DriftResult:
     invalid_share: dict[str, float] | None
     invalid_columns: list[str]
     settings: dict[str, Any]
+    estimate: PerformanceEstimate | None = None
 
     @property
     def drifted(self) -> bool:
@@ -127,6 +135,22 @@ def psi(reference_counts: np.ndarray, current_counts: np.ndarray, epsilon: float
     r = np.maximum(ref / ref.sum(), epsilon)
     c = np.maximum(cur / cur.sum(), epsilon)
     return float(np.sum((c - r) * np.log(c / r)))
+
+
+def psi_noise(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """Expected PSI of two samples of one distribution: (bins - 1) * (1/n_reference + 1/n_current).
+
+    For small differences PSI is about the chi-squared statistic divided by the effective sample
+    size, so with no change it averages (bins - 1)(1/n + 1/m) over the bins holding any value:
+    0.021 for 10 bins, 500 current and 3,000 reference rows, 0.0006 for 50,000 and 20,000. Without
+    this a floor of 0.03 is mostly noise on small windows and nothing but signal on large ones.
+    """
+    ref = np.asarray(reference_counts, dtype="float64")
+    cur = np.asarray(current_counts, dtype="float64")
+    bins = int(np.count_nonzero(ref + cur))
+    if bins < 2 or ref.sum() <= 0 or cur.sum() <= 0:
+        return 0.0
+    return float((bins - 1) * (1 / ref.sum() + 1 / cur.sum()))
 
 
 def quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
@@ -169,8 +193,11 @@ def level_counts(
 def _counts(values: pd.Series) -> pd.Series:
     # Count first, then name the few distinct values: naming a million rows one by one is slow.
     counts = values.value_counts(dropna=False, sort=False)
-    names = [MISSING if pd.isna(v) else _level_name(v) for v in counts.index]
-    return pd.Series(counts.to_numpy(), index=names).groupby(level=0, sort=False).sum()
+    named: dict[str, int] = {}
+    for value, n in zip(counts.index, counts.to_numpy(), strict=True):
+        name = MISSING if pd.isna(value) else _level_name(value)
+        named[name] = named.get(name, 0) + int(n)  # 1 and 1.0 are one level
+    return pd.Series(named, dtype="int64")
 
 
 def _level_name(value: object) -> str:
@@ -218,8 +245,14 @@ def compare_numeric(
         )
     statistic, p_value = ks_test(ref_present, cur_present)
     edges = quantile_edges(ref_present, cfg.psi_bins)
-    index = psi(binned_counts(ref, edges), binned_counts(cur, edges), cfg.psi_epsilon)
-    return FeatureDrift(statistic=statistic, p_value=p_value, psi=index, **base)
+    ref_counts, cur_counts = binned_counts(ref, edges), binned_counts(cur, edges)
+    return FeatureDrift(
+        statistic=statistic,
+        p_value=p_value,
+        psi=psi(ref_counts, cur_counts, cfg.psi_epsilon),
+        psi_noise=psi_noise(ref_counts, cur_counts),
+        **base,
+    )
 
 
 def compare_levels(
@@ -244,8 +277,13 @@ def compare_levels(
             statistic=None, p_value=None, psi=None, status="not enough data", **base
         )
     statistic, p_value = chi2_test(ref_counts, cur_counts)
-    index = psi(ref_counts, cur_counts, cfg.psi_epsilon)
-    return FeatureDrift(statistic=statistic, p_value=p_value, psi=index, **base)
+    return FeatureDrift(
+        statistic=statistic,
+        p_value=p_value,
+        psi=psi(ref_counts, cur_counts, cfg.psi_epsilon),
+        psi_noise=psi_noise(ref_counts, cur_counts),
+        **base,
+    )
 
 
 def _share_null(values: np.ndarray) -> float:
@@ -264,7 +302,9 @@ def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
 def _decide(result: FeatureDrift, q_value: float | None, cfg: Drift) -> FeatureDrift:
     if result.status == "not enough data" or q_value is None or result.psi is None:
         return result
-    drifted = q_value < cfg.fdr_alpha and result.psi >= cfg.psi_threshold
+    drifted = (
+        q_value < cfg.fdr_alpha and result.psi - (result.psi_noise or 0.0) >= cfg.psi_threshold
+    )
     return replace(result, q_value=q_value, status="drift" if drifted else "ok")
 
 
@@ -281,34 +321,14 @@ def live_metric(
 
 
 def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute every METRICS name that is defined on these labelled rows."""
-    values = {name: live_metric(name, labels, scores, threshold) for name in METRICS}
-    return {name: v for name, v in values.items() if v is not None}
+    """Compute every METRICS name that is defined on these labelled rows.
 
-
-BOOTSTRAP = 200
-BOOTSTRAP_MAX_ROWS = 20_000
-
-
-def bootstrap_se(
-    labels: np.ndarray, scores: np.ndarray, threshold: float, metric: str, seed: int = 0
-) -> float:
-    """Standard error of a live metric by a seeded bootstrap (on at most 20,000 labelled rows)."""
-    rng = np.random.default_rng(seed)
-    n = labels.size
-    if n > BOOTSTRAP_MAX_ROWS:
-        keep = rng.choice(n, size=BOOTSTRAP_MAX_ROWS, replace=False)
-        labels, scores = labels[keep], scores[keep]
-        scale = math.sqrt(BOOTSTRAP_MAX_ROWS / n)  # the SE shrinks with the square root of n
-    else:
-        scale = 1.0
-    values = []
-    for _ in range(BOOTSTRAP):
-        pick = rng.integers(labels.size, size=labels.size)
-        value = live_metric(metric, labels[pick], scores[pick], threshold)
-        if value is not None:
-            values.append(value)
-    return float(np.std(values, ddof=1)) * scale if len(values) > 1 else math.inf
+    Through the vector forms on one row (equal to the scalar ones, tests/core/test_metrics.py):
+    sklearn's argument checks cost 0.2 s a window for the eight metrics.
+    """
+    y, p = labels[None, :].astype("float64"), scores[None, :].astype("float64")
+    values = {name: float(vector_metric(name, y, p, threshold)[0]) for name in METRICS}
+    return {name: v for name, v in values.items() if not math.isnan(v)}
 
 
 def auc_standard_error(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -358,7 +378,7 @@ def compare_performance(
     se = (
         auc_standard_error(labels, scores)
         if metric == "roc_auc"
-        else bootstrap_se(labels, scores, threshold, metric)
+        else bootstrap_standard_error(metric, labels, scores, threshold)
     )
     p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
     return PerformanceDrift(
@@ -399,6 +419,7 @@ def detect_drift(
     features: list[FeatureDrift] = []
     score: FeatureDrift | None = None
     performance: PerformanceDrift | None = None
+    estimate: PerformanceEstimate | None = None
     if n_cur < cfg.min_samples or n_ref < cfg.min_samples:
         verdict: Verdict = "not enough data"
         reasons = [
@@ -406,10 +427,11 @@ def detect_drift(
             "of each are needed (drift.min_samples)"
         ]
     else:
-        features, score, performance = _compare_all(
+        features, score, performance, estimate = _compare_all(
             reference, current, contract, cfg, threshold, training_metrics or {}
         )
         reasons = _reasons(features, score, performance, invalid_columns, cfg)
+        reasons += _estimate_reasons(estimate, cfg)
         verdict, reasons = _verdict(reasons, [*features, *([score] if score else [])], cfg)
     return DriftResult(
         verdict=verdict,
@@ -422,6 +444,7 @@ def detect_drift(
         invalid_share=invalid_share,
         invalid_columns=invalid_columns,
         settings=cfg.model_dump(mode="json"),
+        estimate=estimate,
     )
 
 
@@ -432,8 +455,10 @@ def _compare_all(
     cfg: Drift,
     threshold: float,
     training_metrics: dict[str, float],
-) -> tuple[list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None]:
-    """Test the features, the score and the live metric; decide each on one BH-corrected family."""
+) -> tuple[
+    list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None, PerformanceEstimate | None
+]:
+    """Test the features, the score, the live and the estimated metric; decide on one BH family."""
     raw = [_compare_feature(f, reference, current, cfg) for f in contract.features]
     has_score = REFERENCE_SCORE in reference.columns and REFERENCE_SCORE in current.columns
     if has_score:
@@ -447,12 +472,39 @@ def _compare_all(
             )
         )
     measured = compare_performance(current, threshold, training_metrics, cfg)
+    estimated = (
+        _with_realised(
+            estimate_performance(
+                reference[REFERENCE_SCORE].to_numpy(dtype="float64"),
+                current[REFERENCE_SCORE].to_numpy(dtype="float64"),
+                threshold,
+                training_metrics,
+                cfg,
+            ),
+            measured,
+        )
+        if has_score
+        else None
+    )
     q_values = benjamini_hochberg(
-        [r.p_value for r in raw] + [measured.p_value if measured is not None else None]
+        [r.p_value for r in raw]
+        + [measured.p_value if measured is not None else None]
+        + [estimated.p_value if estimated is not None else None]
     )
     decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=False)]
-    performance = _decide_performance(measured, q_values[-1], cfg)
-    return decided[: len(contract.features)], decided[-1] if has_score else None, performance
+    performance = _decide_performance(measured, q_values[-2], cfg)
+    estimate = decide_estimate(estimated, q_values[-1], cfg) if estimated is not None else None
+    features = decided[: len(contract.features)]
+    return features, decided[len(raw) - 1] if has_score else None, performance, estimate
+
+
+def _with_realised(
+    estimate: PerformanceEstimate, measured: PerformanceDrift | None
+) -> PerformanceEstimate:
+    """Put the live metric from feedback beside the estimate, when there is one."""
+    if measured is None or measured.live is None:
+        return estimate
+    return replace(estimate, realised=measured.live)
 
 
 def _compare_feature(
@@ -488,6 +540,17 @@ def _reasons(
             f"rows failing validation above {cfg.max_invalid_share:.0%} in: {', '.join(invalid_columns)}"
         )
     return reasons
+
+
+def _estimate_reasons(estimate: PerformanceEstimate | None, cfg: Drift) -> list[str]:
+    """Say when the estimated metric (no labels needed) dropped: it counts as a realised drop does."""
+    if estimate is None or estimate.status != "drift":
+        return []
+    return [
+        f"estimated {estimate.metric} {estimate.estimated:.3f} vs {estimate.reference:.3f} on "
+        f"the reference (estimated drop {estimate.drop:.3f} > {cfg.max_metric_drop}; "
+        "from calibrated scores, before labels)"
+    ]
 
 
 def _verdict(

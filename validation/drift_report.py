@@ -36,6 +36,7 @@ def feature_rows(result: DriftResult) -> list[dict[str, object]]:
                 "p-value": number(r.p_value),
                 "q-value (BH)": number(r.q_value),
                 "PSI": number(r.psi),
+                "PSI with no change": number(r.psi_noise),
                 "n ref / cur": f"{r.n_reference} / {r.n_current}",
                 "null % ref / cur": f"{r.null_share_reference:.1%} / {r.null_share_current:.1%}",
                 "status": {"drift": "**drift**", "ok": "ok"}.get(r.status, r.status),
@@ -130,6 +131,7 @@ def _values(result: DriftResult, context: dict[str, Any]) -> dict[str, Any]:
         "summary": render("drift_summary.md.j2", result=result, context=context).rstrip("\n"),
         "feature_rows": feature_rows(result),
         "performance": result.performance,
+        "estimate": result.estimate,
         "failing_validation": failing,
     }
 

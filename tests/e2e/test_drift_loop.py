@@ -7,15 +7,21 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from core.config import Config
+from core.frames import feature_frame, target_vector
+from core.metrics import CALIBRATION_ERROR, calibration_error
 from core.prediction_log import read_predictions
 from tests.conftest import fit_bundle
 from tests.serving.conftest import start_server
+from training.model import build_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 GIT_ENV = {
@@ -32,7 +38,9 @@ def run(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Complet
     )
 
 
-def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path, tmp: Path) -> None:
+def serve_and_simulate(
+    scenario: str, env: dict[str, str], held_out: Path, tmp: Path, *extra: str
+) -> None:
     """Serve the bundle the way the image does, send the scenario's traffic, stop with SIGTERM."""
     server = start_server(
         tmp,
@@ -53,6 +61,7 @@ def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path, tmp: 
             server.url,
             "--data",
             str(held_out),
+            *extra,
             env=env,
         )
         assert done.returncode == 0, done.stderr
@@ -133,3 +142,79 @@ def test_drift_loop(
         )
     else:
         assert retrain_heads == []
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_an_estimated_drop_alone_opens_a_retraining_branch(
+    tmp_path: Path,
+    config: Config,
+    default_frame: pd.DataFrame,
+    write_config: Callable[..., Path],
+) -> None:
+    """Unlabelled traffic the model ranks badly: no feedback, no feature or score can count, and
+    still the estimated roc_auc drop makes the verdict drift and `make retrain` pushes a branch."""
+
+    def estimate_only(raw: dict[str, Any]) -> None:
+        raw["drift"]["psi_threshold"] = 100.0  # no feature nor the score can reach it
+
+    config_path = write_config(estimate_only)
+    shuffled = default_frame.sample(frac=1, random_state=1).reset_index(drop=True)
+    train, held_out = shuffled.iloc[:5000], shuffled.iloc[5000:].reset_index(drop=True)
+    # The calibration check training makes, on held-out rows of the same (deterministic) model.
+    model = build_pipeline(config).fit(
+        feature_frame(train, config.contract), target_vector(train, config.contract)
+    )
+    scores = model.predict_proba(feature_frame(held_out, config.contract))[:, 1]
+    labels = target_vector(held_out, config.contract)
+    metadata = {
+        "model_name": config.mlflow.registered_model,
+        "model_version": "1",
+        "threshold": 0.5,
+        "metrics": {CALIBRATION_ERROR: calibration_error(labels, scores)},
+        "contract": config.contract.model_dump(mode="json"),
+        "config_sha256": config.sha256,
+    }
+    assert metadata["metrics"][CALIBRATION_ERROR] <= config.drift.max_calibration_error
+    bundle = fit_bundle(tmp_path / "bundle", config, train, metadata)
+    # Traffic: held-out customers with middling scores, a selection on the features alone.
+    lo, hi = np.quantile(scores, [0.4, 0.6])
+    middling = tmp_path / "middling.csv"
+    held_out[(scores >= lo) & (scores <= hi)].to_csv(middling, index=False)
+
+    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    subprocess.run(["git", "clone", "-q", str(remote), str(repo)], check=True)
+    (repo / "README.md").write_text("fork\n")
+    for args in (["add", "."], ["commit", "-qm", "init"], ["push", "-q", "origin", "HEAD:main"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env={**os.environ, **GIT_ENV})
+    env = {
+        **os.environ,
+        "MODEL_BUNDLE": str(bundle),
+        "PREDICTION_LOG_URL": f"sqlite:///{tmp_path}/log.db",
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+        "CONFIG_PATH": str(config_path),
+    }
+    serve_and_simulate("none", env, middling, tmp_path, "--feedback-share", "0")
+
+    drift = run("-m", "orchestration.drift", "--config", str(config_path), env=env)
+    assert drift.returncode == 10, drift.stdout + drift.stderr
+    report = json.loads((tmp_path / "reports" / "drift" / "report.json").read_text())
+    assert report["performance"] is None  # no labels at all
+    assert report["estimate"]["status"] == "drift"
+    assert [r for r in report["reasons"] if not r.startswith("estimated roc_auc")] == []
+    assert (
+        "Performance estimated from the scores"
+        in (tmp_path / "reports" / "drift" / "report.md").read_text()
+    )
+
+    argv = ["-m", "orchestration.retrain", "--config", str(config_path), "--repo", str(repo)]
+    retrain = run(*argv, "--push", env=env)
+    assert retrain.returncode == 0, retrain.stdout + retrain.stderr
+    heads = subprocess.run(
+        ["git", "ls-remote", "--heads", str(remote)], capture_output=True, text=True, check=True
+    ).stdout
+    assert len([line for line in heads.splitlines() if "refs/heads/retrain/" in line]) == 1
+    assert "estimated roc_auc" in (tmp_path / "reports" / "retrain" / "pr.md").read_text()

@@ -8,7 +8,7 @@ import pytest
 from sklearn import metrics as skm
 
 from core.config import METRICS
-from core.metrics import all_metrics
+from core.metrics import CALIBRATION_ERROR, all_metrics, calibration_error
 from training import evaluate
 
 
@@ -33,6 +33,16 @@ def test_metrics_agree_with_sklearn(scores: tuple[np.ndarray, np.ndarray]) -> No
     assert m["precision"] == pytest.approx(skm.precision_score(y, pred))
     assert m["f1"] == pytest.approx(skm.f1_score(y, pred))
     assert m["n_rows"] == 800
+
+
+def test_the_test_metrics_carry_the_calibration_error_by_hand() -> None:
+    # Two equal-count bins: [0.1, 0.1 | 0.9, 0.9] with labels [0, 1 | 1, 1]:
+    # |0.5 - 0.1| and |1.0 - 0.9|, each half the rows -> 0.25.
+    y, p = np.array([0, 1, 1, 1]), np.array([0.1, 0.1, 0.9, 0.9])
+    assert calibration_error(y, p, bins=2) == pytest.approx(0.25)
+    m = all_metrics(y, p, 0.5)
+    assert m[CALIBRATION_ERROR] == pytest.approx(calibration_error(y, p))
+    assert set(METRICS) <= set(m)
 
 
 def test_f1_threshold_maximises_f1(scores: tuple[np.ndarray, np.ndarray]) -> None:

@@ -15,6 +15,7 @@ from core.columns import REFERENCE_SCORE
 from core.config import Config
 from core.errors import BundleIntegrityError
 from core.frames import feature_frame
+from core.metrics import CALIBRATION_ERROR
 from tests.conftest import ROOT
 from tests.training.conftest import Trained, env_for, settings_for
 from training.package import package_candidate
@@ -49,6 +50,9 @@ def test_bundle_holds_the_candidate_with_its_metadata(
     assert meta["run_id"] == result.run_id and meta["model_version"] == result.version
     assert bundle.threshold == pytest.approx(result.threshold)
     assert meta["metrics"]["roc_auc"] == pytest.approx(result.metrics["roc_auc"])
+    # The drift check's estimate before labels reads the test part's calibration error from here.
+    assert meta["metrics"][CALIBRATION_ERROR] == pytest.approx(result.metrics[CALIBRATION_ERROR])
+    assert 0 <= meta["metrics"][CALIBRATION_ERROR] < 0.1
     card = (bundle_dir / "model_card.md").read_text()
     assert "## Intended use" in card and "## Limits" in card and "roc_auc" in card
     from mlflow import MlflowClient

@@ -13,13 +13,13 @@ from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import Config, Drift, FeatureType, load_config
 from core.data import read_table
 from core.frames import feature_frame
+from core.metrics import bootstrap_standard_error
 from tests.conftest import CONFIGS
 from tools.scenarios import generate
 from validation.drift import (
     auc_standard_error,
     benjamini_hochberg,
     binned_counts,
-    bootstrap_se,
     chi2_test,
     compare_levels,
     detect_drift,
@@ -27,6 +27,7 @@ from validation.drift import (
     level_counts,
     live_metrics,
     psi,
+    psi_noise,
     quantile_edges,
 )
 
@@ -264,7 +265,29 @@ def test_delong_standard_error_agrees_with_the_bootstrap_and_a_closed_form() -> 
     labels = (rng.random(800) < 0.3).astype(int)
     scores = rng.normal(labels * 1.0, 1.0)
     delong = auc_standard_error(labels, scores)
-    assert delong == pytest.approx(bootstrap_se(labels, scores, 0.5, "roc_auc"), rel=0.15)
+    assert delong == pytest.approx(
+        bootstrap_standard_error("roc_auc", labels, scores, 0.5), rel=0.15
+    )
     # Perfect separation: every placement value is 1 (or 0), so the variance is zero.
     assert auc_standard_error(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 0.0
     assert auc_standard_error(np.array([0, 1]), np.array([0.1, 0.9])) == math.inf
+
+
+def test_psi_noise_is_the_mean_psi_of_two_samples_of_one_distribution() -> None:
+    assert psi_noise(np.array([300] * 10), np.array([50] * 10)) == pytest.approx(
+        9 * (1 / 3000 + 1 / 500)
+    )
+    assert psi_noise(np.array([5, 0]), np.array([3, 0])) == 0.0  # one bin holds everything
+    rng = np.random.default_rng(11)
+    edges = quantile_edges(rng.normal(size=3000), 10)
+    observed = [
+        psi(
+            binned_counts(rng.normal(size=3000), edges),
+            binned_counts(rng.normal(size=500), edges),
+        )
+        for _ in range(300)
+    ]
+    noise = psi_noise(
+        binned_counts(rng.normal(size=3000), edges), binned_counts(rng.normal(size=500), edges)
+    )
+    assert np.mean(observed) == pytest.approx(noise, rel=0.15)
