@@ -7,7 +7,8 @@ the workers sharing their metrics), `mlflow models serve
 endpoint that returns a constant (the ceiling: what the HTTP stack alone costs). Load comes from
 Debian's `wrk` (apt-get install wrk; this bench installs nothing) with a Lua script that POSTs one
 record, at concurrency 8 and 64 for a fixed duration. Also: /predict/batch with 10,000 records vs
-in-process `predict_proba` on the same rows, resident memory and time to ready.
+in-process `predict_proba` on the same rows, resident memory and time to ready. bench/peers.py
+adds the Open Inference Protocol (V2): ours over V2, and MLServer on the same pipeline.
 
 Figures are ratios from one run; other work on the same cores makes absolute numbers noisy.
 """
@@ -32,6 +33,7 @@ import orjson
 import yaml
 from fastapi import FastAPI, Request, Response
 
+from bench import peers
 from core.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -384,12 +386,14 @@ def main() -> int:
                 ours_lua,
             ),
         ]
+        servers[1:1] = peers.v2_servers(servers[0], prep, tmp, WORKERS, _lua)
         results: dict[str, dict[Any, Any]] = {}
         for name, cmd, env, ready, path, lua in servers:
             print(f"starting {name} ({WORKERS} workers) …", flush=True)
             server = _start(name, cmd, env, ready, tmp)
             try:
                 res: dict[Any, Any] = {"ready_s": server.ready_s}
+                peers.check_answer(name, server.url, path, prep, res)
                 for c in CONCURRENCY:
                     res[c] = _wrk(server.url + path, lua, c)
                     print(
@@ -420,6 +424,7 @@ def _report(results: dict[str, dict[Any, Any]]) -> str:
     rows: list[dict[str, object]] = []
     for name, res in (
         ("ours", ours),
+        *peers.named(results),
         ("mlflow models serve", ml),
         ("constant FastAPI (ceiling)", ceil),
     ):
@@ -470,6 +475,7 @@ def _report(results: dict[str, dict[Any, Any]]) -> str:
             "met": "yes" if latency <= 1 / 20 else "NO",
         },
         *batch_rows,
+        *peers.checks(results),
         {
             "measure": "resident memory, ours / mlflow",
             "value": f"{ours['rss_mb'] / ml['rss_mb']:.2f}x",

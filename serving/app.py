@@ -37,6 +37,7 @@ from serving.schemas import (
     column_lengths,
 )
 from serving.service import ModelService
+from serving.v2 import v2_router
 
 JSON = "application/json"
 # A batch body whose (only) key is "columns" is read by column; anything else as records.
@@ -239,6 +240,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(prediction_router(service, auth))
     app.include_router(feedback_router(service, auth))
     app.include_router(operations_router(service))
+    app.include_router(v2_router(service, auth))
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
     def openapi() -> dict[str, Any]:

@@ -132,6 +132,44 @@ def server(
     srv.stop()
 
 
+def schemathesis(server: Server, *options: str, max_examples: int = 40) -> str:
+    """Fuzz the running server from its /openapi.json: valid and invalid requests from the schema.
+
+    No answer may be a 5xx, and a request that breaks the schema must be refused (4xx), not
+    scored. Fails the test with schemathesis's report otherwise; returns that report.
+    """
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,negative_data_rejection",
+            "--header",
+            f"X-API-Key: {API_KEY}",
+            "--max-examples",
+            str(max_examples),
+            "--workers",
+            "1",
+            "--seed",
+            "7",
+            "--generation-database",
+            "none",
+            "--request-timeout",
+            "20",
+            *options,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert "generated" in proc.stdout
+    return proc.stdout
+
+
 def _pg_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None
