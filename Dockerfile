@@ -33,9 +33,12 @@ COPY ${BUNDLE_DIR}/ bundle/
 ARG MODEL_NAME=""
 ARG MODEL_VERSION=""
 ARG DATA_SHA256=""
-# A bundle whose files do not match its manifest, or whose metadata disagrees with the labels
-# below, stops the build here instead of shipping.
-RUN /app/.venv/bin/python -m deploy.verify_bundle bundle \
+ARG BUNDLE_DIGEST=""
+# A bundle whose files do not match its manifest, whose manifest does not match the digest recorded
+# at packaging (BUNDLE_DIGEST, required), or whose metadata disagrees with the labels below, stops
+# the build here instead of shipping.
+RUN /app/.venv/bin/python -m deploy.verify_bundle bundle --require-digest \
+      --expected-digest "${BUNDLE_DIGEST}" \
       --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}"
 
 # ---- runtime stage: no build tools, non-root, read-only friendly ----
@@ -80,10 +83,16 @@ ARG REVISION="unknown"
 ARG MODEL_NAME=""
 ARG MODEL_VERSION=""
 ARG DATA_SHA256=""
+ARG BUNDLE_DIGEST=""
+# The service checks the baked-in bundle against this digest at every start, and refuses to start
+# without one (a MODEL_DIGEST overridden to empty).
+ENV MODEL_DIGEST="${BUNDLE_DIGEST}" \
+    REQUIRE_MODEL_DIGEST=1
 LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.licenses="MIT" \
       io.github.mlops-template.model.name="${MODEL_NAME}" \
       io.github.mlops-template.model.version="${MODEL_VERSION}" \
-      io.github.mlops-template.data.sha256="${DATA_SHA256}"
+      io.github.mlops-template.data.sha256="${DATA_SHA256}" \
+      io.github.mlops-template.bundle.digest="${BUNDLE_DIGEST}"

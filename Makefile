@@ -131,6 +131,9 @@ GITOPS_BRANCH ?= main
 lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate), compose, Argo CD, dashboards
 	@$(PY) -m deploy.lint_infra
 
+verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `make package` recorded); exit 5 on a mismatch or with none
+	@$(PY) -m deploy.verify_bundle "$(or $(MODEL_BUNDLE),build/bundle)" --require-digest
+
 image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases)
 	@$(PY) -m deploy.build_image --config $(CONFIG) --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
 

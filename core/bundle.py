@@ -14,7 +14,10 @@ Layout of a bundle folder:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import joblib
 
 from core.errors import BundleIntegrityError
 from core.io import atomic_dir, sha256_file
+from core.settings import Settings
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "bundle.json"
@@ -32,6 +36,12 @@ MODEL_CARD_FILE = "model_card.md"
 REFERENCE_FILE = "reference.parquet"
 PROFILE_FILE = "reference_profile.json"
 REQUIRED = (MODEL_FILE, METADATA_FILE)
+# The bundle's digest (`bundle_digest`) is recorded outside the bundle, where whoever can write the
+# bundle cannot also write it: the model version's tag in the registry (`make package` sets it) and
+# the image's label; consumers get it as MODEL_DIGEST and check it before loading anything.
+DIGEST_TAG = "bundle_digest"
+DIGEST_LABEL = "io.github.mlops-template.bundle.digest"
+_DIGEST = re.compile(r"^(sha256:)?(?P<hex>[0-9a-f]{64})$")
 # The label the model predicts for the contract's positive class (core.frames.target_vector).
 POSITIVE_LABEL = 1
 
@@ -170,3 +180,78 @@ def load_bundle(path: str | Path) -> Bundle:
     metadata = json.loads((path / METADATA_FILE).read_text())
     pipeline = joblib.load(path / MODEL_FILE)
     return Bundle(path=path, pipeline=pipeline, metadata=metadata)
+
+
+def bundle_digest(path: str | Path) -> str:
+    """Return the bundle's digest: `sha256:` + sha256 of its manifest's canonical JSON.
+
+    The manifest lists the sha256 of every other file, so this one value pins every byte of the
+    bundle; canonical (sorted keys, no spaces) so re-indenting the manifest does not change it.
+    """
+    manifest_path = Path(path) / MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+    except FileNotFoundError:
+        raise BundleIntegrityError(
+            f"{path}: {MANIFEST_FILE} is missing; the bundle cannot be trusted"
+        ) from None
+    except (OSError, ValueError):
+        raise BundleIntegrityError(f"{manifest_path}: not a valid manifest") from None
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def normalise_digest(value: str, source: str = "MODEL_DIGEST") -> str:
+    """Return `value` as `sha256:<64 hex>`; raise BundleIntegrityError naming `source` otherwise."""
+    match = _DIGEST.match(value.strip().lower())
+    if match is None:
+        raise BundleIntegrityError(
+            f"{source} {value!r} is not a bundle digest (expected sha256:<64 hex digits>)"
+        )
+    return "sha256:" + match["hex"]
+
+
+def check_anchor(
+    path: str | Path, expected: str | None, *, required: bool, source: str = "MODEL_DIGEST"
+) -> str:
+    """Check the bundle against the digest recorded outside it; return the bundle's digest.
+
+    Run before anything in the bundle is loaded. Every file must match the manifest and the
+    manifest must match `expected` (BundleIntegrityError, exit 5, names the mismatch). Without
+    `expected`: refused when `required` (CI, containers), else a warning that only the bundle's
+    own manifest was checked, which catches accidents but not an attacker who rewrites it too.
+    """
+    path = Path(path)
+    verify_bundle(path)
+    digest = bundle_digest(path)
+    if not expected or not expected.strip():
+        if required:
+            raise BundleIntegrityError(
+                f"{path}: no digest to check the bundle against; set {source} to the digest "
+                f"`make package` recorded (model version tag {DIGEST_TAG!r}, image label "
+                f"{DIGEST_LABEL})"
+            )
+        print(
+            f"warning: {source} is not set: {path} ({digest}) is checked against its own "
+            "manifest only, not against the digest recorded at packaging",
+            file=sys.stderr,
+            flush=True,
+        )
+        return digest
+    want = normalise_digest(expected, source)
+    if digest != want:
+        raise BundleIntegrityError(
+            f"{path}: bundle digest {digest} does not match {source} {want}; this is not the "
+            "bundle that was gated and packaged, refusing to load it"
+        )
+    return digest
+
+
+def check_settings_anchor(path: str | Path, settings: Settings, expected: str | None = None) -> str:
+    """`check_anchor` with the digest from `expected` (a CLI flag) or MODEL_DIGEST, as settings say."""
+    return check_anchor(
+        path,
+        expected if expected else settings.model_digest,
+        required=settings.anchor_required,
+        source="--expected-digest" if expected else "MODEL_DIGEST",
+    )

@@ -16,7 +16,7 @@ import pandas as pd
 from core.config import Config
 from core.rules import INTEGER_TYPES, Check, Rule, feature_rules
 
-__all__ = ["FeatureValidation", "validate_features"]
+__all__ = ["FeatureValidation", "first_breach", "validate_features"]
 
 # Reasons quote at most this many characters of the offending value.
 MAX_VALUE_CHARS = 40
@@ -110,3 +110,28 @@ def _quote(values: pd.Series, prefix: str) -> np.ndarray:
         return np.empty(0, dtype=object)
     text = values.astype(str).str.slice(0, MAX_VALUE_CHARS)
     return (prefix + "'" + text + "'").to_numpy(dtype=object)
+
+
+def first_breach(
+    frame: pd.DataFrame, config: Config, source: str, header_rows: int = 1
+) -> str | None:
+    """Say where `frame` first breaks a feature rule: file, file row, column and why; else None.
+
+    `make validate` and `make train` both end their refusal with this line, so the two name the
+    same row the same way. Rows count as the file does: with `header_rows` 1 (a CSV) the first
+    data row is row 2.
+    """
+    checked = validate_features(frame, config)
+    errors = checked.row_errors.to_numpy()
+    bad = [i for i, e in enumerate(errors) if e is not None]
+    if not bad:
+        return None
+    columns = ", ".join(
+        f"{name!r} in {round(share * checked.n_rows):,} of {checked.n_rows:,} rows"
+        for name, share in checked.unexpected_share.items()
+        if share > 0
+    )
+    return (
+        f"{source}, file row {bad[0] + 1 + header_rows:,}: {errors[bad[0]]} "
+        f"(values outside the contract: {columns})"
+    )

@@ -221,6 +221,17 @@ class ModelSpec(Strict):
                 f"{self.estimator} has no hyper-parameter {', '.join(unknown)}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
+        # sklearn offers predict_proba by the parameters on some estimators (SVC needs
+        # probability=True, SGDClassifier a log or modified_huber loss): ask the configured one.
+        try:
+            instance = cls(**self.params)
+        except Exception as exc:  # a user's estimator may raise anything on bad params
+            raise ValueError(f"{self.estimator} cannot be built from params: {exc}") from None
+        if not hasattr(instance, "predict_proba"):
+            raise ValueError(
+                f"{self.estimator} with params {self.params or '{}'} has no predict_proba, which "
+                "the threshold, the gate and serving need (SVC: set probability: true)"
+            )
         return self
 
 

@@ -90,3 +90,58 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def temp_path(target: Path) -> Path:
+    """The name a file is written under until it is complete: `.NAME.tmp-PID` beside it."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid()}")
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Delete `temp_path` leftovers of `target` whose process is gone (a killed run's); return them."""
+    removed = []
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def replace_files(pairs: list[tuple[Path, Path]]) -> None:
+    """Rename each finished file onto its target, all or none.
+
+    A failure part-way puts back what the targets held before (or removes a target that did not
+    exist), so a reader finds either every new file or every old one, never a mix.
+    """
+    done: list[tuple[Path, Path | None]] = []
+    try:
+        for built, target in pairs:
+            backup = None
+            if target.exists():
+                backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, backup)
+            done.append((target, backup))
+            os.replace(built, target)
+    except BaseException:
+        for target, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+    for _, backup in done:
+        if backup is not None:
+            backup.unlink(missing_ok=True)

@@ -6,7 +6,10 @@ Usage: python -m deploy.build_image [--bundle DIR] [--tag NAME] [--engine auto|d
 With a Docker engine answering, this is `docker build`; otherwise `buildah bud` (daemonless, as
 root). The bundle's model name, version and data hash and the git revision go in as build
 arguments, so the image's labels name the model inside it (and the build's own bundle check fails
-when they disagree). Where no image registry answers, the base images the Dockerfile names are
+when they disagree). The bundle is checked against MODEL_DIGEST (the digest `make package`
+recorded on the model version) first; that digest is a build argument too, a label, the image's
+own MODEL_DIGEST, and what the build's check requires (without MODEL_DIGEST, outside CI, the
+bundle's own digest is used, with a warning). Where no image registry answers, the base images the Dockerfile names are
 made here first (`deploy.stand_ins`), kept in local storage and never pushed.
 `--args-only` builds nothing: it prints the same build arguments and, under GitHub Actions, gives
 them as the step output `build-args` (one KEY=VALUE a line), which the pipeline's
@@ -22,7 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from core.bundle import METADATA_FILE
+from core.bundle import METADATA_FILE, check_settings_anchor
 from core.cli import entry_point, github_output, step
 from core.errors import DeployError
 from core.git import head_commit
@@ -94,6 +97,9 @@ def context_config(config: Path, root: Path) -> str:
 def image_build_args(bundle: Path, root: Path, config: Path | None = None) -> dict[str, str]:
     """Every build argument of one image: the labels' values and where the bundle (and config) sit."""
     args = build_args(bundle, head_commit(root))
+    # The digest recorded at packaging (MODEL_DIGEST), checked here and again inside the build; it
+    # becomes a label and the image's own MODEL_DIGEST.
+    args["BUNDLE_DIGEST"] = check_settings_anchor(bundle, get_settings())
     args["BUNDLE_DIR"] = context_bundle(bundle, root)
     if config is not None:
         args["CONFIG"] = context_config(config, root)

@@ -124,6 +124,7 @@ def image_service(
 ) -> Iterator[Service]:
     """Start the Dockerfile's command from its folder on a free 127.0.0.1 port; stop it on exit."""
     root = dockerfile.resolve().parent
+    settings = get_settings()
     spec = parse_dockerfile(dockerfile, base_env={"PATH": os.environ.get("PATH", "")})
     port = free_port()
     overrides = {
@@ -131,6 +132,9 @@ def image_service(
         "UVICORN_PORT": str(port),
         "MODEL_BUNDLE": str(bundle.resolve()),
         "CONFIG_PATH": str(config.resolve()),
+        # The image bakes in the digest it was built with; here, this run's anchor and its rule.
+        "MODEL_DIGEST": settings.model_digest or "",
+        "REQUIRE_MODEL_DIGEST": str(settings.anchor_required).lower(),
     }
     argv, env = local_process(spec, root, scratch, overrides)
     env.pop("API_KEY", None)  # the smoke test calls /predict without a key, as local use does

@@ -1,9 +1,12 @@
-"""Verify a model bundle's manifest (and, when given, that its metadata matches the image labels).
+"""Verify a model bundle against its recorded digest (and that its metadata matches the image labels).
 
-Usage: python -m deploy.verify_bundle DIR [--model-name N] [--model-version V] [--data-sha256 H]
+Usage: python -m deploy.verify_bundle DIR [--expected-digest D] [--require-digest]
+       [--model-name N] [--model-version V] [--data-sha256 H]
 
-The Dockerfile runs this during the build, so an image never carries a bundle whose files were
-changed after packaging, nor labels that name a different model than the one inside.
+The Dockerfile runs this during the build with the digest `make package` recorded (the build
+argument BUNDLE_DIGEST, also an image label) and --require-digest, so an image never carries a
+bundle whose files were changed after packaging, even with its manifest rewritten to match, nor
+labels that name a different model than the one inside.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-from core.bundle import METADATA_FILE, verify_bundle
+from core.bundle import MANIFEST_FILE, METADATA_FILE, check_anchor
 from core.cli import entry_point, step
 from core.errors import BundleIntegrityError
+from core.settings import get_settings
 
 
 def check_labels(metadata: dict[str, object], expected: dict[str, str]) -> None:
@@ -44,9 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-name", default="")
     parser.add_argument("--model-version", default="")
     parser.add_argument("--data-sha256", default="")
+    parser.add_argument("--expected-digest", default="", help="default: MODEL_DIGEST")
+    parser.add_argument(
+        "--require-digest", action="store_true", help="refuse when no digest is given"
+    )
     args = parser.parse_args(argv)
+    settings = get_settings()
     with step(f"verify bundle {args.bundle}"):
-        files = verify_bundle(args.bundle)
+        digest = check_anchor(
+            args.bundle,
+            args.expected_digest or settings.model_digest,
+            required=args.require_digest or settings.anchor_required,
+            source="--expected-digest" if args.expected_digest else "MODEL_DIGEST",
+        )
+        files = json.loads((args.bundle / MANIFEST_FILE).read_text())["files"]
         metadata = json.loads((args.bundle / METADATA_FILE).read_text())
         check_labels(
             metadata,
@@ -58,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"model {metadata.get('model_name')} version {metadata.get('model_version')}: "
-        f"{len(files)} files match the manifest"
+        f"{len(files)} files match the manifest, digest {digest}"
     )
     return 0
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.bundle import METADATA_FILE, load_bundle, verify_bundle
+from core.bundle import METADATA_FILE, check_settings_anchor, load_bundle
 from core.checks import validate_features
 from core.cli import entry_point, github_output, step, table
 from core.columns import (
@@ -57,7 +57,7 @@ from core.errors import (
 from core.prediction_log import first_logged, read_predictions
 from core.settings import Settings, get_settings
 from validation.drift import DRIFT_EXIT_CODE, DriftResult, detect_drift
-from validation.drift_report import feature_rows, write_report
+from validation.drift_report import HTML_FILE, JSON_FILE, MARKDOWN_FILE, feature_rows, write_report
 from validation.profile import contract_features, read_reference
 
 CRASH_EXIT_CODE = 70
@@ -228,14 +228,27 @@ def score_with_bundle(bundle: Path, window: pd.DataFrame, contract: Contract) ->
 # --- the command ---------------------------------------------------------------------------------
 
 
+def discard_report(out_dir: Path) -> None:
+    """Remove the previous run's report first: a run that fails leaves no verdict for
+    `make retrain` (or the workflow) to act on, rather than the last one's."""
+    for name in (JSON_FILE, MARKDOWN_FILE, HTML_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
     """Load everything, compare, write the report; return the result and where it went."""
     config = load_config(args.config)
     settings = get_settings()
     bundle = Path(args.bundle) if args.bundle else settings.model_bundle
     out_dir = Path(args.out) if args.out else settings.reports_dir / "drift"
+    discard_report(out_dir)
+    if args.since:
+        try:
+            datetime.fromisoformat(args.since)
+        except ValueError:
+            raise DataError(f"--since {args.since!r} is not an ISO date or time") from None
     with step(f"reference from {bundle}"):
-        verify_bundle(bundle)
+        check_settings_anchor(bundle, settings, args.expected_digest)
         metadata = json.loads((bundle / METADATA_FILE).read_text())
         reference, profile = read_reference(bundle, config.contract)
         version = reference_version(profile, metadata, bundle)
@@ -243,7 +256,9 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
         path = Path(args.current)
         source = str(path)
         with step(f"current window from {path}"):
-            raw = read_table(path, "parquet" if path.suffix == ".parquet" else "csv")
+            raw = read_table(
+                path, "parquet" if path.suffix == ".parquet" else "csv", config.contract
+            )
         window_text = f"file {path.name}"
         where: dict[str, str] = {"current": str(path)}
         context_extra: dict[str, Any] = {}
@@ -336,6 +351,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--limit", type=int, help="most rows to read (default: drift.max_rows)")
     parser.add_argument("--bundle", help="model bundle folder (default: MODEL_BUNDLE)")
+    parser.add_argument(
+        "--expected-digest", help="the bundle's recorded digest (default: MODEL_DIGEST)"
+    )
     parser.add_argument("--out", help="report folder (default: REPORTS_DIR/drift)")
     parser.add_argument(
         "--verdict-only",
@@ -348,11 +366,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 @entry_point
 def _main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.since:
-        try:
-            datetime.fromisoformat(args.since)
-        except ValueError:
-            raise DataError(f"--since {args.since!r} is not an ISO date or time") from None
     result, paths = run(args)
     if result.features:
         rows = [{**r, "status": str(r["status"]).strip("*")} for r in feature_rows(result)[:12]]

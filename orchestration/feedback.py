@@ -149,7 +149,7 @@ def collect(config: Config, settings: Settings, context: dict[str, Any]) -> Feed
         return None
     raw, source = read_window(context, config, settings)
     rows = labelled_rows(raw, config.contract, source)
-    existing = read_table(path, "csv") if path.is_file() else None
+    existing = read_table(path, "csv", allow_empty=True) if path.is_file() else None
     table, new = merge(existing, rows)
     print(
         f"feedback: {len(rows)} labelled row(s) in {source}, {new} new; "

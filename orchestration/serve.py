@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from core.bundle import bundle_digest
 from core.cli import entry_point
 from core.config import Config, load_config
 from core.errors import ConfigError
@@ -39,7 +40,11 @@ def bundle_from_registry(config: Config, settings: Settings, uri: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     settings = serve.settings_from_args(argv, __doc__.splitlines()[0])
     if settings.model_uri:
-        bundle_from_registry(load_config(settings.config_path), settings, settings.model_uri)
+        bundle = bundle_from_registry(
+            load_config(settings.config_path), settings, settings.model_uri
+        )
+        # Built here from the registry, which recorded this digest: the workers check against it.
+        os.environ["MODEL_DIGEST"] = bundle_digest(bundle)
         # The bundle is built: what serves it reads MODEL_BUNDLE alone and refuses MODEL_URI.
         del os.environ["MODEL_URI"]
         get_settings.cache_clear()

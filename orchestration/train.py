@@ -86,7 +86,7 @@ def train_and_gate(
             evaluation,
             decision,
             training_reference(config, ds, evaluation),
-            read_validation_result(settings),
+            read_validation_result(settings, ds),
         )
         write_reports(reports, files)
     result = TrainResult(
@@ -142,10 +142,23 @@ def training_reference(config: Config, ds: Dataset, evaluation: Evaluation) -> d
     return reference_files(ref, profile)
 
 
-def read_validation_result(settings: Settings) -> str | None:
-    """Return `make validate`'s result, attached to the run when it is there."""
+def read_validation_result(settings: Settings, ds: Dataset) -> str | None:
+    """Return `make validate`'s result for the very file trained on; None for any other file."""
     path = settings.reports_dir / "validation" / "result.json"
-    return path.read_text() if path.is_file() else None
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    try:
+        validated = json.loads(text).get("meta", {}).get("data_sha256")
+    except (ValueError, AttributeError):
+        validated = None
+    if validated != ds.sha256:
+        print(
+            f"not attaching {path}: it was made for another file than {ds.path} "
+            "(run `make validate` on it)"
+        )
+        return None
+    return text
 
 
 def write_reports(folder: Path, files: report.Artifacts) -> None:

@@ -3,7 +3,8 @@
 Usage: python -m scoring.score --input FILE_OR_DIR --output OUT.parquet
        [--engine local|spark] [--overwrite] [--chunk-rows N] [--bundle DIR] [--config config.yaml]
 Writes OUT.parquet (ids, score, label, model_version) and OUT.rejects.parquet (rows that break
-the contract, with the reason). The bundle's checksums are verified before it is loaded.
+the contract, with the reason). The bundle is checked against its recorded digest (--expected-digest or MODEL_DIGEST; see
+core.bundle.check_anchor) and its checksums before it is loaded.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.bundle import load_bundle
+from core.bundle import check_settings_anchor, load_bundle
 from core.cli import entry_point, step
 from core.config import load_config
 from core.settings import get_settings
@@ -35,6 +36,9 @@ def add_io_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--bundle", type=Path, help="model bundle folder (default: MODEL_BUNDLE)")
+    parser.add_argument(
+        "--expected-digest", help="the bundle's recorded digest (default: MODEL_DIGEST)"
+    )
 
 
 @entry_point
@@ -45,13 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     args = parser.parse_args(argv)
     config = load_config(args.config)
-    bundle_dir: Path = args.bundle or get_settings().model_bundle
+    settings = get_settings()
+    bundle_dir: Path = args.bundle or settings.model_bundle
+    # Before anything in the bundle is unpickled, on either engine.
+    digest = check_settings_anchor(bundle_dir, settings, args.expected_digest)
     if args.engine == "spark":
         from scoring.spark_job import score_spark  # pyspark only when asked for
 
         with step(f"score {args.input} on Spark", str(args.output)):
             rows = score_spark(
-                args.input, args.output, bundle_dir, config, overwrite=args.overwrite
+                args.input, args.output, bundle_dir, config, overwrite=args.overwrite, digest=digest
             )
         print(f"scored {rows:,} rows with Spark → {args.output}")
         return 0

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.bundle import verify_bundle
+from core.bundle import bundle_digest, check_settings_anchor, verify_bundle
 from core.cli import entry_point, step
 from core.columns import LABEL, MODEL_VERSION, SCORE
 from core.config import Config, load_config
@@ -84,17 +84,20 @@ def _code_zip(folder: Path) -> Path:
     return target
 
 
-def _scorer(bundle_name: str, config: Config) -> Any:
+def _scorer(bundle_name: str, config: Config, digest: str) -> Any:
     """Build the function each worker runs on its stream of pandas batches."""
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import SparkFiles
 
-        from core.bundle import load_bundle
+        from core.bundle import check_anchor, load_bundle
         from scoring.stream import score_chunk
 
-        # Verified on the worker itself: the copy Spark shipped is the one that gets unpickled.
-        bundle = load_bundle(Path(SparkFiles.get(bundle_name)))
+        # Verified on the worker itself, against the digest the driver checked: the copy Spark
+        # shipped is the one that gets unpickled.
+        copy = Path(SparkFiles.get(bundle_name))
+        check_anchor(copy, digest, required=True)
+        bundle = load_bundle(copy)
         ids = config.contract.id_columns
         for frame in batches:
             scored, rejected = score_chunk(frame, bundle, config, 0)
@@ -122,12 +125,15 @@ def score_spark(
     *,
     overwrite: bool = False,
     spark: Any = None,
+    digest: str | None = None,
 ) -> int:
     """Score a Parquet file or folder into `output` (a Parquet folder) and `output.rejects`."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    verify_bundle(bundle_dir)  # fail fast on the driver; workers verify their copy again
+    # Fail fast on the driver; workers check their copy against the digest the caller checked.
+    verify_bundle(bundle_dir)
+    digest = digest or bundle_digest(bundle_dir)
     rejects = output.with_name(f"{output.name}.rejects")
     for target in (output, rejects):
         if target.exists() and not overwrite:
@@ -154,7 +160,9 @@ def score_spark(
                 T.StructField(REASON, T.StringType()),
             ]
         )
-        scored = frame.mapInPandas(_scorer(bundle_dir.resolve().name, config), schema).cache()
+        scored = frame.mapInPandas(
+            _scorer(bundle_dir.resolve().name, config, digest), schema
+        ).cache()
         good = scored.filter(F.col(REASON).isNull()).drop(REASON)
         bad = scored.filter(F.col(REASON).isNotNull()).select(*[f.name for f in id_fields], REASON)
         good.write.parquet(str(work / "scored"))
@@ -177,13 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     add_io_arguments(parser)
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    settings = get_settings()
+    bundle_dir = args.bundle or settings.model_bundle
+    digest = check_settings_anchor(bundle_dir, settings, args.expected_digest)
     with step(f"score {args.input} on Spark", str(args.output)):
         rows = score_spark(
             args.input,
             args.output,
-            args.bundle or get_settings().model_bundle,
+            bundle_dir,
             config,
             overwrite=args.overwrite,
+            digest=digest,
         )
     print(f"scored {rows:,} rows with Spark → {args.output}")
     return 0

@@ -3,13 +3,16 @@
 Each chunk is read with pyarrow, checked with `core.checks.validate_features` (rows that
 break the contract go to the rejects file with their reason, never silently dropped), scored
 with the bundle's pipeline, and appended as a row group to a temporary Parquet file beside the
-output. Only a finished run renames it to the output's name, so an interrupted run leaves
-nothing under that name.
+output (`core.io.temp_path`). Only a finished run renames the output and the rejects file into
+place, both or neither (`core.io.replace_files`), so an interrupted or failed run leaves nothing
+new under either name; a killed run's temporary files are removed by the next run. Headers go
+through the one table reader's checks (`core.data.read_header`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,8 +29,17 @@ from core.bundle import Bundle
 from core.checks import validate_features
 from core.columns import LABEL, MODEL_VERSION, SCORE
 from core.config import Config, FeatureType
+from core.data import (
+    THOUSANDS,
+    duplicated_columns,
+    file_row_of,
+    not_utf8,
+    read_header,
+    thousands_error,
+)
 from core.errors import ContractError, DataError
 from core.frames import feature_frame
+from core.io import remove_stale_temps, replace_files, temp_path
 
 DEFAULT_CHUNK_ROWS = 100_000
 READ_BLOCK_BYTES = 1 << 20
@@ -70,15 +82,12 @@ def file_columns(path: Path) -> list[str]:
         raise DataError(f"{path}: the file is empty (no header, no rows)")
     if path.suffix == ".parquet":
         try:
-            return list(pq.read_schema(path).names)
+            names = list(pq.read_schema(path).names)
         except pa.ArrowException as exc:
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    try:
-        with path.open(encoding="utf-8") as fh:
-            header = fh.readline().rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8") from None
-    return header.split(",")
+        duplicated_columns(path, names)
+        return names
+    return read_header(path)
 
 
 def check_columns(files: list[Path], config: Config) -> list[str]:
@@ -155,7 +164,23 @@ def read_chunks(path: Path, config: Config, chunk_rows: int) -> Iterator[pd.Data
         if rows:
             yield pa.Table.from_batches(pending).to_pandas()
     except pa.ArrowInvalid as exc:
-        raise DataError(f"{path}: {_name_csv_column(str(exc), columns)}") from None
+        raise _csv_error(path, str(exc), columns) from None
+
+
+def _csv_error(path: Path, message: str, columns: list[str]) -> DataError:
+    """The DataError for pyarrow's complaint: the column by name, the bad value's file row."""
+    if "invalid UTF8" in message:
+        return not_utf8(path)
+    index, value = _csv_column_value(message)
+    if index is not None and value is not None and THOUSANDS.match(value) and index < len(columns):
+        return thousands_error(path, columns[index], value, file_row_of(path, index, value))
+    return DataError(f"{path}: {_name_csv_column(message, columns)}")
+
+
+def _csv_column_value(message: str) -> tuple[int | None, str | None]:
+    """The column number and the value of pyarrow's "In CSV column #i: ... invalid value 'v'"."""
+    found = re.search(r"In CSV column #(\d+):.*invalid value '(.*)'", message)
+    return (int(found[1]), found[2]) if found else (None, None)
 
 
 def _check_parquet_types(path: Path, schema: pa.Schema, config: Config) -> None:
@@ -208,11 +233,14 @@ def score_chunk(
 
 
 class AtomicParquet:
-    """A Parquet file written row group by row group under a temporary name, renamed when done."""
+    """A Parquet file written row group by row group under a temporary name (`core.io.temp_path`).
+
+    `finish` closes it; `score_file` then renames every finished file into place at once.
+    """
 
     def __init__(self, target: Path, schema: pa.Schema | None = None) -> None:
         self.target = target
-        self.tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        self.tmp = temp_path(target)
         self.writer: pq.ParquetWriter | None = None
         self.schema = schema
 
@@ -220,20 +248,48 @@ class AtomicParquet:
         table = pa.Table.from_pandas(frame, schema=self.schema, preserve_index=False)
         if self.writer is None:
             self.schema = table.schema
-            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            try:
+                self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            except OSError as exc:
+                raise _unwritable(self.target, exc) from None
         self.writer.write_table(table)
 
-    def commit(self, empty: pd.DataFrame) -> None:
+    def finish(self, empty: pd.DataFrame) -> tuple[Path, Path]:
+        """Close the file (with no rows of its own: `empty`'s columns); return (temporary, target)."""
         if self.writer is None:
             self.write(empty)
         assert self.writer is not None
         self.writer.close()
-        os.replace(self.tmp, self.target)
+        return self.tmp, self.target
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def check_outputs(targets: tuple[Path, ...], overwrite: bool) -> None:
+    """Refuse outputs that exist (without overwrite), are folders, or cannot be written; clean up
+    the temporary files a killed run left beside them."""
+    for target in targets:
+        if target.is_dir():
+            raise DataError(
+                f"output {target} is a folder; give a file name such as {target}/scores.parquet"
+            )
+        if target.exists() and not overwrite:
+            raise DataError(f"output {target} exists; pass OVERWRITE=1 (--overwrite) to replace it")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(target, exc) from None
+        if not os.access(target.parent, os.W_OK):
+            raise DataError(f"cannot write {target}: its folder {target.parent} is not writable")
+        for leftover in remove_stale_temps(target):
+            print(f"removed {leftover}, left by a run that did not finish")
+
+
+def _unwritable(target: Path, exc: OSError) -> DataError:
+    return DataError(f"cannot write {target}: {exc.strerror or exc} ({target.parent})")
 
 
 def rejects_path(output: Path) -> Path:
@@ -253,12 +309,9 @@ def score_file(
 ) -> Summary:
     """Score `source` into `output` (Parquet) and the rejects beside it; return the counts."""
     rejects = rejects_path(output)
-    for target in (output, rejects):
-        if target.exists() and not overwrite:
-            raise DataError(f"output {target} exists; pass OVERWRITE=1 (--overwrite) to replace it")
+    check_outputs((output, rejects), overwrite)
     files = input_files(source)
     columns = check_columns(files, config)
-    output.parent.mkdir(parents=True, exist_ok=True)
     summary = Summary(files=[str(f) for f in files])
     started = time.perf_counter()
     # Rejected rows keep every input value as text: a bad value may not fit the column's type.
@@ -282,8 +335,10 @@ def score_file(
         if summary.rows == 0:
             raise DataError(f"{source}: only a header, no data rows")
         empty_scored, empty_rejected = _empty(columns, bundle, config)
-        out.commit(empty_scored)
-        bad.commit(empty_rejected)
+        try:
+            replace_files([out.finish(empty_scored), bad.finish(empty_rejected)])
+        except OSError as exc:
+            raise _unwritable(output, exc) from None
     except BaseException:
         out.abort()
         bad.abort()

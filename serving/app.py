@@ -87,11 +87,54 @@ def _body(*names: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {JSON: {"schema": schema}}}}
 
 
-def _api_key_check(settings: Settings) -> list[Any]:
-    """The dependency that checks the API key, or none when no key is set (the local default)."""
-    if not settings.api_key:
-        return []
-    expected = settings.api_key.get_secret_value().encode()
+_DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}}
+_LOCATED = {
+    "type": "object",
+    "properties": {
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+
+def _error(description: str, schema: dict[str, Any] = _DETAIL) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+# The error answers of every route that reads a body, for the OpenAPI schema.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: _error("the request body is larger than serving.max_body_bytes"),
+    415: _error("the request body is not application/json"),
+    422: _error("the body does not follow the contract; `loc` names the field", _LOCATED),
+}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error(f"missing or wrong API key (header {API_KEY_HEADER})")
+}
+
+
+def _json_body(request: Request) -> None:
+    """Refuse a body that is not declared JSON (415): a form or text/plain post from a web page
+    on another site would otherwise reach the model with no CORS preflight."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != JSON:
+        raise HTTPException(415, f"send the body as {JSON} (got {media_type or 'no content type'})")
+
+
+def _body_checks(settings: Settings) -> list[Any]:
+    """The dependencies of a route that reads a body: the API key (unless AUTH=off), then JSON."""
+    key = settings.auth_key()
+    if key is None:
+        return [Depends(_json_body)]
+    expected = key.encode()
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
     def check(key: str | None = Security(header)) -> None:
@@ -101,7 +144,12 @@ def _api_key_check(settings: Settings) -> list[Any]:
                 401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)"
             )
 
-    return [Depends(check)]
+    return [Depends(check), Depends(_json_body)]
+
+
+def _errors(auth: list[Any]) -> dict[int | str, dict[str, Any]]:
+    """The error responses a body route can give: 401 only when a key is required."""
+    return {**(AUTH_ERRORS if len(auth) > 1 else {}), **BODY_ERRORS}
 
 
 def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
@@ -109,7 +157,7 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
     record, batch = service.schemas["Record"], service.schemas["BatchRequest"]
     by_column = service.schemas["BatchColumns"]
     limit = service.config.serving.max_body_bytes
-    router = APIRouter(tags=["prediction"], dependencies=auth)
+    router = APIRouter(tags=["prediction"], dependencies=auth, responses=_errors(auth))
 
     @router.post("/predict", response_model=Prediction, openapi_extra=_body("Record"))
     async def predict(request: Request) -> Response:
@@ -167,7 +215,7 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
 def feedback_router(service: ModelService, auth: list[Any]) -> APIRouter:
     """POST /feedback: the true class of a logged prediction."""
     model = service.schemas["Feedback"]
-    router = APIRouter(tags=["feedback"], dependencies=auth)
+    router = APIRouter(tags=["feedback"], dependencies=auth, responses=_errors(auth))
 
     @router.post(
         "/feedback",
@@ -236,7 +284,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
-    auth = _api_key_check(settings)
+    auth = _body_checks(settings)
     app.include_router(prediction_router(service, auth))
     app.include_router(feedback_router(service, auth))
     app.include_router(operations_router(service))

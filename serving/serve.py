@@ -2,8 +2,9 @@
 
 Usage: python -m serving.serve [--config config.yaml]
 Host, port, workers, bundle and log URL come from the environment (core/settings.py). The bundle is
-verified here first, so a bad one stops start-up with one line and exit code 5 before any worker
-starts. Serving from the registry (MODEL_URI) is `make serve`'s job (orchestration/serve.py): it
+checked here first against MODEL_DIGEST (core.bundle.check_anchor) and the API key rule applied
+(Settings.auth_key), so a bad bundle stops start-up with one line and exit code 5, and an empty
+API_KEY with exit code 2, before any worker starts. Serving from the registry (MODEL_URI) is `make serve`'s job (orchestration/serve.py): it
 builds the bundle first, then hands over to this command; the image has no training code.
 
 With several workers, the workers share one new folder for their metrics (made under
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.bundle import verify_bundle
+from core.bundle import check_settings_anchor
 from core.cli import entry_point
 from core.config import load_config
 from core.errors import ConfigError
@@ -95,13 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             "which builds MODEL_BUNDLE from the registry first; this command serves MODEL_BUNDLE "
             "only: unset MODEL_URI"
         )
-    verify_bundle(settings.model_bundle)
+    check_settings_anchor(settings.model_bundle, settings)
+    auth = settings.auth_key()
     folder = metrics_dir(settings.workers, settings.port)
     if folder is not None:
         os.environ[MULTIPROC_ENV] = folder
     print(
         f"serving {settings.model_bundle} on http://{settings.host}:{settings.port} "
-        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}; docs at /docs)",
+        f"({settings.workers} worker{'s' if settings.workers > 1 else ''}; docs at /docs; "
+        + ("authentication: API key" if auth else "authentication: OFF (no API key)")
+        + ")",
         flush=True,
     )
     # Become uvicorn (same pid, so signals reach it): checking the config imported sklearn and

@@ -29,6 +29,11 @@ CONFIGS = {"telco": CHURN_CONFIG, "credit": CREDIT_CONFIG}
 # Every config a contract-driven test checks: the fixtures and whatever the root one holds.
 SHIPPED = {"root": ROOT_CONFIG, **CONFIGS}
 
+# The bundle-anchor and authentication rules read these (core/settings.py); a CI runner's CI=true
+# or a developer's MODEL_DIGEST must not decide what a test sees. Tests that need them set them.
+for _name in ("CI", "REQUIRE_MODEL_DIGEST", "MODEL_DIGEST", "API_KEY", "AUTH"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(autouse=True)
 def _environment_as_it_was() -> Iterator[None]:

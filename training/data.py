@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from core.checks import validate_features
+from core.checks import first_breach
 from core.columns import REQUEST_ID
 from core.config import Config
 from core.data import read_table
@@ -221,7 +221,7 @@ def load_feedback(config: Config) -> pd.DataFrame | None:
     if not path.is_file():
         print(f"no feedback file {path} yet: training on {config.data.path} alone")
         return None
-    frame = read_table(path, "csv")
+    frame = read_table(path, "csv", config.contract, allow_empty=True)
     check_columns(frame, config, path)
     contract = config.contract
     known = {*contract.columns, REQUEST_ID}
@@ -231,25 +231,26 @@ def load_feedback(config: Config) -> pd.DataFrame | None:
             f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the contract "
             "(contract.unknown_columns: fail)"
         )
+    check_values(frame, config, path)
+    return frame
+
+
+def check_values(frame: pd.DataFrame, config: Config, path: Path, header_rows: int = 1) -> None:
+    """Refuse feature values the contract rejects, naming the file row (as `make validate` does)."""
     try:
-        checked = validate_features(frame, config)
+        breach = first_breach(frame, config, str(path), header_rows)
     except (ValueError, TypeError) as exc:
         raise DataError(f"{path}: cannot check the feature values ({exc})") from None
-    bad = {c: s for c, s in checked.unexpected_share.items() if s > 0}
-    if bad:
-        column, share = next(iter(bad.items()))
-        first = checked.row_errors.dropna().iloc[0]
-        raise DataError(
-            f"{path}: column {column!r} breaks the contract in {share:.1%} of rows (first: {first})"
-        )
-    return frame
+    if breach is not None:
+        raise DataError(f"{breach}; `make validate` reports every check")
 
 
 def load_dataset(config: Config) -> Dataset:
     """Read the configured table (plus any feedback rows), check it trains a classifier, split it."""
     path = config.data_path
-    frame = read_table(path, config.data.format)
+    frame = read_table(path, config.data.format, config.contract)
     check_table(frame, config)
+    check_values(frame, config, path, 1 if config.data.format == "csv" else 0)
     feedback = load_feedback(config)
     try:
         train, val, test = split_table(frame, config)

@@ -15,8 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.bundle import METADATA_FILE, MODEL_CARD_FILE, PROFILE_FILE, REFERENCE_FILE, write_bundle
-from core.cli import entry_point, step
+from core.bundle import (
+    DIGEST_TAG,
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+    PROFILE_FILE,
+    REFERENCE_FILE,
+    bundle_digest,
+    write_bundle,
+)
+from core.cli import entry_point, github_output, step
 from core.config import METRICS, Config, load_config
 from core.errors import ConfigError, ModelNotFound
 from core.settings import Settings, get_settings
@@ -124,6 +132,7 @@ def package_candidate(config: Config, settings: Settings, alias: str = "candidat
     )
     with registry.reachable(settings):
         registry.log_text_to_run(client, model.run_id, MODEL_CARD_FILE, card)
+        registry.record_bundle_digest(client, name, model.version, bundle_digest(bundle))
     return bundle
 
 
@@ -140,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     with step("package", str(settings.model_bundle)):
         bundle = package_candidate(config, settings, args.alias)
     meta = json.loads((bundle / METADATA_FILE).read_text())
+    digest = bundle_digest(bundle)
     print(f"  {meta['model_name']} version {meta['model_version']} (run {meta['run_id']})")
+    print(f"  MODEL_DIGEST={digest}  (also the version's tag {DIGEST_TAG!r})")
+    # Later steps of the job (stage, image, drift) check the bundle against it.
+    github_output(settings.github_output, model_digest=digest)
+    github_output(settings.github_env, MODEL_DIGEST=digest)
     return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.bundle import model_threshold
+from core.bundle import DIGEST_TAG, model_threshold
 from core.errors import ServiceUnavailable, TemplateError
 from core.git import head_commit
 from core.settings import Settings
@@ -301,6 +301,21 @@ def register(
             client.delete_model_version(model_name, mv.version)
         raise
     return str(mv.version)
+
+
+def record_bundle_digest(client: Any, model_name: str, version: str, digest: str) -> None:
+    """Tag the model version with its bundle's digest: the anchor consumers check the bundle by.
+
+    Stored in the registry, which whoever can write a bundle file cannot write; a later packaging
+    of the same version (new `created_at`) records its own digest in its place.
+    """
+    client.set_model_version_tag(model_name, version, DIGEST_TAG, digest)
+
+
+def recorded_bundle_digest(client: Any, model_name: str, version: str) -> str | None:
+    """The bundle digest the registry holds for `version`, or None when it was never packaged."""
+    value = client.get_model_version(model_name, version).tags.get(DIGEST_TAG)
+    return str(value) if value else None
 
 
 def download_run_file(client: Any, run_id: str, path: str, dst: Path) -> Path:

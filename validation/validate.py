@@ -13,11 +13,12 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from core.checks import first_breach
 from core.cli import entry_point, step
 from core.config import Config, Contract, FeatureType, load_config
 from core.data import read_table
-from core.errors import ContractError, DataError
-from core.io import atomic_write_json, atomic_write_text
+from core.errors import ContractError
+from core.io import atomic_write_json, atomic_write_text, sha256_file
 from core.rules import Check, Rule, contract_rules
 from core.settings import get_settings
 from validation import report
@@ -36,11 +37,7 @@ def load_table(path: Path, fmt: Literal["csv", "parquet"], contract: Contract) -
     pandas parsed as numbers (categories like "1", "2") is re-read as text, so the values are
     compared with the contract's categories as written.
     """
-    frame = read_table(path, fmt)
-    if frame.empty:
-        if len(frame.columns):
-            raise DataError(f"{path}: only a header, no data rows")
-        raise DataError(f"{path}: the file is empty (no header, no rows)")
+    frame = read_table(path, fmt, contract)
     labels = [c for c in text_columns(contract) if c in frame.columns]
     numeric = [c for c in labels if not pd.api.types.is_string_dtype(frame[c])]
     if numeric and fmt == "csv":
@@ -80,7 +77,13 @@ def validate(
     rules = contract_rules(config)
     result = run_suite(frame, rules, config, out_dir / "data_docs" if docs else None)
     result.setdefault("meta", {}).update(
-        {"data_path": source, "rows": len(frame), "config_sha256": config.sha256}
+        {
+            "data_path": source,
+            # What `make train` compares before it attaches this result to its run.
+            "data_sha256": sha256_file(Path(source)) if Path(source).is_file() else None,
+            "rows": len(frame),
+            "config_sha256": config.sha256,
+        }
     )
     items = summarise(result, rules, frame)
     stats = result.get("statistics", {})
@@ -120,7 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         result, items = validate(frame, config, out_dir, str(path), docs=not args.no_docs)
     print(report.terminal_table(items))
     if not result["success"]:
-        raise ContractError(report.failure_message(str(path), items))
+        breach = first_breach(frame, config, str(path), 1 if fmt == "csv" else 0)
+        raise ContractError(
+            report.failure_message(str(path), items) + (f"; first: {breach}" if breach else "")
+        )
     print(
         f"data {path}: all {len(items)} checks passed; "
         f"summary {out_dir / 'summary.html'}, Data Docs {out_dir / 'data_docs' / 'index.html'}"

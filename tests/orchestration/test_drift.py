@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.bundle import write_bundle
+from core.bundle import bundle_digest, write_bundle
 from core.config import Config, FeatureType
 from core.prediction_log import read_predictions
 from core.settings import get_settings
@@ -49,6 +49,8 @@ def run(
 ) -> Iterator[Runner]:
     monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("MODEL_BUNDLE", str(bundle))
+    # The anchor `make package` would have recorded for this bundle.
+    monkeypatch.setenv("MODEL_DIGEST", bundle_digest(bundle))
     monkeypatch.setenv("PREDICTION_LOG_URL", f"sqlite:///{tmp_path}/missing/dir/log.db")
     get_settings.cache_clear()
 
@@ -128,7 +130,7 @@ def test_bad_windows_name_the_problem(
 ) -> None:
     _, held_out = split
     assert run(held_out.iloc[:0]) == 3
-    assert "empty" in capsys.readouterr().err
+    assert "only a header, no data rows" in capsys.readouterr().err
     name = config.contract.feature_names[2]
     assert run(held_out.drop(columns=[name])) == 3
     assert name in capsys.readouterr().err
@@ -168,7 +170,7 @@ def test_a_tampered_or_reference_less_bundle_is_refused(
 
     loaded = load_bundle(bundle)
     bare = write_bundle(tmp_path / "bare", loaded.pipeline, loaded.metadata)
-    assert run(split[1], "--bundle", str(bare)) == 5
+    assert run(split[1], "--bundle", str(bare), "--expected-digest", bundle_digest(bare)) == 5
     assert "reference.parquet" in capsys.readouterr().err
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.bundle import load_bundle
+from core.bundle import bundle_digest, load_bundle
 from core.config import Config, FeatureType, load_config
 from core.frames import feature_frame
 from scoring import score
@@ -19,8 +19,14 @@ from tests.conftest import CHURN_CONFIG, CONFIGS, ROOT
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run `scoring.score` on the churn fixture config (the bundle's), not the root one."""
-    code = score.main(["--config", str(CHURN_CONFIG), *args])
+    """Run `scoring.score` on the churn fixture config (the bundle's), not the root one.
+
+    The bundle's digest is passed as the anchor `make package` would have recorded.
+    """
+    anchor = []
+    if "--bundle" in args and (bundle := Path(args[args.index("--bundle") + 1])).is_dir():
+        anchor = ["--expected-digest", bundle_digest(bundle)]
+    code = score.main(["--config", str(CHURN_CONFIG), *args, *anchor])
     out, err = capsys.readouterr()
     return code, out, err
 

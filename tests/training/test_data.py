@@ -93,7 +93,7 @@ def test_unknown_target_value_and_non_numeric_feature_are_named(
     text = default_frame.copy()
     text["tenure"] = text["tenure"].astype(object)
     text.loc[3, "tenure"] = "ten"
-    with pytest.raises(DataError, match="cannot split or convert"):
+    with pytest.raises(DataError, match=r"data.csv, file row 5: tenure: not a whole number 'ten'"):
         load_dataset(_with_data(write_config, tmp_path, text))
 
 
@@ -188,7 +188,7 @@ def test_no_feedback_file_yet_trains_on_the_data_alone(
         ),
         (
             lambda f: f.assign(contract="Weekly"),
-            r"feedback.csv: column 'contract' breaks the contract",
+            r"feedback.csv, file row 2: contract: not allowed 'Weekly'",
         ),
         (lambda f: f.assign(note="x"), r"feedback.csv: column\(s\) 'note' are not in the contract"),
     ],

@@ -17,6 +17,7 @@ from core.net import free_port
 from orchestration.train import train_and_gate
 from tests.conftest import ROOT
 from tests.training.conftest import Trained, env_for, settings_for
+from training import registry
 from training.package import package_candidate
 
 pytestmark = pytest.mark.slow
@@ -182,6 +183,15 @@ def test_train_and_package_against_a_real_mlflow_server(
     bundle = load_bundle(package_candidate(config, settings))
     assert bundle.version == "1" and bundle.metadata["run_id"] == result.run_id
     assert not (tmp_path / "artifacts").exists()  # nothing written to a local artifact root
+    # The anchor: the registry holds the digest of exactly this bundle.
+    from core.bundle import DIGEST_TAG, bundle_digest
+
+    tags = client.get_model_version(config.mlflow.registered_model, "1").tags
+    assert tags[DIGEST_TAG] == bundle_digest(bundle.path)
+    assert (
+        registry.recorded_bundle_digest(client, config.mlflow.registered_model, "1")
+        == tags[DIGEST_TAG]
+    )
 
 
 def test_a_champion_registered_before_the_threshold_moved_into_the_model_still_loads(

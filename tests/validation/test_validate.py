@@ -48,7 +48,7 @@ FILE_MESSAGES = {
     "empty": "the file is empty",
     "header only": "only a header, no data rows",
     "ragged rows": "malformed CSV",
-    "wrong delimiter": "does not look comma-separated",
+    "wrong delimiter": "looks semicolon-separated, not comma-separated",
     "non-UTF-8": "not UTF-8",
     "not found": "not found",
 }
