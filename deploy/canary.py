@@ -104,9 +104,10 @@ def checks(canary: Canary) -> list[Check]:
         ),
         Check(
             "prediction-log-drops",
-            "sum(increase({__name__=~"
-            f'"prediction_log_(dropped|lost)_total",{selector("canary")[1:-1]}}}{window}))'
-            " or vector(0)",
+            " + ".join(
+                f"(sum(increase(prediction_log_{kind}_total{selector('canary')}{window})) or vector(0))"
+                for kind in ("dropped", "lost")
+            ),
             f"result[0] <= {canary.max_log_drops}",
             "prediction-log rows the canary dropped (buffer full) or lost (writes failed)",
         ),
