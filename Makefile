@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check init contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: image image-args lint-infra stage smoke deploy-staging sync-alias promote rollback drift simulate retrain score serve install-node lint-workflows
+.PHONY: image image-args lint-infra verify-bundle stage smoke deploy-staging sync-alias promote rollback canary-manifests canary-analysis rollback-aborted drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -128,11 +128,18 @@ clean: ## Remove generated files (reports, MLflow store, build output); keeps .v
 GITOPS_REMOTE ?= origin
 GITOPS_BRANCH ?= main
 
-lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate), compose, Argo CD, dashboards
+lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate, Argo Rollouts CRD schemas), canary files, compose, Argo CD, dashboards
 	@$(PY) -m deploy.lint_infra
 
 verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `make package` recorded); exit 5 on a mismatch or with none
 	@$(PY) -m deploy.verify_bundle "$(or $(MODEL_BUNDLE),build/bundle)" --require-digest
+
+canary-manifests: install ## Render the overlays' canary files (AnalysisTemplate, Rollout steps) from CONFIG's canary section
+	@$(PY) -m deploy.canary --config $(CONFIG)
+
+canary-analysis: install ## Judge a canary once: ENV's AnalysisTemplate against PROMETHEUS=url with CANARY_HASH, STABLE_HASH [NAMESPACE]; report in reports/canary/analysis.json
+	@test -n "$(ENV)" -a -n "$(PROMETHEUS)" -a -n "$(CANARY_HASH)" -a -n "$(STABLE_HASH)" || { echo "usage: make canary-analysis ENV=staging|production PROMETHEUS=http://host:9090 CANARY_HASH=h STABLE_HASH=h [NAMESPACE=ns]"; exit 2; }
+	@$(PY) -m deploy.analysis --overlay "$(ENV)" --prometheus "$(PROMETHEUS)" --arg canary-hash="$(CANARY_HASH)" --arg stable-hash="$(STABLE_HASH)" --arg namespace="$(or $(NAMESPACE),mlops-$(ENV))"
 
 image: install ## Build the service image from MODEL_BUNDLE as IMAGE_TAG (docker build, else buildah; local stand-in bases)
 	@$(PY) -m deploy.build_image --config $(CONFIG) --tag $(or $(IMAGE_TAG),model-service:latest) $(if $(MODEL_BUNDLE),--bundle "$(MODEL_BUNDLE)")
@@ -162,3 +169,7 @@ promote: install ## Pin staging's image in the production overlay of this checko
 rollback: install ## Revert ENV=staging|production's last image change in this checkout (uncommitted), pull-request body in reports/rollback/pr.md; rollback.yml opens the pull request
 	@test -n "$(ENV)" || { echo "usage: make rollback ENV=staging|production"; exit 2; }
 	@$(PY) -m deploy.gitops rollback "$(ENV)"
+
+rollback-aborted: install ## After an aborted canary: PAYLOAD=file.json (the notification) → the `make rollback` revert of its overlay plus the analysis in reports/rollback/pr.md, or nothing when already reverted
+	@test -n "$(PAYLOAD)" || { echo "usage: make rollback-aborted PAYLOAD=client_payload.json"; exit 2; }
+	@$(PY) -m deploy.rollback_dispatch "$(PAYLOAD)"

@@ -413,6 +413,64 @@ class Serving(Strict):
     )
 
 
+# A Go duration as Argo Rollouts and Prometheus read it: 30s, 5m, 1h (one unit).
+DURATION = r"^[1-9][0-9]*(s|m|h)$"
+
+
+class CanaryEnvironment(Strict):
+    """How one overlay runs its canary: the analysis cadence and the pauses between steps."""
+
+    interval: Annotated[str, Field(pattern=DURATION)] = Field(
+        "1m", description="time between two measurements of one analysis"
+    )
+    count: int = Field(3, ge=1, description="measurements per analysis")
+    failure_limit: int = Field(0, ge=0, description="failed measurements an analysis tolerates")
+    window: Annotated[str, Field(pattern=DURATION)] = Field(
+        "2m", description="range of the rate() and increase() in every query"
+    )
+    pause: Annotated[str, Field(pattern=DURATION)] = Field(
+        "1m", description="wait after each traffic step before it is judged"
+    )
+    blocking: bool = Field(
+        True,
+        description="analysis steps hold each traffic step (else one background analysis runs)",
+    )
+    manual_promotion: bool = Field(
+        False, description="after the last analysis, wait for a person before 100 % of traffic"
+    )
+
+
+class Canary(Strict):
+    """Argo Rollouts canary of the service: traffic steps and what fails the canary."""
+
+    steps: list[Annotated[int, Field(gt=0, lt=100)]] = Field(
+        [10, 50], min_length=1, description="canary traffic share (%) per step, each then judged"
+    )
+    max_error_share: float = Field(0.02, ge=0, le=1, description="5xx share of its requests")
+    max_p99_ratio: float = Field(
+        1.5, gt=1, description="canary p99 latency / max(stable p99, latency_floor_seconds)"
+    )
+    latency_floor_seconds: float = Field(
+        0.05, gt=0, description="stable p99 below this counts as this (ms of noise never fail)"
+    )
+    max_score_distance: float = Field(
+        0.15, gt=0, le=1, description="Kolmogorov-Smirnov distance of the score histograms"
+    )
+    max_log_drops: int = Field(0, ge=0, description="prediction-log rows dropped or lost")
+    staging: CanaryEnvironment = CanaryEnvironment(
+        interval="30s", count=2, window="1m", pause="30s", blocking=False
+    )
+    production: CanaryEnvironment = CanaryEnvironment(
+        interval="1m", count=5, window="5m", pause="5m", manual_promotion=True
+    )
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Canary:
+        if self.steps != sorted(set(self.steps)):
+            raise ValueError(f"steps {self.steps} must increase (each a larger traffic share)")
+        return self
+
+
 class Config(Strict):
     project: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")]
     data: DataSource
@@ -423,6 +481,7 @@ class Config(Strict):
     validation: Validation = Validation()
     drift: Drift = Drift()
     serving: Serving = Serving()
+    canary: Canary = Canary()
 
     # Set by the loader: where the file lives and the sha256 of its bytes.
     source: Path = Field(default=Path("config.yaml"), exclude=True)

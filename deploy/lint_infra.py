@@ -6,6 +6,14 @@ Usage: python -m deploy.lint_infra [--root .]
 - Kubernetes: `kubectl kustomize` renders every overlay; the output passes kubernetes-validate
   (strict, bundled schemas) and our own policy (image by digest, non-root, read-only root
   filesystem, probes on /health and /ready, ...).
+- Argo Rollouts: kubernetes-validate only warns on custom resources it has no schema for, so the
+  rendered Rollout and AnalysisTemplate are checked here with jsonschema against the CRDs'
+  openAPIV3Schema, vendored from argoproj/argo-rollouts v1.9.1 into infra/schemas/argo-rollouts/
+  (made strict: an unknown field fails, as `kubectl apply --validate=strict` would); plus policy
+  (the Rollout takes its pods from the Deployment, the autoscaler scales the Rollout, both Services
+  and the AnalysisTemplate it names exist). The canary files match config.yaml (deploy/canary.py).
+- Prometheus and Alertmanager: `promtool check config` and `check rules`, `promtool test rules`
+  (infra/prometheus/tests/), `amtool check-config`.
 - Compose: the Compose specification schema (check-jsonschema --builtin-schema vendor.compose-spec).
 - Argo CD: no CRD schema is available offline, so the Applications are checked for structure
   (apiVersion, kind, required fields, sync policy per environment, paths that render).
@@ -28,10 +36,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.cli import entry_point
+from core.config import load_config
+from deploy import canary
 
 OVERLAYS = ("staging", "production")
 AUTOMATED = {"staging": True, "production": False}
@@ -87,19 +98,103 @@ def _by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def policy(rendered: str, overlay: str) -> list[str]:
     """What our manifests promise beyond the schema: digests, non-root, probes, limits."""
     docs = _by_kind(list(yaml.safe_load_all(rendered)))
-    problems = [
-        f"{overlay}: no {kind} rendered"
-        for kind in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget")
-        if kind not in docs
-    ]
-    if "Deployment" not in docs:
+    problems = [f"{overlay}: no {kind} rendered" for kind in KINDS if kind not in docs]
+    if not {"Deployment", "Rollout", "HorizontalPodAutoscaler"} <= set(docs):
         return problems
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     found = _pod_security(pod)
     for c in pod["containers"]:
         found += [f"container {c['name']} {p}" for check in CONTAINER_CHECKS for p in check(c)]
-    found += _writable_tmp(pod)
+    found += _writable_tmp(pod) + _rollout(list(yaml.safe_load_all(rendered)))
     return problems + [f"{overlay}: {p}" for p in found]
+
+
+KINDS = (
+    "Deployment",
+    "Rollout",
+    "AnalysisTemplate",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+)
+
+
+def _rollout(docs: list[dict[str, Any]]) -> list[str]:
+    """The Rollout runs the Deployment's pods and is what scales; its references all resolve."""
+    kinds = _by_kind(docs)
+    rollout, deployment = kinds["Rollout"], kinds["Deployment"]
+    spec = rollout.get("spec", {})
+    problems = []
+    ref = spec.get("workloadRef", {})
+    if (ref.get("kind"), ref.get("name")) != ("Deployment", deployment["metadata"]["name"]):
+        problems.append("Rollout.spec.workloadRef must name the Deployment (its pod template)")
+    if deployment["spec"].get("replicas") != 0:
+        problems.append("the Deployment must have replicas: 0 (the Rollout runs the pods)")
+    target = kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    if target.get("kind") != "Rollout":
+        problems.append("the HorizontalPodAutoscaler must scale the Rollout")
+    services = {d["metadata"]["name"] for d in docs if d.get("kind") == "Service"}
+    problems += [
+        f"Rollout {key} {name!r} is not a rendered Service"
+        for key, name in spec.get("strategy", {}).get("canary", {}).items()
+        if key in ("stableService", "canaryService") and name not in services
+    ]
+    templates = {d["metadata"]["name"] for d in docs if d.get("kind") == "AnalysisTemplate"}
+    named = {t["templateName"] for t in _analysis_refs(spec) for t in t.get("templates", [])}
+    problems += [
+        f"Rollout uses AnalysisTemplate {n!r}, which is not rendered" for n in named - templates
+    ]
+    return problems
+
+
+def _analysis_refs(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every analysis the canary strategy runs: background, then one per step."""
+    strategy = spec.get("strategy", {}).get("canary", {})
+    steps = [s["analysis"] for s in strategy.get("steps", []) if "analysis" in s]
+    return [strategy["analysis"], *steps] if "analysis" in strategy else steps
+
+
+CRD_SCHEMAS = {
+    ("argoproj.io/v1alpha1", "Rollout"): "rollout.json",
+    ("argoproj.io/v1alpha1", "AnalysisTemplate"): "analysistemplate.json",
+}
+
+
+def _strict(schema: Any) -> Any:
+    """Refuse unknown fields where the CRD lists an object's properties (the API server prunes)."""
+    if isinstance(schema, list):
+        return [_strict(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _strict(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+def custom_resources(rendered: str, root: Path) -> list[str]:
+    """Schema errors of the rendered Argo Rollouts resources against their vendored CRD schema."""
+    folder = root / "infra" / "schemas" / "argo-rollouts"
+    problems: list[str] = []
+    for doc in yaml.safe_load_all(rendered):
+        if not isinstance(doc, dict) or not str(doc.get("apiVersion", "")).startswith("argoproj."):
+            continue
+        kind = doc.get("kind")
+        name = f"{kind}/{_get(doc, 'metadata.name')}"
+        file = CRD_SCHEMAS.get((doc["apiVersion"], str(kind)))
+        if file is None:
+            problems.append(f"{name}: no vendored schema for {doc['apiVersion']} {kind}")
+            continue
+        schema = _strict(json.loads((folder / file).read_text()))
+        validator = jsonschema.Draft7Validator(schema)
+        for error in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
+            where = ".".join(str(p) for p in error.absolute_path) or "(top)"
+            problems.append(f"{name}: {where}: {error.message}")
+    return problems
 
 
 def _pod_security(pod: dict[str, Any]) -> list[str]:
@@ -384,12 +479,19 @@ def kubernetes(root: Path) -> list[str]:
             problems.append(str(exc))
             continue
         problems += kubernetes_validate(rendered, root) + policy(rendered, overlay)
+        problems += [f"{overlay}: {p}" for p in custom_resources(rendered, root)]
     return problems
+
+
+def canary_files(root: Path) -> list[str]:
+    """The generated canary manifests are what config.yaml's canary section renders."""
+    return canary.stale(load_config(root / "config.yaml"), root)
 
 
 CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "hadolint Dockerfile": hadolint,
     "kustomize render + kubernetes-validate + policy (staging, production)": kubernetes,
+    "canary manifests match config.yaml (deploy/canary.py)": canary_files,
     "compose spec (infra/compose.yaml)": compose,
     "Argo CD applications (infra/argocd)": argo,
     "Grafana dashboards (infra/grafana)": dashboards,
