@@ -4,23 +4,34 @@
 # with the bundle's name, version and data hash and the git revision as build arguments
 # (deploy/build_image.py). tests/deploy/test_container.py builds and runs it with podman.
 
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+# The base by digest, the tag beside it (Dependabot's docker ecosystem proposes new digests). Where
+# no registry answers, deploy/build_image.py builds from a local stand-in of the tag instead.
+ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:1321a0be9c13828a9b489310f1b1c265f07c5be0e67302e1759ad78da19103a7
+# numpy: the serving group only, for a bundle whose model compiled (compiled.json); sklearn: with
+# scikit-learn, pandas and skops, for one that did not. build_image picks it from the bundle.
+ARG MODEL_RUNTIME=numpy
 
 # ---- build stage: virtualenv from the lock file, bundle verified ----
 FROM ${PYTHON_IMAGE} AS build
 COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ARG MODEL_RUNTIME
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /app
 # Only the lock decides what is installed: --frozen never re-resolves; only the `serving` group
-# (pyproject.toml), so no training, validation or test tool is in the image. Mount targets are
-# absolute: buildah refuses relative ones.
+# (pyproject.toml), plus `sklearn` for MODEL_RUNTIME=sklearn, so no training, validation or test
+# tool is in the image. Mount targets are absolute: buildah refuses relative ones.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=/app/uv.lock \
     --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
-    uv sync --frozen --no-dev --no-default-groups --group serving --no-install-project
+    case "${MODEL_RUNTIME}" in \
+      numpy) set -- --group serving ;; \
+      sklearn) set -- --group serving --group sklearn ;; \
+      *) echo "error: MODEL_RUNTIME=${MODEL_RUNTIME}: expected numpy or sklearn" >&2; exit 1 ;; \
+    esac \
+    && uv sync --frozen --no-dev --no-default-groups "$@" --no-install-project
 # The wheels' own test suites, C headers and Cython sources are never imported (about 120 MB).
 RUN find /app/.venv/lib/python3.11/site-packages -depth -type d \( -name tests -o -name include \) \
       -exec rm -rf {} + \
@@ -36,10 +47,15 @@ ARG DATA_SHA256=""
 ARG BUNDLE_DIGEST=""
 # A bundle whose files do not match its manifest, whose manifest does not match the digest recorded
 # at packaging (BUNDLE_DIGEST, required), or whose metadata disagrees with the labels below, stops
-# the build here instead of shipping.
+# the build here instead of shipping; so does a bundle that did not compile in a numpy image.
 RUN /app/.venv/bin/python -m deploy.verify_bundle bundle --require-digest \
       --expected-digest "${BUNDLE_DIGEST}" \
-      --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}"
+      --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}" \
+    && if [ "${MODEL_RUNTIME}" = numpy ] && [ ! -f bundle/compiled.json ]; then \
+      echo "error: the bundle's model did not compile to numpy (no compiled.json); build with" \
+        "--build-arg MODEL_RUNTIME=sklearn (make image does) to serve it with scikit-learn" >&2; \
+      exit 1; \
+    fi
 
 # ---- runtime stage: no build tools, non-root, read-only friendly ----
 # Layer order for the cache: what changes least first (user, environment, dependencies), then

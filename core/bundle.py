@@ -1,15 +1,25 @@
 """The model bundle: a folder serving can load with no MLflow server, verified before it is loaded.
 
 Layout of a bundle folder:
-  model.joblib            the fitted model: the sklearn Pipeline (preprocessing + estimator) inside a
-                          FixedThresholdClassifier that carries the decision threshold
+  model.skops             the fitted model in skops' format (no pickle): the sklearn Pipeline
+                          (preprocessing + estimator) inside a FixedThresholdClassifier that carries
+                          the decision threshold; what training, scoring and the drift check load
+  compiled.json           the same pipeline compiled to numpy operations: the description ...
+  compiled.npz            ... and its arrays (read with allow_pickle=False); absent when the model
+                          does not compile (core/compiled.py says what does)
+  probes.json             probe records with the scores and labels sklearn gave them at packaging;
+                          serving refuses a model that does not reproduce them
   bundle.json             metadata: model name and version, run id, threshold (a mirror of the
                           model's, for display), metrics, contract, ...
-  MANIFEST.json           sha256 of every other file; checked before anything is unpickled
+  MANIFEST.json           sha256 of every other file; checked before anything is loaded
   model_card.md           the model card (training/package.py writes it)
   reference.parquet       training rows and their scores, the drift check's reference
   reference_profile.json  the reference's profile (validation/profile.py writes both)
   (anything else)         listed in the manifest too
+
+training/compile.py writes the compiled form and the probes (`model_files`); serving loads the
+compiled form with numpy alone and, for a model that does not compile, the skops file with
+`load_model`. Nothing in a bundle is ever unpickled.
 """
 
 from __future__ import annotations
@@ -18,17 +28,16 @@ import hashlib
 import json
 import re
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import joblib
 
 from core.errors import BundleIntegrityError
 from core.io import atomic_dir, sha256_file
 from core.settings import Settings
 
-MODEL_FILE = "model.joblib"
+MODEL_FILE = "model.skops"
 METADATA_FILE = "bundle.json"
 MANIFEST_FILE = "MANIFEST.json"
 MODEL_CARD_FILE = "model_card.md"
@@ -42,6 +51,9 @@ REQUIRED = (MODEL_FILE, METADATA_FILE)
 DIGEST_TAG = "bundle_digest"
 DIGEST_LABEL = "io.github.mlops-template.bundle.digest"
 _DIGEST = re.compile(r"^(sha256:)?(?P<hex>[0-9a-f]{64})$")
+
+# skops rebuilds these without running code of theirs; any other type in a model file is refused.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.dtype", "numpy.random.")
 # The label the model predicts for the contract's positive class (core.frames.target_vector).
 POSITIVE_LABEL = 1
 
@@ -85,15 +97,21 @@ def model_threshold(model: Any) -> float | None:
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded, verified bundle: the fitted pipeline and what is known about it."""
+    """A loaded, verified bundle: the fitted model (or only its threshold) and what is known about it.
+
+    `pipeline` is None when serving loaded the compiled form instead of the sklearn model; then
+    `carried` is the threshold the model carries, read from its probes.
+    """
 
     path: Path
     pipeline: Any
     metadata: dict[str, Any]
+    carried: float | None = None
 
     def __post_init__(self) -> None:
-        own = model_threshold(self.pipeline)
-        mirror = self.metadata.get("threshold")
+        if self.pipeline is not None:
+            object.__setattr__(self, "carried", model_threshold(self.pipeline))
+        own, mirror = self.carried, self.metadata.get("threshold")
         if own is not None and mirror is not None and float(mirror) != own:
             raise BundleIntegrityError(
                 f"{self.path}: {METADATA_FILE} says threshold {mirror!r}, the model carries "
@@ -103,8 +121,7 @@ class Bundle:
     @property
     def threshold(self) -> float:
         """The decision threshold: the model's own; bundle.json's for a bare (older) pipeline."""
-        own = model_threshold(self.pipeline)
-        return float(self.metadata["threshold"]) if own is None else own
+        return float(self.metadata["threshold"]) if self.carried is None else self.carried
 
     @property
     def version(self) -> str:
@@ -124,7 +141,7 @@ def write_bundle(
     if target.exists() and not overwrite:
         raise BundleIntegrityError(f"bundle folder {target} exists; refusing to overwrite it")
     with atomic_dir(target) as staging:
-        joblib.dump(pipeline, staging / MODEL_FILE)
+        _dump_model(pipeline, staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
         for name, content in (extra_files or {}).items():
             dest = staging / name
@@ -173,13 +190,51 @@ def verify_bundle(path: str | Path) -> dict[str, str]:
     return files
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Verify the manifest, then load the pipeline and metadata. Never unpickles an unverified file."""
+def _dump_model(model: Any, file: Path) -> None:
+    # Imported here: verifying or serving a compiled bundle needs neither skops nor scikit-learn.
+    import skops.io
+
+    skops.io.dump(model, file)
+
+
+def load_model(path: str | Path) -> Any:
+    """Load the sklearn model of a verified bundle folder through skops (never a pickle).
+
+    skops refuses every type that it does not know to be safe unless it is named as trusted; we
+    trust only scikit-learn's own classes and numpy dtypes (`TRUSTED_PREFIXES`), so an edited
+    model file that names anything else is refused instead of loaded.
+    """
+    import skops.io
+
+    file = Path(path) / MODEL_FILE
+    try:
+        untrusted = skops.io.get_untrusted_types(file=file)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise BundleIntegrityError(f"{file}: not a model skops can read ({exc})") from None
+    refused = sorted(t for t in untrusted if not t.startswith(TRUSTED_PREFIXES))
+    if refused:
+        raise BundleIntegrityError(
+            f"{file}: names types skops cannot load safely: {', '.join(refused[:5])}"
+        )
+    try:
+        return skops.io.load(file, trusted=untrusted)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BundleIntegrityError(f"{file}: not a model skops can load ({exc})") from None
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Verify the manifest, then read bundle.json (loads no model)."""
     path = Path(path)
     verify_bundle(path)
-    metadata = json.loads((path / METADATA_FILE).read_text())
-    pipeline = joblib.load(path / MODEL_FILE)
-    return Bundle(path=path, pipeline=pipeline, metadata=metadata)
+    metadata: dict[str, Any] = json.loads((path / METADATA_FILE).read_text())
+    return metadata
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Verify the manifest, then load the pipeline (skops) and metadata."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    return Bundle(path=path, pipeline=load_model(path), metadata=metadata)
 
 
 def bundle_digest(path: str | Path) -> str:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from core.columns import RESERVED
 from core.errors import ConfigError
@@ -212,7 +219,9 @@ class ModelSpec(Strict):
     behaviour: Behaviour = Behaviour()
 
     @model_validator(mode="after")
-    def _estimator_exists(self) -> ModelSpec:
+    def _estimator_exists(self, info: ValidationInfo) -> ModelSpec:
+        if info.context and info.context.get("check_estimator") is False:
+            return self  # the service: it loads a fitted model, never builds one from the config
         cls = resolve_estimator(self.estimator)
         allowed = set(inspect.signature(cls).parameters)
         unknown = sorted(set(self.params) - allowed)
@@ -604,8 +613,12 @@ def format_errors(path: Path, exc: ValidationError, raw: Any) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
-    """Read, parse and validate the config file; raise ConfigError naming the bad key."""
+def load_config(path: str | Path = DEFAULT_CONFIG, *, check_estimator: bool = True) -> Config:
+    """Read, parse and validate the config file; raise ConfigError naming the bad key.
+
+    `check_estimator=False` skips importing `model.estimator` (scikit-learn): the service needs
+    the config but not the library that trained its model.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -621,7 +634,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     try:
         config = Config.model_validate(
-            {**raw, "source": path, "sha256": hashlib.sha256(data).hexdigest()}
+            {**raw, "source": path, "sha256": hashlib.sha256(data).hexdigest()},
+            context={"check_estimator": check_estimator},
         )
     except ValidationError as exc:
         raise ConfigError(format_errors(path, exc, raw)) from None

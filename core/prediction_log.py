@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 from sqlalchemy import (
     Column,
     DateTime,
@@ -32,6 +31,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.columns import FEEDBACK, LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
 from core.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The columns read_predictions returns beside the logged features are named in core/columns.py.
 FEATURES = "features"
@@ -123,6 +125,9 @@ def read_predictions(
     it (a naive datetime is read as UTC); `limit` keeps the most recent rows. Raises ServiceUnavailable when the log cannot be
     read.
     """
+    # Imported here: the service writes this log with no pandas in the process.
+    import pandas as pd
+
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     if until is not None and until.tzinfo is None:

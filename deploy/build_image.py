@@ -27,11 +27,12 @@ from pathlib import Path
 
 from core.bundle import METADATA_FILE, check_settings_anchor
 from core.cli import entry_point, github_output, step
+from core.compiled import COMPILED_FILE
 from core.errors import DeployError
 from core.git import head_commit
 from core.settings import get_settings
 from deploy.containers import container_env, docker_answers, image_size
-from deploy.stand_ins import base_images, ensure_base
+from deploy.stand_ins import base_images, ensure_base, image_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAG = "model-service:latest"
@@ -57,7 +58,9 @@ def build_args(bundle: Path, revision: str) -> dict[str, str]:
             "MODEL_BUNDLE"
         ) from None
     args = {arg: str(metadata.get(key) or "") for key, arg in LABEL_ARGS.items()}
-    return {**args, "REVISION": revision}
+    # A model that compiled is served with numpy alone; one that did not needs scikit-learn.
+    runtime = "numpy" if (bundle / COMPILED_FILE).is_file() else "sklearn"
+    return {**args, "REVISION": revision, "MODEL_RUNTIME": runtime}
 
 
 def context_bundle(bundle: Path, root: Path) -> str:
@@ -163,7 +166,10 @@ def build_image(
     env = container_env(root)
     if chosen == "buildah":
         for image in base_images(dockerfile):
-            ensure_base(image, root, env)
+            used = ensure_base(image, root, env)
+            for arg, default in image_args(dockerfile).items():
+                if default == image and used != image:
+                    args[arg] = used  # a local stand-in of the pinned tag
     started = time.monotonic()
     proc = subprocess.run(
         build_command(chosen, dockerfile, tag, args, root, no_cache), env=env, check=False

@@ -33,6 +33,13 @@ _ARG = re.compile(r"^ARG\s+(\w+)=(\S+)", re.M)
 _COPY_FROM = re.compile(r"--from=([\w.\-/]+:[\w.\-]+)")
 
 
+def image_args(dockerfile: Path) -> dict[str, str]:
+    """The Dockerfile's ARG defaults that name a base image (the ones used in FROM)."""
+    text = dockerfile.read_text()
+    used = set(re.findall(r"^FROM\s+\$\{(\w+)\}", text, re.M))
+    return {k: v for k, v in _ARG.findall(text) if k in used}
+
+
 def base_images(dockerfile: Path) -> list[str]:
     """The external images the Dockerfile builds from (ARG defaults used in FROM, COPY --from)."""
     text = dockerfile.read_text()
@@ -173,17 +180,25 @@ def is_stand_in(image: str, env: dict[str, str]) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == value
 
 
-def ensure_base(image: str, root: Path, env: dict[str, str]) -> None:
-    """Make sure local storage holds `image`: as it is, pulled, or made here as a stand-in."""
+def ensure_base(image: str, root: Path, env: dict[str, str]) -> str:
+    """Make sure local storage holds `image`: as it is, pulled, or made here as a stand-in.
+
+    Returns the reference to build from: `image`, or for a reference pinned by digest that no
+    registry serves, its tag alone (a stand-in cannot carry the official image's digest).
+    """
     if image_exists(image, env) or image_exists(_full_name(image), env):
         made_here = is_stand_in(image, env)
         what = "the local stand-in made here earlier (never pushed)" if made_here else "as pulled"
         print(f"base {image}: in local storage, {what}", flush=True)
-        return
+        return image
     if resolves(registry_host(image)):
         print(f"base {image}: pulling", flush=True)
         _run(["buildah", "pull", "--quiet", image], env)
-        return
+        return image
+    if "@" in image:
+        tag = image.split("@", 1)[0]
+        print(f"base {image}: no registry answers; building from {tag} instead", flush=True)
+        return ensure_base(tag, root, env)
     make = make_uv_image if "astral-sh/uv" in image else make_python_base
     print(
         f"base {image}: no registry answers; making a local stand-in (stays in local "
@@ -193,3 +208,4 @@ def ensure_base(image: str, root: Path, env: dict[str, str]) -> None:
     (root / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root / "build", prefix="stand-in-") as work:
         make(image, Path(work), env)
+    return image

@@ -265,7 +265,7 @@ def operations_router(service: ModelService) -> APIRouter:
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the service: verify and load the bundle, generate the schemas, wire the routes."""
-    config = load_config(settings.config_path)
+    config = load_config(settings.config_path, check_estimator=False)
     service = ModelService.load(settings, config)
 
     @asynccontextmanager

@@ -2,7 +2,8 @@
 
 Usage: python -m serving.serve [--config config.yaml]
 Host, port, workers, bundle and log URL come from the environment (core/settings.py). The bundle is
-checked here first against MODEL_DIGEST (core.bundle.check_anchor) and the API key rule applied
+checked here first against MODEL_DIGEST (core.bundle.check_anchor: the manifest and the digest
+recorded at packaging), then the model against its probes, and the API key rule applied
 (Settings.auth_key), so a bad bundle stops start-up with one line and exit code 5, and an empty
 API_KEY with exit code 2, before any worker starts. Serving from the registry (MODEL_URI) is `make serve`'s job (orchestration/serve.py): it
 builds the bundle first, then hands over to this command; the image has no training code.
@@ -20,12 +21,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.bundle import check_settings_anchor
+from core.bundle import check_settings_anchor, read_metadata
 from core.cli import entry_point
 from core.config import load_config
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from serving.metrics import MULTIPROC_ENV, file_pid, process_alive
+from serving.predictor import load_predictor
+from serving.service import served_contract
 
 
 def metrics_dir(workers: int, port: int) -> str | None:
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(argv, __doc__.splitlines()[0])
     # A bad config or bundle stops here, once, with its exit code: uvicorn would restart workers
     # that exit with anything but its own start-up failure code.
-    load_config(settings.config_path)
+    config = load_config(settings.config_path, check_estimator=False)
     if settings.model_uri:
         raise ConfigError(
             f"MODEL_URI={settings.model_uri} is read by `make serve` (python -m orchestration.serve), "
@@ -98,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     check_settings_anchor(settings.model_bundle, settings)
     auth = settings.auth_key()
+    # The model against its probes: what every worker checks again.
+    metadata = read_metadata(settings.model_bundle)
+    load_predictor(settings.model_bundle, metadata, served_contract(metadata, config))
     folder = metrics_dir(settings.workers, settings.port)
     if folder is not None:
         os.environ[MULTIPROC_ENV] = folder
@@ -108,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         + ")",
         flush=True,
     )
-    # Become uvicorn (same pid, so signals reach it): checking the config imported sklearn and
-    # pandas, 150 MB that the process supervising the workers would otherwise keep.
+    # Become uvicorn (same pid, so signals reach it): whatever the checks imported (scikit-learn
+    # too, for a model that does not compile) is not kept by the process supervising the workers.
     os.execv(sys.executable, uvicorn_argv(settings.host, settings.port, settings.workers))
     return 0  # not reached
 

@@ -14,31 +14,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import TypeAdapter
-from threadpoolctl import threadpool_limits
 
-from core.bundle import REFERENCE_FILE, Bundle, load_bundle
+from core.bundle import Bundle, read_metadata
 from core.config import Config, Contract
 from core.settings import Settings
 from serving.metrics import SYNC_SECONDS, Metrics
 from serving.prediction_log import Features, LogStats, PredictionLog
-from serving.predictor import Columns, MicroBatcher, Predictor, Record
+from serving.predictor import Columns, MicroBatcher, Predictor, Record, load_predictor
 from serving.schemas import batch_schema, columns_schema, feedback_schema, record_schema
 
 log = logging.getLogger("serving")
 
-MAX_REFERENCE_PROBES = 2_000
 
-
-def reference_probes(bundle_path: Path, contract: Contract) -> list[Record]:
-    """Training rows shipped in the bundle, as request records, to check the fast path against."""
-    path = bundle_path / REFERENCE_FILE
-    if not path.is_file():
-        return []
-    import pandas as pd
-
-    frame = pd.read_parquet(path, columns=contract.feature_names).head(MAX_REFERENCE_PROBES)
-    frame = frame.astype(object).where(frame.notna(), None)
-    return list(frame.to_dict("records"))
+def served_contract(metadata: dict[str, Any], config: Config) -> Contract:
+    """The contract the model was trained on wins over the config's: it is what the model knows."""
+    raw = metadata.get("contract")
+    return Contract.model_validate(raw) if raw else config.contract
 
 
 class Answers(NamedTuple):
@@ -52,13 +43,13 @@ class Answers(NamedTuple):
 class ModelService:
     """Hold the verified model, score records, log every answer, take feedback."""
 
-    def __init__(self, settings: Settings, config: Config, bundle: Bundle) -> None:
+    def __init__(
+        self, settings: Settings, config: Config, bundle: Bundle, predictor: Predictor
+    ) -> None:
         self.settings = settings
         self.config = config
         self.bundle = bundle
-        raw_contract = bundle.metadata.get("contract")
-        # The contract the model was trained on wins over the config's: it is what the pipeline knows.
-        self.contract = Contract.model_validate(raw_contract) if raw_contract else config.contract
+        self.contract = served_contract(bundle.metadata, config)
         self.version = bundle.version
         self.threshold = bundle.threshold  # the model's own; bundle.json only mirrors it
         self.negative, self.positive = self.contract.target.negative, self.contract.target.positive
@@ -68,9 +59,7 @@ class ModelService:
             "BatchColumns": columns_schema(self.contract, config.serving.max_batch),
             "Feedback": feedback_schema(self.contract),
         }
-        self.predictor = Predictor(
-            bundle.pipeline, self.contract, reference_probes(bundle.path, self.contract)
-        )
+        self.predictor = predictor
         self.log: PredictionLog | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self.metrics = Metrics(
@@ -91,8 +80,14 @@ class ModelService:
 
     @classmethod
     def load(cls, settings: Settings, config: Config) -> ModelService:
-        """Verify and load the bundle named by the settings (raises BundleIntegrityError)."""
-        return cls(settings, config, load_bundle(settings.model_bundle))
+        """Verify and load the bundle named by the settings, check it on its probes.
+
+        Raises BundleIntegrityError (exit code 5) for a bundle that fails any of the checks.
+        """
+        path = Path(settings.model_bundle)
+        metadata = read_metadata(path)
+        bundle, predictor = load_predictor(path, metadata, served_contract(metadata, config))
+        return cls(settings, config, bundle, predictor)
 
     def _log_stats(self) -> tuple[LogStats, int] | None:
         return None if self.log is None else (self.log.stats, self.log.depth)
@@ -109,10 +104,6 @@ class ModelService:
         self._sync_task = asyncio.get_running_loop().create_task(
             self._sync_metrics(), name="metrics-sync"
         )
-        # One OpenMP thread per worker: the service parallelises by workers and concurrent requests,
-        # and starting an OpenMP pool on every call is what makes a one-row tree-ensemble
-        # prediction cost ~5 ms instead of ~0.6 ms (measured on HistGradientBoosting).
-        threadpool_limits(limits=1, user_api="openmp")
         # Everything loaded so far (libraries, the model) lives as long as the process: keep it out
         # of the collector's full passes, which otherwise stall requests for tens of milliseconds.
         gc.collect()

@@ -108,7 +108,14 @@ def trained_bundle(
         "contract": config.contract.model_dump(mode="json"),
         "config_sha256": config.sha256,
     }
-    return write_bundle(tmp_path_factory.mktemp("bundle") / "bundle", pipeline, metadata)
+    from training.compile import model_files
+
+    return write_bundle(
+        tmp_path_factory.mktemp("bundle") / "bundle",
+        pipeline,
+        metadata,
+        model_files(pipeline, config.contract),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -187,6 +194,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict[str, Any]) -> Path:
     """Fit the configured pipeline on `train` and write a bundle with its drift reference."""
+    from training.compile import model_files
     from training.model import build_pipeline
     from validation.profile import build_reference, reference_files
 
@@ -196,4 +204,8 @@ def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict
     reference, profile = build_reference(
         train, pipeline.predict_proba(features)[:, 1], config.contract
     )
-    return write_bundle(target, pipeline, metadata, reference_files(reference, profile))
+    files = {
+        **reference_files(reference, profile),
+        **model_files(pipeline, config.contract, reference),
+    }
+    return write_bundle(target, pipeline, metadata, files)

@@ -1,7 +1,8 @@
 """`make package`: turn the registered `candidate` into a self-contained, checksummed bundle.
 
 Usage: python -m training.package [--config config.yaml] [--alias candidate]
-The bundle (Settings.model_bundle, default build/bundle) holds the fitted pipeline, metadata
+The bundle (Settings.model_bundle, default build/bundle) holds the fitted model (skops), its
+compiled form and probes (training/compile.py: what serving loads with numpy alone), metadata
 (threshold, metrics, contract, run id, version, hashes), `model_card.md`, `reference.parquet` and
 `reference_profile.json`, and a manifest with the sha256 of every file. Serving needs no MLflow.
 """
@@ -9,11 +10,14 @@ The bundle (Settings.model_bundle, default build/bundle) holds the fitted pipeli
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from core.bundle import (
     DIGEST_TAG,
@@ -30,6 +34,7 @@ from core.errors import ConfigError, ModelNotFound
 from core.settings import Settings, get_settings
 from core.templates import render
 from training import registry
+from training.compile import model_files
 
 # Bundle file name → where training logged it in the MLflow run.
 RUN_FILES = {
@@ -127,8 +132,13 @@ def package_candidate(config: Config, settings: Settings, alias: str = "candidat
         "estimator": params.get("estimator", config.model.estimator),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    reference = pd.read_parquet(io.BytesIO(files[REFERENCE_FILE]))
+    compiled = model_files(model.pipeline, config.contract, reference)
     bundle = write_bundle(
-        settings.model_bundle, model.pipeline, metadata, {MODEL_CARD_FILE: card, **files}
+        settings.model_bundle,
+        model.pipeline,
+        metadata,
+        {MODEL_CARD_FILE: card, **files, **compiled},
     )
     with registry.reachable(settings):
         registry.log_text_to_run(client, model.run_id, MODEL_CARD_FILE, card)

@@ -41,7 +41,7 @@ def test_one_changed_byte_is_refused(bundle_copy: Path) -> None:
     data[len(data) // 2] ^= 0x01
     model.write_bytes(bytes(data))
     with pytest.raises(
-        BundleIntegrityError, match=r"model.joblib has sha256 .* the bundle was changed"
+        BundleIntegrityError, match=rf"{MODEL_FILE} has sha256 .* the bundle was changed"
     ):
         load_bundle(bundle_copy)
 

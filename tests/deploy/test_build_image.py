@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import resource
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from core.errors import DeployError
 from deploy.build_image import build_args, build_command, context_bundle, context_config
 from deploy.containers import HARDENED, containers_conf, run_argv
-from deploy.stand_ins import base_images, registry_host
+from deploy.stand_ins import base_images, image_args, registry_host
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,10 @@ def test_build_args_come_from_the_bundle_metadata_and_the_revision(tmp_path: Pat
         "MODEL_VERSION": "3",
         "DATA_SHA256": "ab" * 32,
         "REVISION": "c0ffee",
+        "MODEL_RUNTIME": "sklearn",  # no compiled.json: the model did not compile
     }
+    (tmp_path / "compiled.json").write_text("{}")
+    assert build_args(tmp_path, "c0ffee")["MODEL_RUNTIME"] == "numpy"
 
 
 def test_a_missing_bundle_is_one_clear_error(tmp_path: Path) -> None:
@@ -68,6 +72,9 @@ def test_the_dockerfiles_bases_are_found_with_their_registries() -> None:
     images = base_images(ROOT / "Dockerfile")
     assert any(image.startswith("python:") for image in images)
     assert any(image.startswith("ghcr.io/astral-sh/uv:") for image in images)
+    python = next(image for image in images if image.startswith("python:"))
+    assert re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", python)  # pinned by digest
+    assert image_args(ROOT / "Dockerfile")["PYTHON_IMAGE"] == python
     assert registry_host("python:3.11") == "registry-1.docker.io"
     assert registry_host("ghcr.io/astral-sh/uv:0.13.9") == "ghcr.io"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bundle import METADATA_FILE
+from core.bundle import METADATA_FILE, MODEL_FILE
 from core.errors import BundleIntegrityError
 from deploy.verify_bundle import main
 
@@ -67,11 +67,11 @@ def test_a_label_missing_where_the_bundle_has_it_stops_the_build(
 
 
 def test_a_changed_file_stops_the_build(copy: Path, verify: Callable[..., Result]) -> None:
-    with (copy / "model.joblib").open("ab") as fh:
+    with (copy / MODEL_FILE).open("ab") as fh:
         fh.write(b"\0")
     proc = verify(str(copy), *labels_of(copy))
     assert proc.returncode == BundleIntegrityError.exit_code
-    assert "model.joblib" in proc.stderr and proc.stderr.count("\n") == 1
+    assert MODEL_FILE in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_labels_that_name_another_model_stop_the_build(

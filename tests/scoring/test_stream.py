@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.bundle import bundle_digest, load_bundle
+from core.bundle import MODEL_FILE, bundle_digest, load_bundle
 from core.config import Config, FeatureType, load_config
 from core.frames import feature_frame
 from scoring import score
@@ -168,13 +168,13 @@ def test_tampered_bundle_is_refused(
 
     bundle = tmp_path / "bundle"
     shutil.copytree(trained_bundle, bundle)
-    with (bundle / "model.joblib").open("ab") as fh:
+    with (bundle / MODEL_FILE).open("ab") as fh:
         fh.write(b"\0")
     out = tmp_path / "scores.parquet"
     code, line = _score_err(
         ["--input", str(config.data_path), "--output", str(out), "--bundle", str(bundle)], capsys
     )
-    assert code == 5 and "model.joblib" in line
+    assert code == 5 and MODEL_FILE in line
     assert not out.exists()
 
 

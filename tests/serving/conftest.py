@@ -73,11 +73,13 @@ def start_server(
     env: dict[str, str] | None = None,
     wait: bool = True,
     serve_module: bool = False,
+    argv_prefix: list[str] | None = None,
 ) -> Server:
     """Start `uvicorn --factory serving.app:app_from_env` on a free port; wait for /ready.
 
     With `serve_module`, start `python -m serving.serve` instead (the image's command: it
-    verifies the bundle first and reads the workers from WEB_CONCURRENCY).
+    verifies the bundle first and reads the workers from WEB_CONCURRENCY). `argv_prefix` replaces
+    `python -m uvicorn` (the rest of uvicorn's command line stays).
     """
     port = free_port()
     log_url = log_url or f"sqlite:///{tmp}/predictions.db"
@@ -92,6 +94,8 @@ def start_server(
     }
     output = tmp / f"uvicorn-{port}.log"
     argv = uvicorn_argv("127.0.0.1", port, 1)
+    if argv_prefix is not None:
+        argv = [*argv_prefix, *argv[3:]]
     proc = subprocess.Popen(
         [sys.executable, "-m", "serving.serve"] if serve_module else argv,
         cwd=ROOT,

@@ -1,96 +1,121 @@
-"""The compiled scoring path against the sklearn pipeline, its fallback, and micro-batching."""
+"""The served scoring paths against the sklearn pipeline, the probe check, and micro-batching."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import FixedThresholdClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
-from core.bundle import load_bundle
+from core.bundle import MANIFEST_FILE, load_bundle, read_metadata, write_bundle
+from core.compiled import ARRAYS_FILE, COMPILED_FILE, PROBES_FILE
 from core.config import Config, load_config
 from core.data import read_table
 from core.errors import BundleIntegrityError
 from core.frames import feature_frame, target_vector
-from serving.predictor import MicroBatcher, Predictor, as_columns, compile_pipeline
+from core.io import sha256_file
+from serving.predictor import MicroBatcher, Predictor, load_predictor
 from tests.conftest import CREDIT_CONFIG
 from tests.serving.conftest import request_records
+from training.compile import model_files
 from training.model import build_pipeline
+
+
+def served(path: Path, config: Config) -> Predictor:
+    return load_predictor(path, read_metadata(path), config.contract)[1]
+
+
+def reseal(bundle: Path) -> None:
+    """Recompute the manifest after an edit: what someone who changes a bundle on purpose does."""
+    files = {p.name: sha256_file(p) for p in sorted(bundle.iterdir()) if p.name != MANIFEST_FILE}
+    (bundle / MANIFEST_FILE).write_text(json.dumps({"algorithm": "sha256", "files": files}))
 
 
 def test_compiled_path_matches_sklearn_on_the_whole_default_data(
     trained_bundle: Path, config: Config, default_frame: pd.DataFrame
 ) -> None:
-    bundle = load_bundle(trained_bundle)
-    predictor = Predictor(bundle.pipeline, config.contract)
-    assert predictor.mode == "compiled"
+    predictor = served(trained_bundle, config)
+    assert predictor.mode == "compiled" and predictor.parity_error is not None
+    assert predictor.parity_error <= 1e-12
     recs = request_records(default_frame, config.contract, len(default_frame))
-    expected = bundle.pipeline.predict_proba(feature_frame(default_frame, config.contract))[:, 1]
-    np.testing.assert_allclose(predictor(recs), expected, rtol=0, atol=1e-6)
+    pipeline = load_bundle(trained_bundle).pipeline
+    expected = pipeline.predict_proba(feature_frame(default_frame, config.contract))[:, 1]
+    np.testing.assert_allclose(predictor(recs), expected, rtol=0, atol=1e-12)
     # one record at a time takes the same path as a batch
     for i in (0, 488, 7042):  # 488 has a missing total_charges
-        assert predictor([recs[i]])[0] == pytest.approx(expected[i], abs=1e-6)
-
-
-@pytest.mark.slow
-def test_compiled_path_matches_on_the_second_dataset_with_trees_and_missing_categories() -> None:
-    # HistGradientBoosting compares values with learnt thresholds: the compiled scaling must be
-    # bit-for-bit sklearn's, or probabilities jump. Categorical nulls go through the imputer.
-    credit = load_config(CREDIT_CONFIG)
-    frame = read_table(credit.data_path)
-    pipeline = build_pipeline(credit).fit(
-        feature_frame(frame, credit.contract), target_vector(frame, credit.contract)
-    )
-    predictor = Predictor(pipeline, credit.contract)
-    assert predictor.mode == "compiled"
-    recs = request_records(frame, credit.contract, len(frame))
-    expected = pipeline.predict_proba(feature_frame(frame, credit.contract))[:, 1]
-    np.testing.assert_allclose(predictor(recs), expected, rtol=0, atol=1e-6)
-
-
-def test_unknown_steps_fall_back_to_sklearn(config: Config, default_frame: pd.DataFrame) -> None:
-    numeric = [f.name for f in config.contract.features if f.type.value != "categorical"]
-    pipeline = Pipeline(
-        [
-            (
-                "preprocess",
-                ColumnTransformer(
-                    [
-                        ("log", FunctionTransformer(np.log1p), ["tenure"]),
-                        ("rest", "passthrough", numeric[:3]),
-                    ]
-                ),
-            ),
-            ("model", HistGradientBoostingClassifier(max_iter=5)),
-        ]
-    )
-    x = feature_frame(default_frame, config.contract)
-    pipeline.fit(x, target_vector(default_frame, config.contract))
-    assert compile_pipeline(pipeline, config.contract) is None
-    predictor = Predictor(pipeline, config.contract)
-    assert predictor.mode == "sklearn"
-    recs = request_records(default_frame, config.contract, 20)
-    np.testing.assert_allclose(predictor(recs), pipeline.predict_proba(x.iloc[:20])[:, 1])
+        assert predictor([recs[i]])[0] == pytest.approx(expected[i], abs=1e-12)
 
 
 def test_unseen_category_scores_like_sklearn(
     trained_bundle: Path, config: Config, records: list[dict[str, Any]]
 ) -> None:
     # OneHotEncoder(handle_unknown="ignore"): a category the contract allows but training never saw
-    bundle = load_bundle(trained_bundle)
-    predictor = Predictor(bundle.pipeline, config.contract)
     rec = {**records[0], "contract": "Never seen"}
-    reference = predictor.sklearn(as_columns([rec], config.contract.feature_names))
-    assert predictor([rec])[0] == pytest.approx(reference[0], abs=1e-12)
+    pipeline = load_bundle(trained_bundle).pipeline
+    frame = feature_frame(pd.DataFrame([rec]), config.contract)
+    reference = pipeline.predict_proba(frame)[0, 1]
+    assert served(trained_bundle, config)([rec])[0] == pytest.approx(reference, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_a_model_that_does_not_compile_is_served_by_sklearn_through_skops(
+    tmp_path: Path,
+) -> None:
+    # HistGradientBoosting (the second data set's model) has no compiled form: the skops model
+    # serves it, checked against the same probes.
+    credit = load_config(CREDIT_CONFIG)
+    frame = read_table(credit.data_path)
+    pipeline = build_pipeline(credit).fit(
+        feature_frame(frame, credit.contract), target_vector(frame, credit.contract)
+    )
+    files = model_files(pipeline, credit.contract)
+    assert COMPILED_FILE not in files and PROBES_FILE in files
+    meta = {"threshold": 0.5, "contract": credit.contract.model_dump(mode="json")}
+    bundle = write_bundle(tmp_path / "b", pipeline, meta, files)
+    predictor = served(bundle, credit)
+    assert predictor.mode == "sklearn" and predictor.parity_error == 0.0
+    recs = request_records(frame, credit.contract, 500)
+    expected = pipeline.predict_proba(feature_frame(frame.head(500), credit.contract))[:, 1]
+    np.testing.assert_allclose(predictor(recs), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("edit", ["coefficient", "probe score", "probe label"])
+def test_an_edited_compiled_form_or_probe_file_is_refused(
+    tmp_path: Path, trained_bundle: Path, config: Config, edit: str
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, bundle)
+    if edit == "coefficient":
+        with np.load(bundle / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["coef"][0] += 1e-6
+        np.savez(bundle / ARRAYS_FILE, allow_pickle=False, **arrays)
+    else:
+        probes = json.loads((bundle / PROBES_FILE).read_text())
+        if edit == "probe score":
+            probes["scores"][3] += 1e-8
+        else:  # a bare pipeline carries no labels: give it some that disagree
+            probes["threshold"], probes["positive"] = 0.5, [False] * len(probes["scores"])
+        (bundle / PROBES_FILE).write_text(json.dumps(probes))
+    reseal(bundle)
+    with pytest.raises(BundleIntegrityError, match=r"was changed"):
+        served(bundle, config)
+
+
+def test_a_compiled_form_that_would_unpickle_is_refused(
+    tmp_path: Path, trained_bundle: Path, config: Config
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained_bundle, bundle)
+    np.savez(bundle / ARRAYS_FILE, coef=np.array([{"a": 1}], dtype=object))
+    reseal(bundle)
+    with pytest.raises(BundleIntegrityError, match=r"cannot be read"):
+        served(bundle, config)
 
 
 def test_micro_batcher_scores_concurrent_requests_together(records: list[dict[str, Any]]) -> None:
@@ -132,35 +157,3 @@ def test_a_scoring_failure_fails_its_requests_not_the_batcher(
 
     failed, ok = asyncio.run(run())
     assert isinstance(failed, ValueError) and ok == 0.0
-
-
-def _thresholded(pipeline: Any, threshold: float, cls: Any = FixedThresholdClassifier) -> Any:
-    return cls(
-        FrozenEstimator(pipeline),
-        threshold=threshold,
-        pos_label=1,
-        response_method="predict_proba",
-    )
-
-
-def test_a_model_carrying_its_threshold_compiles_and_reads_it(
-    trained_bundle: Path, config: Config, default_frame: pd.DataFrame
-) -> None:
-    bare = load_bundle(trained_bundle).pipeline
-    predictor = Predictor(_thresholded(bare, 0.3), config.contract)
-    assert predictor.mode == "compiled" and predictor.threshold == 0.3
-    assert Predictor(bare, config.contract).threshold is None
-    recs = request_records(default_frame, config.contract, 500)
-    np.testing.assert_array_equal(predictor(recs), Predictor(bare, config.contract)(recs))
-
-
-def test_a_model_whose_own_labels_break_the_threshold_rule_is_refused(
-    trained_bundle: Path, config: Config
-) -> None:
-    class Contrary(FixedThresholdClassifier):  # type: ignore[misc]
-        def predict(self, X: Any) -> Any:
-            return 1 - super().predict(X)
-
-    model = _thresholded(load_bundle(trained_bundle).pipeline, 0.3, Contrary)
-    with pytest.raises(BundleIntegrityError, match=r"own labels differ from score >= 0\.3"):
-        Predictor(model, config.contract)
