@@ -121,19 +121,30 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _json_body(request: Request) -> None:
-    """Refuse a body that is not declared JSON (415): a form or text/plain post from a web page
-    on another site would otherwise reach the model with no CORS preflight."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != JSON:
-        raise HTTPException(415, f"send the body as {JSON} (got {media_type or 'no content type'})")
+# Octet-stream is what Triton's binary tensor extension sends to the V2 routes. Like JSON it is not
+# a CORS-safelisted type, so a page on another site cannot send either without a preflight.
+V2_MEDIA_TYPES = (JSON, "application/octet-stream")
 
 
-def _body_checks(settings: Settings) -> list[Any]:
-    """The dependencies of a route that reads a body: the API key (unless AUTH=off), then JSON."""
+def _media_check(allowed: tuple[str, ...]) -> Any:
+    """A dependency refusing (415) a body whose declared type is not one of `allowed`: a form or
+    text/plain post from a web page on another site would otherwise reach the model with no
+    CORS preflight."""
+
+    def check(request: Request) -> None:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type not in allowed:
+            got = media_type or "no content type"
+            raise HTTPException(415, f"send the body as {' or '.join(allowed)} (got {got})")
+
+    return Depends(check)
+
+
+def _body_checks(settings: Settings, media_types: tuple[str, ...] = (JSON,)) -> list[Any]:
+    """The dependencies of a route that reads a body: the API key (unless AUTH=off), then its type."""
     key = settings.auth_key()
     if key is None:
-        return [Depends(_json_body)]
+        return [_media_check(media_types)]
     expected = key.encode()
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
@@ -144,7 +155,7 @@ def _body_checks(settings: Settings) -> list[Any]:
                 401, f"missing or wrong API key (send it in the {API_KEY_HEADER} header)"
             )
 
-    return [Depends(check), Depends(_json_body)]
+    return [Depends(check), _media_check(media_types)]
 
 
 def _errors(auth: list[Any]) -> dict[int | str, dict[str, Any]]:
@@ -288,7 +299,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(prediction_router(service, auth))
     app.include_router(feedback_router(service, auth))
     app.include_router(operations_router(service))
-    app.include_router(v2_router(service, auth))
+    app.include_router(v2_router(service, _body_checks(settings, V2_MEDIA_TYPES)))
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
 
     def openapi() -> dict[str, Any]:

@@ -84,13 +84,16 @@ def _refused(line: str, bundle: Path, digest: str) -> None:
     assert str(bundle) in line and "does not match" in line and digest in line, line
 
 
-def test_the_payload_runs_when_loaded_unchecked(tampered: tuple[Path, Path, str]) -> None:
-    """The control: the manifest passes, and loading without the anchor runs the code."""
+def test_the_payload_does_not_run_even_when_loaded_without_the_anchor(
+    tampered: tuple[Path, Path, str],
+) -> None:
+    """The second wall: the manifest passes, but the model file is read by skops, never unpickled."""
     from core.bundle import load_bundle
 
     bundle, marker, _ = tampered
-    load_bundle(bundle)
-    assert marker.exists()
+    with pytest.raises(BundleIntegrityError, match="not a model skops can read"):
+        load_bundle(bundle)
+    assert not marker.exists()
 
 
 def test_make_score_refuses_the_tampered_bundle(
@@ -212,7 +215,9 @@ def test_the_image_build_refuses_a_bundle_without_a_digest(
     assert code == BundleIntegrityError.exit_code and "MODEL_DIGEST" in line
     # The original bundle with its own recorded digest passes.
     digest = bundle_digest(trained_bundle)
-    assert verify_bundle.main([str(trained_bundle), "--expected-digest", digest]) == 0
+    meta = json.loads((trained_bundle / "bundle.json").read_text())
+    labels = ["--model-name", meta["model_name"], "--model-version", meta["model_version"]]
+    assert verify_bundle.main([str(trained_bundle), "--expected-digest", digest, *labels]) == 0
 
 
 def test_in_ci_no_anchor_refuses_and_locally_it_warns(

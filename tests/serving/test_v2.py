@@ -23,7 +23,8 @@ from serving.app import create_app
 from serving.v2 import HEADER_LENGTH, advertised
 from tests.serving.conftest import API_KEY, serving_config
 
-KEY = {"X-API-Key": API_KEY}
+# Raw `content=` bodies declare JSON as a client must (serving refuses other types with 415).
+KEY = {"X-API-Key": API_KEY, "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
