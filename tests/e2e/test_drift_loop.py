@@ -45,6 +45,8 @@ def serve_and_simulate(scenario: str, env: dict[str, str], held_out: Path, tmp: 
         done = run(
             "-m",
             "tools.simulate",
+            "--config",
+            env["CONFIG_PATH"],
             "--scenario",
             scenario,
             "-n",
