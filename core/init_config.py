@@ -1,8 +1,9 @@
 """`make init`: write a complete, commented config for a new table, for a person to review.
 
-Usage: python -m core.init_config DATA --target NAME [--id NAME ...] [--out config.yaml] [--force]
+Usage: python -m core.init_config DATA --target NAME [--id NAME ...] [--project NAME]
+       [--out config.yaml] [--force]
 
-Project and MLflow names come from the file name, the contract from `core/draft_contract.py`,
+Project and MLflow names come from the file name (or `--project`), the contract from `core/draft_contract.py`,
 slices from the low-cardinality categorical features, validation bounds from the observed data
 with margins, and the gate from the baseline comparison (absolute floors are written commented
 out). Nothing is written when the table cannot be described, or when the file exists without
@@ -33,6 +34,7 @@ from core.templates import render
 # A slice needs few values to be readable, and at most this many slices keep the report short.
 MAX_SLICE_CATEGORIES = 8
 MAX_SLICES = 2
+PROJECT = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 def project_name(data: Path) -> str:
@@ -78,7 +80,14 @@ def _contract_yaml(contract: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def draft_config(frame: pd.DataFrame, data: Path, out: Path, target: str, ids: list[str]) -> str:
+def draft_config(
+    frame: pd.DataFrame,
+    data: Path,
+    out: Path,
+    target: str,
+    ids: list[str],
+    project: str | None = None,
+) -> str:
     """Render the whole config text for `frame` read from `data`, to be written at `out`."""
     contract = draft_contract(frame, target, ids)
     body = contract["contract"]
@@ -86,7 +95,7 @@ def draft_config(frame: pd.DataFrame, data: Path, out: Path, target: str, ids: l
         "config.yaml.j2",
         source=data.name,
         today=datetime.date.today().isoformat(),
-        project=project_name(data),
+        project=project or project_name(data),
         data_path=Path(os.path.relpath(data.resolve(), out.resolve().parent)).as_posix(),
         data_format="parquet" if data.suffix == ".parquet" else "csv",
         contract=_contract_yaml(contract),
@@ -111,13 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path)
     parser.add_argument("--target", required=True, help="name of the column to predict")
     parser.add_argument("--id", action="append", default=[], help="an id column (repeatable)")
+    parser.add_argument("--project", help="project name (default: from the file name)")
     parser.add_argument("--out", type=Path, default=Path("config.yaml"))
     parser.add_argument("--force", action="store_true", help="overwrite an existing config")
     args = parser.parse_args(argv)
     if args.out.exists() and not args.force:
         raise ConfigError(f"{args.out} exists: pass FORCE=1 (--force) to overwrite it")
     frame = read_table(args.data, "parquet" if args.data.suffix == ".parquet" else "csv")
-    text = draft_config(frame, args.data, args.out, args.target, args.id)
+    if args.project is not None and not PROJECT.fullmatch(args.project):
+        raise ConfigError(
+            f"project {args.project!r}: use lower-case letters, digits and dashes (PROJECT=)"
+        )
+    text = draft_config(frame, args.data, args.out, args.target, args.id, args.project)
     # Check what was drafted loads before it replaces anything.
     staged = args.out.with_name(f".{args.out.name}.init")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,19 @@ def test_an_empty_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     code, _, err = run([str(empty), "--target", TARGET, "--out", str(tmp_path / "c.yaml")], capsys)
-    assert code != 0 and err.startswith("error: ") and not (tmp_path / "c.yaml").exists()
+    assert code == 3 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert f"{empty}: the file is empty" in err and not (tmp_path / "c.yaml").exists()
+
+
+def test_a_project_name_a_config_would_refuse_is_one_line(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "config.yaml"
+    args = [str(table), "--target", TARGET, "--project", "My Model", "--out", str(out)]
+    code, _, err = run(args, capsys)
+    assert code == 2 and err.count("\n") == 1 and "'My Model'" in err and not out.exists()
+    assert run([*args[:3], "--project", "attrition-2026", "--out", str(out)], capsys)[0] == 0
+    assert load_config(out).mlflow.registered_model == "attrition-2026-classifier"
 
 
 def test_make_init_refuses_to_overwrite_without_force(table: Path, tmp_path: Path) -> None:

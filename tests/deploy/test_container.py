@@ -228,7 +228,14 @@ def test_the_hardened_container_passes_the_smoke_test_and_its_healthcheck(
 ) -> None:
     container = start()
     container.wait_ready()
-    smoke = stage(image_bundle, image_bundle.parent / "reports", "--url", container.url)
+    smoke = stage(
+        image_bundle,
+        image_bundle.parent / "reports",
+        "--url",
+        container.url,
+        "--config",
+        str(CHURN_CONFIG),
+    )
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert podman("healthcheck", "run", container.name, check=False).returncode == 0, (
         container.logs()

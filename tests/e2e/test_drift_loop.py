@@ -53,6 +53,8 @@ def serve_and_simulate(
         done = run(
             "-m",
             "tools.simulate",
+            "--config",
+            env["CONFIG_PATH"],
             "--scenario",
             scenario,
             "-n",

@@ -16,7 +16,7 @@ from core.checks import validate_features
 from core.config import Config, load_config
 from core.rules import Check, contract_rules
 from core.settings import get_settings
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CHURN_CONFIG, CONFIGS, ROOT
 from tests.validation.conftest import FILE_CASES
 from validation import validate
 
@@ -31,6 +31,9 @@ def reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run `make validate`'s main on the churn fixture config unless `args` name another."""
+    if "--config" not in args:
+        args = ["--config", str(CHURN_CONFIG), *args]
     code = validate.main(args)
     out, err = capsys.readouterr()
     return code, out, err
@@ -226,7 +229,7 @@ def test_make_validate_in_a_real_process(tmp_path: Path) -> None:
     # `make pipeline` on the second data set (tests/e2e) runs this target on that config too.
     env = {**os.environ, "REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
-        ["make", "validate"],
+        ["make", "validate", f"CONFIG={CHURN_CONFIG}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -247,7 +250,7 @@ def test_bad_file_in_a_real_process_exits_3_without_traceback(
 ) -> None:
     env = {**os.environ, "REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
-        ["make", "validate", f"DATA={bad_file('unseen category')}"],
+        ["make", "validate", f"CONFIG={CHURN_CONFIG}", f"DATA={bad_file('unseen category')}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
