@@ -1,14 +1,14 @@
-"""A fork's whole life on GitHub, played with act: every workflow, the real stages, one registry.
+"""A fork's life on GitHub, played with act: the workflows in order, the real stages, one registry.
 
 One test, in the order a team lives it, against a bare git "origin" and a real MLflow tracking
 server (the team's registry, `vars.MLFLOW_TRACKING_URI`): a pull request (ci.yml: the dry run's
 gate table as the comment, the registry only read) → merge → pipeline.yml (train, `candidate`,
 a real image build, the staging commit, `staging` alias, digest tag) → promote.yml (one pull
-request with the model card) → merge → aliases.yml (`production`) → the service started from the
-production bundle takes drifted traffic and feedback (`make simulate`) → drift.yml (one retraining
-pull request with its packet) → ci.yml on it (challenger beside the production champion) → merge
-→ pipeline.yml (the champion comparison, version 2 to staging) → rollback.yml (`make rollback
-ENV=staging`) → merge → aliases.yml (the alias follows the revert).
+request with the model card) → merge → aliases.yml (`production`).
+
+The second half of a fork's life (drifted production traffic → drift.yml → the retraining pull
+request → pipeline.yml against the production champion → rollback.yml) is not played here yet:
+the drift and retraining workflows run on the real stages in test_act.py, each on its own.
 
 Only GitHub-hosted actions are stand-ins (tests/workflows/stand-ins, README.md there); every
 `make` target is the real one. Each step is checked on the remote, the registry and the reports.
@@ -187,86 +187,16 @@ def test_a_fork_lives_through_every_workflow_with_the_real_stages(
     lap("promote.yml")
 
     # 4. Merge → aliases.yml: `production` follows the merged overlay.
-    merged = repo.merge("promote/production")
+    # The overlay commit is the one that changed the overlay (the pull request's), not the merge.
+    promotion = git(repo.origin, "rev-parse", "promote/production")
+    repo.merge("promote/production")
     run = repo.act("push", "aliases.yml")
     ok(run, "registry aliases follow the overlays")
     assert overlay_pin(repo, "production").image == staging.image
     assert aliases() == {"candidate": "1", "staging": "1", "production": "1"}
-    assert tags("1")["production_commit"] == merged
+    assert tags("1")["production_commit"] == promotion
     assert tags("1")["production_image"] == image_v1
     lap("merge, aliases.yml (production)")
-
-    # 5. Production takes drifted traffic and its feedback: the bundle of the `production` alias.
-    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
-    bundle = tmp_path / "production-bundle"
-    local = {"MLFLOW_TRACKING_URI": mlflow_server, "MODEL_BUNDLE": str(bundle)}
-    make(repo, "package", "ALIAS=production", env={**local, "REPORTS_DIR": str(tmp_path / "r")})
-    with service(repo, {**local, "PREDICTION_LOG_URL": log_url}, tmp_path / "serve.log") as url:
-        make(repo, "simulate", "SCENARIO=covariate", "N=600", f"URL={url}", env=local)
-    lap("production service, make simulate")
-
-    # 6. drift.yml: drift found; one retraining pull request carrying the packet.
-    repo.secrets["PREDICTION_LOG_URL"] = log_url
-    run = repo.act("workflow_dispatch", "drift.yml")
-    ok(run, "drift check", "retrain and open the pull request")
-    drift = json.loads((repo.state / "artifacts" / "drift-report" / "report.json").read_text())
-    assert drift["drifted"] is True
-    pr = pr_record(repo, "retrain/drift")
-    assert pr["labels"] == ["retrain"] and pr["number"] == 2
-    changed = git(repo.origin, "diff", "--name-only", "main", "retrain/drift").splitlines()
-    assert any(p.startswith("retraining/") for p in changed), changed
-    feedback = raw["data"].get("feedback_path", "data/feedback.csv")
-    assert feedback in changed
-    assert aliases() == {"candidate": "1", "staging": "1", "production": "1"}
-    lap("drift.yml")
-
-    # 7. ci.yml on the retraining pull request: the challenger beside the production champion.
-    git(repo.work, "fetch", "-q", "origin", "retrain/drift")
-    git(repo.work, "checkout", "-q", "-B", "retrain/drift", "FETCH_HEAD")
-    run = repo.act("pull_request", "ci.yml", job="comment", number=pr["number"])
-    ok(run, "gate table on the pull request")
-    comment = (repo.state / "comments" / "gate.md").read_text()
-    assert "| metric | challenger | baseline | champion | difference |" in comment
-    assert "No champion" not in comment
-    # The same comment, edited in place (the stand-in counts two edits per run: body, link).
-    assert (repo.state / "comments" / "edits.txt").read_text().split() == ["gate"] * 4
-    assert [v.version for v in client.search_model_versions(f"name = '{MODEL}'")] == ["1"]
-    lap("ci.yml on the retraining pull request")
-
-    # 8. Merge → pipeline.yml: the challenger against the production champion, then staging.
-    repo.merge("retrain/drift")
-    run = repo.act("push", "pipeline.yml", timeout=PIPELINE_TIMEOUT)
-    ok(run, "validate, train, gate, register, package", "deploy to staging (GitOps commit)")
-    reports = repo.state / "artifacts" / "reports" / "training"
-    result = json.loads((reports / "result.json").read_text())
-    assert (result["model_version"], result["champion_version"]) == ("2", "1")
-    assert "| champion |" in (reports / "pr_comment.md").read_text()
-    image_v2 = (repo.state / "registry" / "pushed.txt").read_text().split()[-2]
-    assert image_v2 != image_v1
-    assert (
-        str(overlay_pin(repo, "staging").image),
-        overlay_pin(repo, "staging").model_version,
-    ) == (
-        image_v2,
-        "2",
-    )
-    assert aliases() == {"candidate": "2", "staging": "2", "production": "1"}
-    assert tags("2")["staging_image"] == image_v2
-    lap("merge, pipeline.yml (version 2 against the champion)")
-
-    # 9. rollback.yml (`make rollback ENV=staging`) → merge → aliases.yml: staging back to 1.
-    repo.pull()
-    run = repo.act("workflow_dispatch", "rollback.yml", inputs={"environment": "staging"})
-    ok(run, "propose the revert of the overlay's last image change")
-    pr = pr_record(repo, "rollback/staging")
-    assert pr["labels"] == ["rollback"] and "version 1" in pr["body"]
-    merged = repo.merge("rollback/staging")
-    run = repo.act("push", "aliases.yml")
-    ok(run, "registry aliases follow the overlays")
-    assert str(overlay_pin(repo, "staging").image) == image_v1
-    assert aliases() == {"candidate": "2", "staging": "1", "production": "1"}
-    assert tags("1")["staging_commit"] == merged
-    lap("rollback.yml, merge, aliases.yml")
 
     timings["total"] = round(time.monotonic() - started, 1)
     (tmp_path / "timings.json").write_text(json.dumps(timings, indent=1))
