@@ -9,8 +9,8 @@ steps. Thresholds come from `canary` alone; the cadence (interval, count, window
 renders (`make lint-infra` and a test run it), so the YAML never drifts from the config.
 
 The queries tell canary from stable pods by the label `rollouts_pod_template_hash`, which
-Prometheus's pod discovery copies from the pod label Argo Rollouts sets
-(infra/prometheus/kubernetes.yml), and by `namespace`.
+Prometheus's pod discovery copies from the pod label Argo Rollouts sets (a relabelling the
+cluster's scrape config must do; it is not in this repository yet), and by `namespace`.
 """
 
 from __future__ import annotations
