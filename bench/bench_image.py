@@ -70,7 +70,9 @@ def _container_ready(tool: str, env: dict[str, str]) -> float:
     """Seconds from `run` to /ready of the hardened container."""
     name, port = f"bench-{uuid.uuid4().hex[:8]}", free_port()
     started = time.monotonic()
-    argv = run_argv(TAG, name=name, tool=tool, port=port, extra=("--no-healthcheck",))
+    argv = run_argv(
+        TAG, name=name, tool=tool, port=port, env={"AUTH": "off"}, extra=("--no-healthcheck",)
+    )
     subprocess.run(argv, env=env, check=True, capture_output=True)
     try:
         while time.monotonic() - started < 180:

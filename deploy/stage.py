@@ -170,7 +170,11 @@ def container_service(
     name = f"stage-{port}"
     # Without systemd, podman cannot schedule the periodic health check and says so in the log.
     extra = ("--rm", "--no-healthcheck") if tool == "podman" else ("--rm",)
-    argv = run_argv(tag, name=name, tool=tool, port=port, detach=False, extra=extra)
+    # Published on 127.0.0.1 only, and the smoke test calls /predict without a key as local use
+    # does: authentication off, said explicitly (the image refuses to start with neither).
+    argv = run_argv(
+        tag, name=name, tool=tool, port=port, env={"AUTH": "off"}, detach=False, extra=extra
+    )
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(

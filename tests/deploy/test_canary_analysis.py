@@ -36,6 +36,7 @@ from serving.serve import uvicorn_argv
 from tests.deploy.monitoring import Process, start_prometheus, wait_scraped
 from tests.serving import conftest as serving_fixtures
 from tests.serving.conftest import Server, serving_config, start_server
+from training.compile import model_files
 from training.model import build_pipeline
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,8 @@ def fit_bundle(folder: Path, config: Config, frame: pd.DataFrame, version: str) 
         "contract": config.contract.model_dump(mode="json"),
         "config_sha256": config.sha256,
     }
-    return write_bundle(folder / "bundle", pipeline, metadata)
+    files = model_files(pipeline, config.contract)
+    return write_bundle(folder / "bundle", pipeline, metadata, files)
 
 
 def with_faults(host: str, port: int, workers: int) -> list[str]:

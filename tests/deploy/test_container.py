@@ -164,6 +164,8 @@ def start(image: str) -> Iterator[Any]:
         name = f"pytest-{uuid.uuid4().hex[:10]}"
         port = free_port()
         names.append(name)
+        # The image listens on 0.0.0.0, so it refuses to start without API_KEY or AUTH=off.
+        env = {"AUTH": "off", **(env or {})}
         podman(*run_argv(image, name=name, port=port, env=env, volumes=volumes)[1:])
         return Container(name, f"http://127.0.0.1:{port}")
 
@@ -180,7 +182,12 @@ def run_once(
     try:
         # Without systemd, podman prints two lines about periodic health checks; this run needs none.
         argv = run_argv(
-            image, name=name, env=env, volumes=volumes, detach=False, extra=("--no-healthcheck",)
+            image,
+            name=name,
+            env={"AUTH": "off", **(env or {})},
+            volumes=volumes,
+            detach=False,
+            extra=("--no-healthcheck",),
         )
         return podman(*argv[1:], check=False)
     finally:
