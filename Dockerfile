@@ -82,7 +82,7 @@ ENV PATH="/app/.venv/bin:${PATH}" \
     UVICORN_PORT=8000 \
     WEB_CONCURRENCY=2
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "-m", "deploy.healthcheck"]
 CMD ["python", "-m", "serving.serve"]
 # Code and model stay owned by root (COPY ignores USER): the service user can read, not change them.

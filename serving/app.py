@@ -121,9 +121,11 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-# Octet-stream is what Triton's binary tensor extension sends to the V2 routes. Like JSON it is not
-# a CORS-safelisted type, so a page on another site cannot send either without a preflight.
-V2_MEDIA_TYPES = (JSON, "application/octet-stream")
+# Octet-stream is what Triton's binary tensor extension sends to the V2 routes, and tritonclient
+# sends no Content-Type at all (""). JSON and octet-stream are not CORS-safelisted; a body with no
+# type is, so with AUTH=off a page on another site could post to /v2/.../infer (never /predict):
+# keep an API key on a service a browser can reach (docs/serving.md).
+V2_MEDIA_TYPES = (JSON, "application/octet-stream", "")
 
 
 def _media_check(allowed: tuple[str, ...]) -> Any:
@@ -135,7 +137,8 @@ def _media_check(allowed: tuple[str, ...]) -> Any:
         media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media_type not in allowed:
             got = media_type or "no content type"
-            raise HTTPException(415, f"send the body as {' or '.join(allowed)} (got {got})")
+            wanted = " or ".join(t for t in allowed if t)
+            raise HTTPException(415, f"send the body as {wanted} (got {got})")
 
     return Depends(check)
 

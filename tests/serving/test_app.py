@@ -158,10 +158,11 @@ def test_malformed_bodies_are_4xx_never_500(server: Server, records: list[dict[s
     ]:
         r = post(server, "/predict", content=raw, headers={"Content-Type": "application/json"})
         assert r.status_code == 422, (raw[:20], r.status_code, r.text[:200])
-    huge = post(server, "/predict", content=b'{"x": "' + b"a" * 30_000 + b'"}')
+    as_json = {"Content-Type": "application/json"}
+    huge = post(server, "/predict", content=b'{"x": "' + b"a" * 30_000 + b'"}', headers=as_json)
     assert huge.status_code == 413
     assert "20000 bytes" in huge.json()["detail"]
-    inf = post(server, "/predict", content=b'{"tenure": 1e999}')
+    inf = post(server, "/predict", content=b'{"tenure": 1e999}', headers=as_json)
     assert ["body", "tenure"] in locs(inf)
 
 
