@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Config
+from core.io import sha256_file
 from core.settings import Settings
 from orchestration.train import TrainResult, train_and_gate
 
@@ -50,5 +52,9 @@ def embedded_run(tmp_path_factory: pytest.TempPathFactory, config: Config) -> Tr
     settings = settings_for(tmp_path_factory.mktemp("embedded"))
     result_file = settings.reports_dir / "validation" / "result.json"
     result_file.parent.mkdir(parents=True)
-    result_file.write_text('{"success": true, "source": "tests/training/conftest.py"}\n')
+    # Made for the very file trained on (meta.data_sha256), as `make validate` writes it.
+    meta = {"data_sha256": sha256_file(config.data_path)}
+    result_file.write_text(
+        json.dumps({"success": True, "source": "tests/training/conftest.py", "meta": meta}) + "\n"
+    )
     return Trained(settings, train_and_gate(config, settings))
