@@ -33,6 +33,7 @@ from core.net import free_port
 from core.prediction_log import read_predictions
 from deploy.containers import container_env, run_argv
 from tests.conftest import CHURN_CONFIG
+from training.compile import model_files
 from validation.profile import build_reference, reference_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -95,17 +96,17 @@ def image_bundle(
     default_frame: pd.DataFrame,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    """The session's trained bundle as `make package` writes it: the data hash and drift reference.
-
-    With the hash every label is set; the reference (a parquet file) is read at start, so the
-    image's slim dependencies are proven to read it.
+    """The session's trained bundle as `make package` writes it: the data hash, the drift
+    reference and the compiled form with its probes, so the image is the slim numpy one a
+    compiled model ships in. With the hash every label is set.
     """
     bundle = load_bundle(trained_bundle)
     metadata = {**bundle.metadata, "data_sha256": sha256_file(config.data_path)}
     scores = bundle.pipeline.predict_proba(feature_frame(default_frame, config.contract))[:, 1]
     reference, profile = build_reference(default_frame, scores, config.contract)
     target = tmp_path_factory.mktemp("image") / "bundle"
-    return write_bundle(target, bundle.pipeline, metadata, reference_files(reference, profile))
+    files = {**reference_files(reference, profile), **model_files(bundle.pipeline, config.contract)}
+    return write_bundle(target, bundle.pipeline, metadata, files)
 
 
 @pytest.fixture(scope="session")
