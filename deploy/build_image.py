@@ -32,7 +32,7 @@ from core.errors import DeployError
 from core.git import head_commit
 from core.settings import get_settings
 from deploy.containers import container_env, docker_answers, image_size
-from deploy.stand_ins import base_images, ensure_base, image_args
+from deploy.stand_ins import local_base_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAG = "model-service:latest"
@@ -165,11 +165,7 @@ def build_image(
     chosen = pick_engine(engine)
     env = container_env(root)
     if chosen == "buildah":
-        for image in base_images(dockerfile):
-            used = ensure_base(image, root, env)
-            for arg, default in image_args(dockerfile).items():
-                if default == image and used != image:
-                    args[arg] = used  # a local stand-in of the pinned tag
+        args.update(local_base_args(dockerfile, root, env))
     started = time.monotonic()
     proc = subprocess.run(
         build_command(chosen, dockerfile, tag, args, root, no_cache), env=env, check=False

@@ -209,3 +209,16 @@ def ensure_base(image: str, root: Path, env: dict[str, str]) -> str:
     with tempfile.TemporaryDirectory(dir=root / "build", prefix="stand-in-") as work:
         make(image, Path(work), env)
     return image
+
+
+def local_base_args(dockerfile: Path, root: Path, env: dict[str, str]) -> dict[str, str]:
+    """Make (or find) every base image the Dockerfile needs; the build arguments that point its
+    FROM lines at a local stand-in where the pinned reference (a digest) is not in local storage."""
+    args: dict[str, str] = {}
+    defaults = image_args(dockerfile)
+    for image in base_images(dockerfile):
+        used = ensure_base(image, root, env)
+        for arg, default in defaults.items():
+            if default == image and used != image:
+                args[arg] = used  # a local stand-in of the pinned tag
+    return args

@@ -118,7 +118,10 @@ def test_stand_ins_build_sign_upload_download_and_open_a_pr(tmp_path: Path) -> N
     # The template's own Python base (no registry here: the local stand-in deploy/stand_ins.py makes).
     base = base_images(ROOT / "Dockerfile")[0]
     (repo.work / "image" / "Dockerfile").write_text(
-        f"FROM {base}\nARG GREETING=unset\nLABEL greeting=${{GREETING}}\nWORKDIR /srv\n"
+        # As the template's Dockerfile: the base (pinned by digest) through an ARG the build can
+        # point at the local stand-in of its tag.
+        f"ARG BASE={base}\nFROM ${{BASE}}\nARG GREETING=unset\nLABEL greeting=${{GREETING}}\n"
+        "WORKDIR /srv\n"
         "COPY hello.txt /srv/\n"
         'CMD ["python3", "-m", "http.server", "8000", "--bind", "0.0.0.0"]\n'
     )

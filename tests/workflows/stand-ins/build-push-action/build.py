@@ -17,7 +17,7 @@ from pathlib import Path
 # The template under test (the job's checkout): its container settings and base-image stand-ins.
 sys.path.insert(0, os.environ["GITHUB_WORKSPACE"])
 from deploy.containers import container_env  # noqa: E402
-from deploy.stand_ins import base_images, ensure_base  # noqa: E402
+from deploy.stand_ins import local_base_args  # noqa: E402
 
 
 def lines(value: str, split_commas: bool = True) -> list[str]:
@@ -45,8 +45,8 @@ def main() -> None:
     build_args = lines(env.get("BUILD_ARGS", ""), split_commas=False)
     labels = lines(env.get("LABELS", ""), split_commas=False)
     tools = container_env(context)
-    for base in base_images(dockerfile):
-        ensure_base(base, context, tools)
+    # The pinned base (by digest) is not in local storage: a local stand-in of its tag, as make image.
+    build_args += [f"{k}={v}" for k, v in local_base_args(dockerfile, context, tools).items()]
     argv = ["buildah", "bud", "--pull=never", "--layers", "--format", "docker", "-f", str(dockerfile)]
     argv += [f"--tag={tag}" for tag in tags]
     argv += [f"--build-arg={arg}" for arg in build_args]
