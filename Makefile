@@ -132,7 +132,7 @@ lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + k
 	@$(PY) -m deploy.lint_infra
 
 verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `make package` recorded); exit 5 on a mismatch or with none
-	@$(PY) -m deploy.verify_bundle "$(or $(MODEL_BUNDLE),build/bundle)" --require-digest
+	@$(PY) -m deploy.verify_bundle "$(or $(MODEL_BUNDLE),build/bundle)" --require-digest --digest-only
 
 canary-manifests: install ## Render the overlays' canary files (AnalysisTemplate, Rollout steps) from CONFIG's canary section
 	@$(PY) -m deploy.canary --config $(CONFIG)

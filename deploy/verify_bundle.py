@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--require-digest", action="store_true", help="refuse when no digest is given"
     )
+    parser.add_argument(
+        "--digest-only",
+        action="store_true",
+        help="check the files and the digest only: no image labels to compare (`make verify-bundle`)",
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     with step(f"verify bundle {args.bundle}"):
@@ -63,14 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         files = json.loads((args.bundle / MANIFEST_FILE).read_text())["files"]
         metadata = json.loads((args.bundle / METADATA_FILE).read_text())
-        check_labels(
-            metadata,
-            {
-                "model_name": args.model_name,
-                "model_version": args.model_version,
-                "data_sha256": args.data_sha256,
-            },
-        )
+        if not args.digest_only:
+            check_labels(
+                metadata,
+                {
+                    "model_name": args.model_name,
+                    "model_version": args.model_version,
+                    "data_sha256": args.data_sha256,
+                },
+            )
     print(
         f"model {metadata.get('model_name')} version {metadata.get('model_version')}: "
         f"{len(files)} files match the manifest, digest {digest}"
