@@ -19,7 +19,7 @@ import math
 from typing import TypeVar
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import norm, rankdata
 from sklearn import metrics as skm
 
 from core.config import METRICS
@@ -104,6 +104,13 @@ def _vector_at_threshold(name: str, y: np.ndarray, pred: np.ndarray) -> np.ndarr
         if name == "recall":
             return np.where(tp + fn > 0, tp / (tp + fn), 0.0)
         return np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+
+
+def drop_p_value(drop: float, standard_error: float) -> float:
+    """Return the one-sided p-value that a metric really dropped by `drop` (normal approximation)."""
+    if standard_error > 0:
+        return float(norm.sf(drop / standard_error))
+    return 0.0 if drop > 0 else 1.0
 
 
 def bootstrap_standard_error(

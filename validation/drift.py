@@ -33,7 +33,13 @@ from scipy import stats
 
 from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
 from core.config import METRICS, Contract, Drift, Feature, FeatureType
-from core.metrics import bootstrap_standard_error, improvement, metric_value, vector_metric
+from core.metrics import (
+    bootstrap_standard_error,
+    drop_p_value,
+    improvement,
+    metric_value,
+    vector_metric,
+)
 from validation.estimate import PerformanceEstimate, decide_estimate, estimate_performance
 
 MISSING = "(missing)"
@@ -380,7 +386,7 @@ def compare_performance(
         if metric == "roc_auc"
         else bootstrap_standard_error(metric, labels, scores, threshold)
     )
-    p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
+    p_value = drop_p_value(drop, se)
     return PerformanceDrift(
         metric, float(training), live, float(drop), n, values, "ok", se, p_value
     )

@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from core.config import METRICS, Drift
 from core.metrics import (
     CALIBRATION_ERROR,
+    drop_p_value,
     expected_metric,
     expected_standard_error,
     improvement,
@@ -104,7 +104,7 @@ def estimate_performance(
         expected_standard_error(metric, ref, threshold),
         expected_standard_error(metric, cur, threshold),
     )
-    p_value = float(stats.norm.sf(drop / se)) if se > 0 else (0.0 if drop > 0 else 1.0)
+    p_value = drop_p_value(drop, se)
     return PerformanceEstimate(
         metric,
         "ok",
