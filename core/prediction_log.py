@@ -93,7 +93,7 @@ def connect(url: str, *, create: bool = True) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     try:
         if create:
-            metadata.create_all(engine)
+            _create_tables(engine)
         else:
             with engine.connect() as conn:
                 missing = [t for t in metadata.tables if not engine.dialect.has_table(conn, t)]
@@ -110,6 +110,19 @@ def connect(url: str, *, create: bool = True) -> Engine:
             f"{exc.__class__.__name__}: {str(exc.orig if hasattr(exc, 'orig') else exc).strip()}"
         ) from None
     return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the log's tables, tolerating another process creating them at the same moment.
+
+    Several uvicorn workers start together on one log: each checks, sees no table, and one
+    CREATE TABLE loses the race ("table predictions already exists"). The second pass sees
+    the tables and creates nothing; a failure that is not that race fails it again.
+    """
+    try:
+        metadata.create_all(engine)
+    except SQLAlchemyError:
+        metadata.create_all(engine)
 
 
 def read_predictions(

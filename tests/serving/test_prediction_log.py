@@ -138,3 +138,32 @@ def test_unreachable_or_missing_log_is_one_clear_error(tmp_path: Path) -> None:
         PredictionLog("postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(ServiceUnavailable, match="not a database URL"):
         PredictionLog("not a url")
+
+
+def test_workers_creating_one_new_log_at_once_all_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two uvicorn workers open a new log together: both check, see no table, and one CREATE
+    # TABLE loses ("table predictions already exists"). Replayed deterministically: the other
+    # worker creates the tables between this worker's check and its CREATE.
+    import core.prediction_log as log_module
+
+    url = f"sqlite:///{tmp_path}/race.db"
+    real_create_all = log_module.metadata.create_all
+    raced = []
+
+    def create_all_losing_the_race_once(engine: Any, **kwargs: Any) -> None:
+        if not raced:
+            raced.append(True)
+            other = log_module.create_engine(url)
+            real_create_all(other)  # the other worker wins
+            other.dispose()
+            real_create_all(engine, checkfirst=False)  # this worker's CREATE, checked before
+        real_create_all(engine, **kwargs)
+
+    monkeypatch.setattr(log_module.metadata, "create_all", create_all_losing_the_race_once)
+    plog = PredictionLog(url)
+    assert raced
+    assert plog.submit("7", [("r-1", 0.5, "Yes", {"x": 1})])
+    plog.close()
+    assert read_predictions(url)["request_id"].tolist() == ["r-1"]
