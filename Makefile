@@ -79,7 +79,7 @@ test-fast: install ## Run the fast tests only (seconds)
 	@$(PYTEST) -q -m "not slow and not e2e"
 
 test-slow: install ## Run the slow and end-to-end tests (real servers, full pipeline)
-	@$(PYTEST) -q -m "slow or e2e"
+	@$(PYTEST) -q -m "slow or e2e" --durations=25
 
 lint: install ## Lint and type-check: ruff check, ruff format --check, mypy, pre-commit hooks, infra and workflow linters
 	@$(PY) -m ruff check .
