@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.bundle import POSITIVE_LABEL
+from core.columns import LABEL, PROBABILITY, SCORE
 from core.config import Target, TaskType
 
 
@@ -55,3 +56,36 @@ def summary_scores(scores: np.ndarray, target: Target) -> np.ndarray:
     if scores.ndim == 2:
         return np.asarray(scores.max(axis=1), dtype=np.float64)
     return np.asarray(scores, dtype=np.float64)
+
+
+def class_column(name: str) -> str:
+    """The batch output's column of one class's probability (multiclass)."""
+    return f"{PROBABILITY}_{name}"
+
+
+def output_columns(target: Target) -> list[tuple[str, type]]:
+    """The columns batch scoring (streamed and Spark) writes per row besides ids and version.
+
+    Binary: the score and the label; multiclass: the label's probability, the label and one
+    probability column per class; regression: the predicted value under SCORE, no label.
+    """
+    if target.type is TaskType.regression:
+        return [(SCORE, float)]
+    columns: list[tuple[str, type]] = [(SCORE, float), (LABEL, str)]
+    if target.type is TaskType.multiclass:
+        columns += [(class_column(c), float) for c in target.classes]
+    return columns
+
+
+def scored_columns(
+    scores: np.ndarray, target: Target, threshold: float | None
+) -> dict[str, np.ndarray | list[str]]:
+    """The output_columns' values for scored rows."""
+    out: dict[str, np.ndarray | list[str]] = {SCORE: summary_scores(scores, target)}
+    given = labels(scores, target, threshold)
+    if given is not None:
+        out[LABEL] = given
+    if target.type is TaskType.multiclass:
+        for i, c in enumerate(target.classes):
+            out[class_column(c)] = scores[:, i]
+    return out
