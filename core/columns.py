@@ -23,9 +23,12 @@ FEEDBACK_LABEL = "feedback_label"
 # apart from any feature, and bundles already built carry them.
 REFERENCE_SCORE = "__score__"
 REFERENCE_LABEL = "__label__"
+# A multiclass model's predicted class beside the reference's rows and the window's (the class-share
+# test of prediction drift compares them).
+REFERENCE_PREDICTED = "__predicted__"
 
 # Names a contract feature cannot have: they would collide with these columns beside it.
-RESERVED = (*LOG_COLUMNS, FEEDBACK, REFERENCE_SCORE, REFERENCE_LABEL)
+RESERVED = (*LOG_COLUMNS, FEEDBACK, REFERENCE_SCORE, REFERENCE_LABEL, REFERENCE_PREDICTED)
 
 # The HTTP API's answer to /predict names the score so (public API: never rename it); its other
 # fields are REQUEST_ID, LABEL and MODEL_VERSION. A multiclass answer gives PROBABILITIES (class →

@@ -199,7 +199,7 @@ def bootstrap_standard_error(
     name: str,
     y: np.ndarray,
     p: np.ndarray,
-    threshold: float,
+    threshold: float | None,
     *,
     resamples: int = 200,
     max_rows: int = 20_000,

@@ -21,6 +21,10 @@ import numpy as np
 from core.bundle import POSITIVE_LABEL
 from core.columns import LABEL, PROBABILITY, SCORE
 from core.config import Target, TaskType
+from core.errors import ContractError
+
+# How a binary label may also be written (a file of feedback, a 0/1 target column).
+_BINARY_SPELLINGS = {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "True": 1.0, "False": 0.0}
 
 
 def model_scores(model: Any, X: Any, target: Target) -> np.ndarray:
@@ -88,4 +92,41 @@ def scored_columns(
     if target.type is TaskType.multiclass:
         for i, c in enumerate(target.classes):
             out[class_column(c)] = scores[:, i]
+    return out
+
+
+def truth_values(values: list[Any], target: Target, what: str) -> np.ndarray:
+    """Turn true labels (class names, 0/1, or a regression's numbers) into the target's encoding.
+
+    Binary 0/1, multiclass class index, regression float64 (core.frames.target_vector's), NaN
+    where there is none. A value the task cannot have is a ContractError naming `what`.
+    """
+    out = np.full(len(values), np.nan)
+    if target.type is TaskType.regression:
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            try:
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                raise ContractError(
+                    f"{what} has value {v!r}; the regression target {target.name!r} needs a number"
+                ) from None
+        return out
+    if target.type is TaskType.binary:
+        mapping = {target.positive: 1.0, target.negative: 0.0, **_BINARY_SPELLINGS}
+    else:
+        mapping = {c: float(i) for i, c in enumerate(target.classes)}
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        code = mapping.get(str(v))
+        if code is None:
+            expected = (
+                f"{target.negative!r} or {target.positive!r} (or 0/1)"
+                if target.type is TaskType.binary
+                else f"one of {', '.join(map(repr, target.classes))}"
+            )
+            raise ContractError(f"{what} has label {v!r}; expected {expected}")
+        out[i] = code
     return out

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from core.cli import entry_point, step, table
-from core.config import Config, load_config
+from core.config import Config, TaskType, load_config
 from core.errors import GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.metrics import comparison_rows
 from core.settings import Settings, get_settings
-from core.task import summary_scores
+from core.task import labels, summary_scores
 from training import evaluate, gate, registry, report
 from training.data import Dataset, load_dataset
 from training.evaluate import Evaluation
@@ -137,11 +137,13 @@ def training_reference(config: Config, ds: Dataset, evaluation: Evaluation) -> d
     # Held-out rows only: in-sample scores of a flexible model are sharper than live ones, and
     # the score-drift test would then fire on healthy traffic.
     target = config.contract.target
+    scores = np.concatenate([evaluation.p_validation, evaluation.p_test])
     ref, profile = build_reference(
         pd.concat([ds.validation.X, ds.test.X]),
-        summary_scores(np.concatenate([evaluation.p_validation, evaluation.p_test]), target),
+        summary_scores(scores, target),
         config.contract,
         seed=config.model.seed,
+        predicted=labels(scores, target, None) if target.type is TaskType.multiclass else None,
     )
     return reference_files(ref, profile)
 
