@@ -199,12 +199,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict[str, Any]) -> Path:
     """Fit the configured pipeline on `train` and write a bundle with its drift reference."""
+    from core.config import TaskType
+    from core.task import labels, model_scores, summary_scores
     from training.compile import model_files
     from training.model import build_pipeline
     from validation.profile import build_reference, reference_files
-
-    from core.config import TaskType
-    from core.task import labels, model_scores, summary_scores
 
     pipeline = build_pipeline(config)
     features = feature_frame(train, config.contract)

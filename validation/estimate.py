@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.config import METRICS, TASK_METRICS, Drift, TaskType
+from core.config import TASK_METRICS, Drift, TaskType
 from core.metrics import (
     CALIBRATION_ERROR,
     drop_p_value,

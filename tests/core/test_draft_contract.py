@@ -78,5 +78,5 @@ def test_a_target_with_one_value_or_a_missing_column_is_refused(default_frame: A
     with pytest.raises(DataError, match="not in the file"):
         draft_contract.draft_contract(default_frame, "nope", [])
     constant = default_frame.assign(constant="same")
-    with pytest.raises(DataError, match="constant.*nothing to learn"):
+    with pytest.raises(DataError, match=r"constant.*nothing to learn"):
         draft_contract.draft_contract(constant, "constant", [])
