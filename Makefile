@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check init contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: image image-args lint-infra verify-bundle stage smoke deploy-staging sync-alias promote rollback canary-manifests canary-analysis rollback-aborted drift simulate retrain score serve install-node lint-workflows
+.PHONY: image image-args lint-infra verify-bundle stage smoke deploy-staging sync-alias promote rollback canary-manifests canary-analysis alert-rules rollback-aborted drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -128,7 +128,7 @@ clean: ## Remove generated files (reports, MLflow store, build output); keeps .v
 GITOPS_REMOTE ?= origin
 GITOPS_BRANCH ?= main
 
-lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate, Argo Rollouts CRD schemas), canary files, compose, Argo CD, dashboards
+lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate, Argo Rollouts CRD schemas), canary files, alert rules (promtool check + unit tests), Alertmanager (amtool), compose, Argo CD, dashboards
 	@$(PY) -m deploy.lint_infra
 
 verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `make package` recorded); exit 5 on a mismatch or with none
@@ -136,6 +136,9 @@ verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `m
 
 canary-manifests: install ## Render the overlays' canary files (AnalysisTemplate, Rollout steps) from CONFIG's canary section
 	@$(PY) -m deploy.canary --config $(CONFIG)
+
+alert-rules: install ## Render the Prometheus alerting rules, their promtool unit tests and the PrometheusRule from CONFIG (docs/alerts.md)
+	@$(PY) -m deploy.alerts --config $(CONFIG)
 
 canary-analysis: install ## Judge a canary once: ENV's AnalysisTemplate against PROMETHEUS=url with CANARY_HASH, STABLE_HASH [NAMESPACE]; report in reports/canary/analysis.json
 	@test -n "$(ENV)" -a -n "$(PROMETHEUS)" -a -n "$(CANARY_HASH)" -a -n "$(STABLE_HASH)" || { echo "usage: make canary-analysis ENV=staging|production PROMETHEUS=http://host:9090 CANARY_HASH=h STABLE_HASH=h [NAMESPACE=ns]"; exit 2; }

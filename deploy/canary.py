@@ -15,7 +15,6 @@ cluster's scrape config must do; it is not in this repository yet), and by `name
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from typing import Any
 import yaml
 
 from core.cli import entry_point
-from core.config import Canary, CanaryEnvironment, Config, load_config
+from core.config import Canary, CanaryEnvironment, Config
 from core.errors import ConfigError
-from core.io import atomic_write_text
+from deploy.generated import render_command
 
 OVERLAYS = ("staging", "production")
 ROLLOUT = "model-api"
@@ -209,23 +208,7 @@ def load_template(root: Path, overlay: str) -> dict[str, Any]:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="config.yaml")
-    parser.add_argument("--root", type=Path, default=Path("."))
-    parser.add_argument("--check", action="store_true", help="fail when a file is out of date")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    if args.check:
-        problems = stale(config, args.root)
-        for line in problems:
-            print(f"✗ {line}")
-        if not problems:
-            print("✓ canary manifests match the config")
-        return 1 if problems else 0
-    for path, text in rendered(config).items():
-        atomic_write_text(args.root / path, text)
-        print(f"✓ wrote {path}")
-    return 0
+    return render_command(argv, __doc__.splitlines()[0], rendered, stale, "canary manifests")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.cli import entry_point
 from core.config import load_config
-from deploy import canary
+from deploy import alerts, canary
 
 OVERLAYS = ("staging", "production")
 AUTOMATED = {"staging": True, "production": False}
@@ -54,11 +54,11 @@ def _tool(name: str) -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        hint = (
-            "install kubectl 1.27 or newer (its built-in kustomize renders the overlays)"
-            if name == "kubectl"
-            else "run `make install`"
-        )
+        hint = {
+            "kubectl": "install kubectl 1.27 or newer (its built-in kustomize renders the overlays)",
+            "promtool": "apt-get install prometheus (Debian's package ships promtool)",
+            "amtool": "apt-get install prometheus-alertmanager (Debian's package ships amtool)",
+        }.get(name, "run `make install`")
         raise FileNotFoundError(f"{name} not found on PATH: {hint}")
     return found
 
@@ -483,6 +483,43 @@ def kubernetes(root: Path) -> list[str]:
     return problems
 
 
+def _tool_problems(argv: list[str], root: Path) -> list[str]:
+    """The output of a checker that failed, one line each (nothing when it passed)."""
+    proc = _run(argv, root)
+    return [] if proc.returncode == 0 else (proc.stdout + proc.stderr).strip().splitlines()
+
+
+def alerting(root: Path) -> list[str]:
+    """The rules match the config; promtool checks them and runs their unit tests; amtool the rest."""
+    problems = alerts.stale(load_config(root / "config.yaml"), root)
+    promtool, prometheus = _tool("promtool"), root / "infra" / "prometheus"
+    # `check config` also checks the rules files the compose Prometheus loads.
+    problems += _tool_problems([promtool, "check", "config", "prometheus.yml"], prometheus)
+    tests = alerts.test_files(root)
+    problems += _tool_problems([promtool, "test", "rules", *tests], prometheus) if tests else []
+    config = root / "infra" / "alertmanager" / "alertmanager.yml"
+    return problems + _tool_problems([_tool("amtool"), "check-config", str(config)], root)
+
+
+# Labels Prometheus adds to every scraped series (target labels), which /metrics never shows.
+TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "rollouts_pod_template_hash"})
+
+
+def rule_labels(root: Path, exposition: str) -> list[str]:
+    """Check each alerting rule's metrics and labels against a live /metrics (plus `up`)."""
+    exported = {
+        name: labels | TARGET_LABELS for name, labels in exported_labels(exposition).items()
+    }
+    exported["up"] = set(TARGET_LABELS)
+    doc = yaml.safe_load((root / alerts.RULES_FILE).read_text())
+    return [
+        problem
+        for group in doc["groups"]
+        for rule in group["rules"]
+        for problem in _target_labels(f"{alerts.RULES_FILE}: {rule['alert']}", rule, exported)
+    ]
+
+
 def canary_files(root: Path) -> list[str]:
     """The generated canary manifests are what config.yaml's canary section renders."""
     return canary.stale(load_config(root / "config.yaml"), root)
@@ -492,6 +529,7 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "hadolint Dockerfile": hadolint,
     "kustomize render + kubernetes-validate + policy (staging, production)": kubernetes,
     "canary manifests match config.yaml (deploy/canary.py)": canary_files,
+    "alert rules match config.yaml, promtool check + test rules, amtool check-config": alerting,
     "compose spec (infra/compose.yaml)": compose,
     "Argo CD applications (infra/argocd)": argo,
     "Grafana dashboards (infra/grafana)": dashboards,

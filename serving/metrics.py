@@ -114,7 +114,12 @@ class ScoreHistogram:
 class Metrics:
     """Every metric the service exports."""
 
-    def __init__(self, model: dict[str, str], log_stats: Callable[[], tuple[LogStats, int] | None]):
+    def __init__(
+        self,
+        model: dict[str, str],
+        log_stats: Callable[[], tuple[LogStats, int] | None],
+        ready: Callable[[], bool],
+    ):
         self.shared_dir = multiprocess_dir()
         if self.shared_dir is None and multiprocessing.parent_process() is not None:
             log.warning(
@@ -152,6 +157,14 @@ class Metrics:
         self.model_info.labels(**model).set(1)
         self.scores = ScoreHistogram(self.registry)
         self._log_stats = log_stats
+        self._ready = ready
+        # What /ready answers, at each scrape: the readiness-flapping alert counts its changes.
+        self._ready_gauge = Gauge(
+            "service_ready",
+            "1 while this process answers /ready with 200, else 0",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
         self._log_depth = Gauge(
             "prediction_log_queue_depth",
             "Rows waiting to be written",
@@ -165,7 +178,8 @@ class Metrics:
         self._sync_lock = threading.Lock()
 
     def sync_log(self) -> None:
-        """Copy the prediction log's counters into the exported metrics (new counts only)."""
+        """Copy readiness and the prediction log's counters into the metrics (new counts only)."""
+        self._ready_gauge.set(1 if self._ready() else 0)
         current = self._log_stats()
         if current is None:
             return

@@ -70,6 +70,7 @@ class ModelService:
                 "scoring": self.predictor.mode,
             },
             self._log_stats,
+            lambda: self.ready,
         )
         self.batcher = MicroBatcher(
             self.predictor,
