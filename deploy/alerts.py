@@ -28,6 +28,7 @@ import yaml
 from core.cli import entry_point
 from core.config import Config
 from core.errors import ConfigError
+from deploy import live_metric
 from deploy.generated import render_command
 
 JOB = "model-api"  # the scrape job of the service, in compose and in the cluster (PodMonitor)
@@ -106,6 +107,7 @@ class Alert:
     summary: str
     description: str
     cases: list[Case] = field(default_factory=list)
+    anchor: str = ""  # the section of docs/alerts.md (default: the name, lower case)
 
     def rule(self) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
@@ -116,7 +118,7 @@ class Alert:
         return rule
 
     def annotations(self, namespace: str) -> dict[str, str]:
-        anchor = self.name.lower()
+        anchor = self.anchor or self.name.lower()
         return {
             "summary": self.summary.replace("NAMESPACE", namespace),
             "description": self.description,
@@ -398,6 +400,55 @@ def _score_shift(config: Config) -> Alert:
     )
 
 
+def _live(config: Config) -> list[Alert]:
+    """One alert per gate floor the feedback can measure (deploy/live_metric.py)."""
+    window, hold, enough = config.alerts.live_window, config.alerts.hold, config.drift.min_feedback
+    job = [f'job="{JOB}"']
+    by = " by (namespace)"
+    interval = _grid(seconds(window) / 6)
+    steps = 2 * (seconds(window) // interval) + 2
+    per_step = math.ceil(enough * interval / seconds(window)) + 1
+    few = enough * interval // (4 * seconds(window))
+    pos, neg = config.contract.target.positive, config.contract.target.negative
+
+    def case(pairs: dict[tuple[str, str], int], fires: bool) -> Case:
+        inputs = {
+            series(live_metric.FEEDBACK, namespace=NS, instance="a", predicted=p, actual=a): (
+                counter(steps, n)
+            )
+            for (p, a), n in pairs.items()
+        }
+        return Case(interval, steps, inputs, [{"namespace": NS}] if fires else [])
+
+    wrong = {(pos, neg): per_step, (neg, pos): per_step}  # no true positive series at all
+    found = []
+    for floor in live_metric.floors(config):
+        if floor.minimum <= 0:
+            continue  # no live value is below it
+        name = f"Live{floor.metric.title()}BelowFloor"
+        live = live_metric.query(config, floor.metric, job, window, by)
+        count = live_metric.total(job, by, window)
+        found.append(
+            Alert(
+                name,
+                f"{live} < {floor.minimum:g} and on (namespace) {count} >= {enough}",
+                hold,
+                "warning",
+                f"model-api in NAMESPACE: live {floor.metric} below the gate's floor",
+                f"On the feedback of the last {window} (at least {enough} labels, "
+                f"drift.min_feedback) the served model's {floor.metric} is below "
+                f"{floor.minimum:g}, the floor gate.rules holds a new model to.",
+                [
+                    case(wrong, True),
+                    case({(pos, pos): per_step, (neg, neg): per_step}, False),
+                    case({k: few for k in wrong}, False),  # too few labels to judge
+                ],
+                anchor="livemetricbelowfloor",
+            )
+        )
+    return found
+
+
 def alerts(config: Config) -> list[Alert]:
     """Every alerting rule of the service, in the order of docs/alerts.md."""
     return [
@@ -407,6 +458,7 @@ def alerts(config: Config) -> list[Alert]:
         _flapping(config),
         *_log(config),
         _score_shift(config),
+        *_live(config),
     ]
 
 

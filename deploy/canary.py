@@ -24,6 +24,7 @@ import yaml
 from core.cli import entry_point
 from core.config import Canary, CanaryEnvironment, Config
 from core.errors import ConfigError
+from deploy import live_metric
 from deploy.generated import render_command
 
 OVERLAYS = ("staging", "production")
@@ -42,13 +43,17 @@ TRACKS = ("canary", "stable")
 ROUTES = 'route!~"/(health|ready|metrics)"'
 
 
-def selector(track: str, *extra: str) -> str:
+def matchers(track: str) -> list[str]:
     """The label matchers of one track's series, with Argo's `{{args.*}}` placeholders."""
-    parts = [
+    return [
         'namespace="{{args.namespace}}"',
         f'rollouts_pod_template_hash="{{{{args.{track}-hash}}}}"',
     ]
-    return "{" + ",".join([*parts, *extra]) + "}"
+
+
+def selector(track: str, *extra: str) -> str:
+    """One track's selector, with `extra` matchers."""
+    return "{" + ",".join([*matchers(track), *extra]) + "}"
 
 
 def _p99(track: str) -> str:
@@ -74,6 +79,28 @@ class Check:
     query: str
     success: str
     meaning: str
+
+
+def live_checks(config: Config) -> list[Check]:
+    """The canary's live metric against each gate floor, once drift.min_feedback labels arrived.
+
+    Until then the query is empty and the check passes: feedback comes late, so a short canary
+    seldom has enough (docs/canary.md).
+    """
+    window, enough = "{{args.window}}", config.drift.min_feedback
+    found = []
+    for floor in live_metric.floors(config):
+        metric = live_metric.query(config, floor.metric, matchers("canary"), window)
+        count = live_metric.total(matchers("canary"), "", window)
+        found.append(
+            Check(
+                f"live-{floor.metric}",
+                f"({metric}) and ({count} >= {enough})",
+                f"len(result) == 0 || result[0] >= {floor.minimum}",
+                f"the canary's {floor.metric} on its feedback (gate floor), from {enough} labels",
+            )
+        )
+    return found
 
 
 def checks(canary: Canary) -> list[Check]:
@@ -113,7 +140,7 @@ def checks(canary: Canary) -> list[Check]:
     ]
 
 
-def analysis_template(canary: Canary, env: CanaryEnvironment) -> dict[str, Any]:
+def analysis_template(config: Config, env: CanaryEnvironment) -> dict[str, Any]:
     """The AnalysisTemplate of one overlay."""
     metrics = [
         {
@@ -124,7 +151,7 @@ def analysis_template(canary: Canary, env: CanaryEnvironment) -> dict[str, Any]:
             "successCondition": check.success,
             "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": check.query}},
         }
-        for check in checks(canary)
+        for check in checks(config.canary) + live_checks(config)
     ]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -183,7 +210,7 @@ def rendered(config: Config) -> dict[Path, str]:
     for overlay in OVERLAYS:
         env: CanaryEnvironment = getattr(config.canary, overlay)
         folder = Path("infra") / "k8s" / "overlays" / overlay
-        files[folder / ANALYSIS_FILE] = _yaml(analysis_template(config.canary, env))
+        files[folder / ANALYSIS_FILE] = _yaml(analysis_template(config, env))
         files[folder / STRATEGY_FILE] = _yaml(strategy(config.canary, env))
     return files
 

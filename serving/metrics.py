@@ -1,9 +1,10 @@
 """Prometheus metrics of the service: every worker's, summed, when several run.
 
 Request counts and latency per route template (never the raw path, so cardinality stays bounded),
-the prediction score distribution, micro-batch sizes, the model, and the prediction log's buffer
-depth, drops and write errors. Scores are counted with numpy in bulk: a 10,000-record batch would
-otherwise pay 10,000 `observe` calls.
+the prediction score distribution, micro-batch sizes, the model, readiness, feedback by predicted
+and true label (the live metric), and the prediction log's buffer depth, drops and write errors.
+Scores are counted with numpy in bulk: a 10,000-record batch would otherwise pay 10,000 `observe`
+calls.
 
 Several uvicorn workers are several processes, and a scrape reaches one of them. With
 PROMETHEUS_MULTIPROC_DIR set before the workers start (`python -m serving.serve` does it, and
@@ -156,6 +157,13 @@ class Metrics:
         )
         self.model_info.labels(**model).set(1)
         self.scores = ScoreHistogram(self.registry)
+        # Two classes, so four series: the live metrics (recall, precision, ...) in PromQL.
+        self.feedback = Counter(
+            "prediction_feedback",
+            "Feedback received, by the label the prediction answered and the true one",
+            ["predicted", "actual"],
+            registry=self.registry,
+        )
         self._log_stats = log_stats
         self._ready = ready
         # What /ready answers, at each scrape: the readiness-flapping alert counts its changes.

@@ -20,7 +20,6 @@ from core.errors import ConfigError
 from deploy import alerts, lint_infra
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS = ROOT / alerts.RULES_FILE.parent
 
 
 def promtool_test(folder: Path, *names: str) -> subprocess.CompletedProcess[str]:
@@ -33,10 +32,12 @@ def promtool_test(folder: Path, *names: str) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture
-def rules_copy(tmp_path: Path) -> Path:
-    """A copy of infra/prometheus (rules and their unit tests) to change."""
-    shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
-    return tmp_path / "prometheus"
+def rules_copy(tmp_path: Path, config: Config) -> Path:
+    """The fixture config's rules and their unit tests, rendered into tmp_path to change."""
+    for path, text in alerts.rendered(config).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    return tmp_path / alerts.RULES_FILE.parent
 
 
 def test_the_committed_rules_are_what_the_config_renders() -> None:
@@ -53,7 +54,9 @@ def test_the_shipped_rules_pass_promtool_and_amtool() -> None:
     assert lint_infra.alerting(ROOT) == []
 
 
-# Each edit breaks one rule the way a hand edit could; its own unit test must catch it.
+# Each edit breaks one rule the way a hand edit could; its own unit test must catch it. The
+# thresholds are the frozen fixture config's (tests/fixtures/churn/config.yaml).
+ZERO_FILL = ' or 0 * sum by (namespace) (increase(prediction_feedback_total{job="model-api"}[24h]))'
 BROKEN = [
     ("ModelApiDown", "max by (namespace) (up", "min by (namespace) (up"),
     ("ModelApiErrors", ',route!~"/(health|ready|metrics)"}', "}"),  # probes dilute the share
@@ -61,6 +64,8 @@ BROKEN = [
     ("ModelApiReadinessFlapping", "changes(service_ready", "resets(service_ready"),
     ("PredictionLogBacklog", "> 50000", "> 100000"),
     ("ModelScoreShift", ">= 200", ">= 2000000"),
+    ("LiveRecallBelowFloor", ZERO_FILL, ""),  # no true positive at all: recall would be absent
+    ("LiveRecallBelowFloor", ">= 100", ">= 1000000"),
 ]
 
 
