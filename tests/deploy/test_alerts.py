@@ -157,3 +157,12 @@ def test_an_alertmanager_route_to_an_unknown_receiver_fails(tmp_path: Path) -> N
     path.write_text(yaml.safe_dump(doc))
     problems = lint_infra.alerting(tmp_path)
     assert any("pager" in p for p in problems), problems
+
+
+def test_every_rule_links_a_section_of_the_alerts_page(config: Config) -> None:
+    from tests.repo.test_docs import anchors
+
+    sections = anchors(ROOT / alerts.RUNBOOK)
+    for rule in alerts.rule_groups(config)[0]["rules"]:
+        page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert page == alerts.RUNBOOK and anchor in sections, rule["alert"]
