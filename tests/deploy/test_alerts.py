@@ -166,3 +166,20 @@ def test_every_rule_links_a_section_of_the_alerts_page(config: Config) -> None:
     for rule in alerts.rule_groups(config)[0]["rules"]:
         page, _, anchor = rule["annotations"]["runbook_url"].partition("#")
         assert page == alerts.RUNBOOK and anchor in sections, rule["alert"]
+
+
+@pytest.mark.parametrize(("severity", "receiver"), [("critical", "on-call"), ("warning", "chat")])
+def test_alertmanager_routes_each_severity_of_the_rules_to_its_receiver(
+    config: Config, severity: str, receiver: str
+) -> None:
+    assert severity in {a.severity for a in alerts.alerts(config)}
+    config_file = ROOT / "infra" / "alertmanager" / "alertmanager.yml"
+    options = [f"--config.file={config_file}", f"--verify.receivers={receiver}"]
+    labels = [f"severity={severity}", "alertname=ModelApiDown"]
+    proc = subprocess.run(
+        ["amtool", "config", "routes", "test", *options, *labels],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == receiver
