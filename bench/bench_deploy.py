@@ -7,36 +7,16 @@ ratio says what that safety costs. A rejected-push round (fetch, rebase, push ag
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from core.cli import table
 from deploy.gitops import OVERLAYS_DIR, ImageRef, Pin, set_image
+from tests.gitrepo import clone, git, seeded_remote
 
-ROOT = Path(__file__).resolve().parents[1]
 REPEAT = 5
-
-
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _setup(folder: Path) -> tuple[Path, Path]:
-    bare = folder / "remote.git"
-    _git(folder, "init", "-q", "--bare", "--initial-branch=main", str(bare))
-    work = folder / "work"
-    _git(folder, "clone", "-q", str(bare), str(work))
-    _git(work, "config", "user.email", "bench@example.invalid")
-    _git(work, "config", "user.name", "bench")
-    shutil.copytree(ROOT / "infra", work / "infra")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-qm", "seed")
-    _git(work, "push", "-q", "origin", "HEAD:main")
-    return bare, work
 
 
 def _pin(i: int) -> Pin:
@@ -49,24 +29,22 @@ def _median(samples: list[float]) -> float:
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as tmp:
-        _, work = _setup(Path(tmp))
+        _, work = seeded_remote(Path(tmp))
         kustomization = work / OVERLAYS_DIR / "staging" / "kustomization.yaml"
         baseline: list[float] = []
         ours: list[float] = []
         for i in range(REPEAT):
             started = time.perf_counter()
-            _git(work, "pull", "-q", "--ff-only", "origin", "main")
+            git(work, "pull", "-q", "--ff-only", "origin", "main")
             kustomization.write_text(kustomization.read_text() + f"# {i}\n")
-            _git(work, "commit", "-qam", f"baseline {i}")
-            _git(work, "push", "-q", "origin", "HEAD:main")
+            git(work, "commit", "-qam", f"baseline {i}")
+            git(work, "push", "-q", "origin", "HEAD:main")
             baseline.append(time.perf_counter() - started)
             started = time.perf_counter()
             set_image(work, "staging", _pin(i))
             ours.append(time.perf_counter() - started)
         # A race: the clone's branch is behind, so a plain push would be rejected; ours rebases.
-        behind = Path(tmp) / "behind"
-        _git(Path(tmp), "clone", "-q", str(Path(tmp) / "remote.git"), str(behind))
-        _git(behind, "config", "user.email", "bench@example.invalid")
+        behind = clone(Path(tmp) / "remote.git", Path(tmp) / "behind")
         hook = behind / ".git" / "hooks" / "pre-push"
         marker = behind / ".git" / "raced"
         hook.write_text(
