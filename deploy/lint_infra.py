@@ -12,6 +12,8 @@ Usage: python -m deploy.lint_infra [--root .]
   (made strict: an unknown field fails, as `kubectl apply --validate=strict` would); plus policy
   (the Rollout takes its pods from the Deployment, the autoscaler scales the Rollout, both Services
   and the AnalysisTemplate it names exist). The canary files match config.yaml (deploy/canary.py).
+- Prometheus Operator: no schema offline either; the PodMonitor selects the pods, on a port they
+  name, and copies the Rollouts pod-template-hash label (the canary analysis needs it).
 - Prometheus and Alertmanager: `promtool check config` and `check rules`, `promtool test rules`
   (infra/prometheus/tests/), `amtool check-config`.
 - Compose: the Compose specification schema (check-jsonschema --builtin-schema vendor.compose-spec).
@@ -105,7 +107,8 @@ def policy(rendered: str, overlay: str) -> list[str]:
     found = _pod_security(pod)
     for c in pod["containers"]:
         found += [f"container {c['name']} {p}" for check in CONTAINER_CHECKS for p in check(c)]
-    found += _writable_tmp(pod) + _rollout(list(yaml.safe_load_all(rendered)))
+    all_docs = list(yaml.safe_load_all(rendered))
+    found += _writable_tmp(pod) + _rollout(all_docs) + _pod_monitor(all_docs)
     return problems + [f"{overlay}: {p}" for p in found]
 
 
@@ -116,7 +119,36 @@ KINDS = (
     "Service",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
+    "PodMonitor",
+    "PrometheusRule",
 )
+
+# The pod label Argo Rollouts sets; the canary analysis selects its series by it.
+HASH_LABEL = "rollouts-pod-template-hash"
+
+
+def _pod_monitor(docs: list[dict[str, Any]]) -> list[str]:
+    """No CRD schema offline: the PodMonitor selects the pods, on a port they name, with the hash."""
+    kinds = _by_kind(docs)
+    if "PodMonitor" not in kinds:
+        return []
+    spec = kinds["PodMonitor"].get("spec", {})
+    template = kinds["Deployment"]["spec"]["template"]
+    labels = template.get("metadata", {}).get("labels", {})
+    problems = [
+        f"PodMonitor selects {key}={value!r}, which the pods do not carry"
+        for key, value in spec.get("selector", {}).get("matchLabels", {}).items()
+        if labels.get(key) != value
+    ]
+    ports = {p.get("name") for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    problems += [
+        f"PodMonitor scrapes port {e.get('port')!r}, which no container names"
+        for e in spec.get("podMetricsEndpoints", [])
+        if e.get("port") not in ports
+    ]
+    if HASH_LABEL not in spec.get("podTargetLabels", []):
+        problems.append(f"PodMonitor must copy {HASH_LABEL} (podTargetLabels) for the canary")
+    return problems
 
 
 def _rollout(docs: list[dict[str, Any]]) -> list[str]:

@@ -163,3 +163,16 @@ def test_the_rule_label_check_names_a_metric_the_service_does_not_export(repo: P
     exposition = "# TYPE service_ready gauge\nservice_ready 1\n"
     problems = lint_infra.rule_labels(repo, exposition)
     assert any("service_readiness" in p for p in problems), problems
+
+
+def test_a_pod_monitor_that_misses_the_pods_or_the_hash_fails(repo: Path) -> None:
+    def change(doc: dict) -> None:  # type: ignore[type-arg]
+        doc["spec"]["selector"]["matchLabels"] = {"app.kubernetes.io/name": "other"}
+        doc["spec"]["podMetricsEndpoints"][0]["port"] = "metrics"
+        doc["spec"]["podTargetLabels"] = []
+
+    edit_yaml(repo / "infra" / "k8s" / "base" / "pod-monitor.yaml", change)
+    problems = lint_infra.kubernetes(repo)
+    assert any("selects app.kubernetes.io/name='other'" in p for p in problems), problems
+    assert any("port 'metrics'" in p for p in problems), problems
+    assert any("rollouts-pod-template-hash" in p for p in problems), problems
