@@ -54,6 +54,7 @@ def seconds(duration: str) -> int:
     return int(found[1]) * {"s": 1, "m": 60, "h": 3600}[found[2]]
 
 
+NO_HOLD = "0s"  # an alert without `for:`: fires at the first evaluation that finds it
 EVALUATION = 15  # the finest evaluation interval of the unit tests: every interval a multiple
 
 
@@ -111,7 +112,7 @@ class Alert:
 
     def rule(self) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
-        if seconds_or_zero(self.hold):
+        if self.hold != NO_HOLD:
             rule["for"] = self.hold
         rule["labels"] = {"severity": self.severity}
         rule["annotations"] = self.annotations("{{ $labels.namespace }}")
@@ -126,13 +127,9 @@ class Alert:
         }
 
 
-def seconds_or_zero(duration: str) -> int:
-    return 0 if duration == "0s" else seconds(duration)
-
-
 def _down(config: Config) -> list[Alert]:
     hold = config.alerts.down_for
-    eval_steps = seconds(hold) // 15 + 4
+    eval_steps = seconds(hold) // EVALUATION + 4
     up = "up"
     return [
         Alert(
@@ -144,7 +141,7 @@ def _down(config: Config) -> list[Alert]:
             f"No target of the {JOB} job answered a scrape for {hold}: the service is down.",
             [
                 Case(
-                    15,
+                    EVALUATION,
                     eval_steps,
                     {
                         series(up, namespace=NS, instance="a"): f"0x{eval_steps}",
@@ -153,7 +150,7 @@ def _down(config: Config) -> list[Alert]:
                     [{"namespace": NS}],
                 ),
                 Case(
-                    15,
+                    EVALUATION,
                     eval_steps,
                     {
                         series(up, namespace=NS, instance="a"): f"0x{eval_steps}",
@@ -171,9 +168,14 @@ def _down(config: Config) -> list[Alert]:
             "model-api: Prometheus scrapes no target of the job",
             f"No {JOB} target has been discovered for {hold} (deleted, or the scrape config lost it).",
             [
-                Case(15, eval_steps, {'up{job="other"}': f"1x{eval_steps}"}, [{"job": JOB}]),
                 Case(
-                    15, eval_steps, {series(up, namespace=NS, instance="a"): f"0x{eval_steps}"}, []
+                    EVALUATION, eval_steps, {'up{job="other"}': f"1x{eval_steps}"}, [{"job": JOB}]
+                ),
+                Case(
+                    EVALUATION,
+                    eval_steps,
+                    {series(up, namespace=NS, instance="a"): f"0x{eval_steps}"},
+                    [],
                 ),
             ],
         ),
@@ -283,7 +285,7 @@ def _flapping(config: Config) -> Alert:
     return Alert(
         "ModelApiReadinessFlapping",
         f"changes({sel('service_ready')}[{window}]) > {most}",
-        "0s",
+        NO_HOLD,
         "warning",
         "model-api in NAMESPACE: a target keeps changing readiness",
         f"One process went ready / not ready more than {most} times in {window} "
@@ -317,7 +319,7 @@ def _log(config: Config) -> list[Alert]:
                 for kind in kinds
             )
             + f" > {drops}",
-            "0s",
+            NO_HOLD,
             "warning",
             "model-api in NAMESPACE drops prediction-log rows",
             f"More than {drops} prediction-log rows were dropped (buffer full) or lost (writes "
