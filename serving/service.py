@@ -88,7 +88,13 @@ class ModelService:
                 "scoring": self.predictor.mode,
             },
             self._log_stats,
+            lambda: self.ready,
         )
+        # Every (predicted, actual) pair is exported from the start, at 0: a series born at its
+        # first count would hide that count from increase() (the live metric).
+        for predicted in self.contract.target.classes:
+            for actual in self.contract.target.classes:
+                self.metrics.feedback.labels(predicted, actual)
         self.batcher = MicroBatcher(
             self.predictor,
             max_batch=256,
@@ -246,7 +252,12 @@ class ModelService:
         if self.log is None:
             return False
         label = repr(float(truth)) if self.target.type is TaskType.regression else str(truth)
-        return await asyncio.to_thread(self.log.add_feedback, request_id, label)
+        predicted = await asyncio.to_thread(self.log.add_feedback, request_id, label)
+        if predicted is None:
+            return False
+        if self.target.is_classifier:  # a regression's values would be a label pair each
+            self.metrics.feedback.labels(predicted, label).inc()
+        return True
 
     def describe(self) -> dict[str, Any]:
         """What is being served: model identity, metrics, threshold, contract, scoring path."""
