@@ -176,6 +176,8 @@ def read_reference(bundle_dir: Path, contract: Contract) -> tuple[pd.DataFrame, 
         raise BundleIntegrityError(f"{bundle_dir / REFERENCE_FILE} has no {REFERENCE_SCORE} column")
     features = contract_features(reference, contract, f"{bundle_dir / REFERENCE_FILE}")
     features[REFERENCE_SCORE] = reference[REFERENCE_SCORE].astype("float64")
+    if REFERENCE_PREDICTED in reference.columns:
+        features[REFERENCE_PREDICTED] = reference[REFERENCE_PREDICTED].astype(object)
     return features, profile
 
 
