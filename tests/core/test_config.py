@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from core import check_config
-from core.config import FeatureType, load_config
+from core.config import FeatureType, TaskType, load_config
 from core.data import read_table
 from core.errors import ConfigError
 from tests.conftest import CONFIGS, ROOT, ROOT_CONFIG
@@ -21,8 +22,14 @@ from tests.conftest import CONFIGS, ROOT, ROOT_CONFIG
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS[name])
     assert config.data_path.exists()
-    assert config.contract.target.positive in config.contract.target.classes
-    assert len(config.contract.features) >= 10
+    target = config.contract.target
+    if target.type is TaskType.binary:
+        assert target.positive in target.classes
+    else:
+        assert not target.positive and (target.is_classifier == bool(target.classes))
+    # Every shipped example exercises both kinds of preprocessing.
+    assert config.contract.of_type(FeatureType.numeric)
+    assert config.contract.of_type(FeatureType.categorical)
     assert len(config.sha256) == 64
 
 
@@ -34,7 +41,12 @@ def test_root_config_loads_and_its_contract_covers_its_data() -> None:
     if config.contract.unknown_columns == "fail":
         assert set(frame.columns) == set(config.contract.columns)
     target = config.contract.target
-    assert set(frame[target.name].dropna().astype(str)) <= {str(c) for c in target.classes}
+    if target.is_classifier:
+        assert set(frame[target.name].dropna().astype(str)) <= {str(c) for c in target.classes}
+    else:
+        values = pd.to_numeric(frame[target.name], errors="raise")
+        assert target.min is None or values.min() >= target.min
+        assert target.max is None or values.max() <= target.max
     assert len(config.sha256) == 64
 
 

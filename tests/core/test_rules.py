@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.config import FeatureType, load_config
+from core.config import FeatureType, TaskType, load_config
 from core.rules import INTEGER_TYPES, NUMERIC_TYPES, Check, Scope, contract_rules
 from tests.conftest import ROOT, SHIPPED
 
@@ -36,7 +36,15 @@ def test_every_contract_column_gets_its_rules(name: str) -> None:
         else:
             assert Check.in_set in checks
     target = by_column[contract.target.name]
-    assert {Check.not_null, Check.classes, Check.share} <= target
+    kind = contract.target.type
+    if kind is TaskType.binary:
+        assert {Check.not_null, Check.classes, Check.share} <= target
+    elif kind is TaskType.multiclass:  # every class present; the share bounds are binary's
+        assert {Check.not_null, Check.classes} <= target and Check.share not in target
+    else:
+        assert {Check.not_null, Check.numeric_type} <= target and Check.classes not in target
+        bounded = contract.target.min is not None or contract.target.max is not None
+        assert (Check.between in target) == bounded
 
 
 def test_numeric_rules_carry_the_contract_bounds(config: Any) -> None:
