@@ -119,9 +119,12 @@ class Bundle:
             )
 
     @property
-    def threshold(self) -> float:
-        """The decision threshold: the model's own; bundle.json's for a bare (older) pipeline."""
-        return float(self.metadata["threshold"]) if self.carried is None else self.carried
+    def threshold(self) -> float | None:
+        """The decision threshold: the model's own; bundle.json's for a bare pipeline (None: not binary)."""
+        if self.carried is not None:
+            return self.carried
+        mirror = self.metadata.get("threshold")
+        return None if mirror is None else float(mirror)
 
     @property
     def version(self) -> str:

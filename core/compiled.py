@@ -14,9 +14,11 @@ probes: `BundleIntegrityError`, exit code 5).
 
 What compiles: a `Pipeline` of a `ColumnTransformer` (branches of `SimpleImputer` first, then
 `StandardScaler` / `MinMaxScaler` for numbers, or one `OneHotEncoder(handle_unknown="ignore")`
-for categories; "passthrough"; "drop") and a binary `LogisticRegression`, optionally inside the
-`FixedThresholdClassifier(FrozenEstimator(...))` that carries the threshold. Anything else is
-served by the sklearn pipeline itself, loaded through skops (`core.bundle.load_model`).
+for categories; "passthrough"; "drop") and a binary `LogisticRegression` (optionally inside the
+`FixedThresholdClassifier(FrozenEstimator(...))` that carries the threshold), a multiclass one
+(softmax over the classes, scores shape (n, k)), or a linear regressor (`LinearRegression`,
+`Ridge`: the value). Anything else is served by the sklearn pipeline itself, loaded through skops
+(`core.bundle.load_model`).
 """
 
 from __future__ import annotations
@@ -136,11 +138,42 @@ class Logistic:
 
 
 @dataclass(frozen=True)
+class Softmax:
+    """A multiclass logistic regression: the probability of each class, in contract order."""
+
+    coef: np.ndarray  # (k, width)
+    intercept: np.ndarray  # (k,)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        # As sklearn's predict_proba: the decision function, then its softmax (max subtracted).
+        z = x @ self.coef.T + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A linear regressor: the predicted value."""
+
+    coef: np.ndarray
+    intercept: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x @ self.coef + self.intercept)
+
+
+Head = Logistic | Softmax | Linear
+HEAD_KINDS: dict[type, str] = {Logistic: "logistic", Softmax: "softmax", Linear: "linear"}
+
+
+@dataclass(frozen=True)
 class CompiledModel:
     """The fitted pipeline as numpy operations: branches, then the estimator on their output."""
 
     branches: list[Branch]
-    estimator: Logistic
+    estimator: Head
     source: str = "?"  # what it was compiled from, for people (e.g. "LogisticRegression")
 
     @property
@@ -152,7 +185,7 @@ class CompiledModel:
         return blocks[0] if len(blocks) == 1 else np.hstack(blocks)
 
     def predict(self, columns: Columns, n: int) -> np.ndarray:
-        """Probabilities of the positive class for `n` validated records given by column."""
+        """The task's scores (core/task.py) for `n` validated records given by column."""
         return self.estimator.predict(self.transform(columns, n))
 
     def to_files(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -177,11 +210,16 @@ class CompiledModel:
                         "fill": b.fill,
                     }
                 )
-        estimator = {
-            "kind": "logistic",
-            "coef": arrays_key(arrays, "coef", self.estimator.coef),
-            "intercept": self.estimator.intercept,
+        head = self.estimator
+        estimator: dict[str, Any] = {
+            "kind": HEAD_KINDS[type(head)],
+            "coef": arrays_key(arrays, "coef", head.coef.reshape(-1)),
         }
+        if isinstance(head, Softmax):
+            estimator["classes"] = int(head.coef.shape[0])
+            estimator["intercept"] = arrays_key(arrays, "intercept", head.intercept)
+        else:
+            estimator["intercept"] = head.intercept
         description = {
             "format": FORMAT,
             "source": self.source,
@@ -243,14 +281,30 @@ def from_files(description: Any, arrays: Mapping[str, np.ndarray], where: str) -
         raise BundleIntegrityError(f"{where}: lists no branches")
     branches = [_branch(b, arrays, f"{where} branch {i}") for i, b in enumerate(raw_branches)]
     raw = description.get("estimator")
-    if not isinstance(raw, dict) or raw.get("kind") != "logistic":
+    width = sum(b.width for b in branches)
+    return CompiledModel(
+        branches, _head(raw, arrays, width, where), str(description.get("source", "?"))
+    )
+
+
+def _head(raw: Any, arrays: Mapping[str, np.ndarray], width: int, where: str) -> Head:
+    """Rebuild the estimator from its description; anything malformed is refused."""
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind not in HEAD_KINDS.values():
         raise BundleIntegrityError(f"{where}: unknown estimator {raw!r:.80}")
+    if kind == "softmax":
+        k = raw.get("classes")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 3:
+            raise BundleIntegrityError(
+                f"{where}: a softmax needs its number of classes (3 or more)"
+            )
+        coef = _array(arrays, raw.get("coef"), k * width, where).reshape(k, width)
+        return Softmax(coef, _array(arrays, raw.get("intercept"), k, where))
     intercept = raw.get("intercept")
     if isinstance(intercept, bool) or not isinstance(intercept, int | float):
         raise BundleIntegrityError(f"{where}: the intercept is not a number")
-    width = sum(b.width for b in branches)
-    estimator = Logistic(_array(arrays, raw.get("coef"), width, where), float(intercept))
-    return CompiledModel(branches, estimator, str(description.get("source", "?")))
+    cls = Logistic if kind == "logistic" else Linear
+    return cls(_array(arrays, raw.get("coef"), width, where), float(intercept))
 
 
 def write_compiled(model: CompiledModel) -> dict[str, bytes]:
@@ -315,9 +369,9 @@ def load_probes(bundle: Path) -> Probes | None:
         raise BundleIntegrityError(f"{path}: not a valid probe file ({exc})") from None
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, float)):
         raise BundleIntegrityError(f"{path}: the threshold is not a number")
-    shapes_ok = scores.shape == (len(records),) and (
-        positive is None or positive.shape == scores.shape
-    )
+    # One score per record, or one row of class probabilities (multiclass).
+    shapes_ok = scores.ndim in (1, 2) and scores.shape[0] == len(records)
+    shapes_ok = shapes_ok and (positive is None or positive.shape == (len(records),))
     if not shapes_ok or not records or not all(isinstance(r, dict) for r in records):
         raise BundleIntegrityError(f"{path}: needs one score (and label) per record")
     return Probes(records, scores, threshold, positive)

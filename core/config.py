@@ -43,6 +43,46 @@ METRICS: dict[str, bool] = {
     "precision": True,
     "recall": True,
     "f1": True,
+    "balanced_accuracy": True,
+    "macro_f1": True,
+    "weighted_f1": True,
+    "rmse": False,
+    "mae": False,
+    "r2": True,
+}
+
+
+class TaskType(StrEnum):
+    """What the target is: two classes, three or more, or a number."""
+
+    binary = "binary"
+    multiclass = "multiclass"
+    regression = "regression"
+
+
+# The metrics each task computes (core/metrics.py), in report order; a gate rule, a comparison
+# and the drift check's live metric must name one of its task's.
+TASK_METRICS: dict[TaskType, tuple[str, ...]] = {
+    TaskType.binary: (
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+    ),
+    TaskType.multiclass: ("log_loss", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1"),
+    TaskType.regression: ("rmse", "mae", "r2"),
+}
+# The metric the gate's comparisons and the drift check use when the config names none: each is
+# scale-free, so the default margins (0.05 over the baseline, 0.01 against the champion) read the
+# same on any table (a prior scores ROC AUC 0.5; a mean scores R² 0 on any table).
+DEFAULT_METRIC: dict[TaskType, str] = {
+    TaskType.binary: "roc_auc",
+    TaskType.multiclass: "log_loss",
+    TaskType.regression: "r2",
 }
 
 
@@ -97,25 +137,63 @@ class Feature(Strict):
 
 
 class Target(Strict):
+    """The column to predict and its task: binary (the default), multiclass or regression."""
+
     name: str = Field(min_length=1)
+    type: TaskType = TaskType.binary
     classes: list[str] = Field(
-        min_length=2, max_length=2, description="binary: [negative, positive]"
+        default_factory=list,
+        description="binary: [negative, positive]; multiclass: every class; regression: none",
     )
-    positive: str
+    positive: str = Field("", description="binary only: the class the score is the probability of")
+    min: float | None = Field(None, description="regression only: smallest allowed value")
+    max: float | None = Field(None, description="regression only: largest allowed value")
 
     @model_validator(mode="after")
-    def _positive_is_a_class(self) -> Target:
-        if self.classes[0] == self.classes[1]:
-            raise ValueError("the two classes must differ")
-        if self.positive not in self.classes:
-            raise ValueError(
-                f"positive class {self.positive!r} is not one of classes {self.classes}"
-            )
+    def _fits_task(self) -> Target:
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes list a value twice: {self.classes}")
+        if self.type is not TaskType.regression and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max are only allowed on a regression target, not a {self.type}")
+        if self.type is not TaskType.binary and self.positive:
+            raise ValueError(f"'positive' is only allowed on a binary target, not a {self.type}")
+        if self.type is TaskType.binary:
+            if len(self.classes) != 2:
+                raise ValueError(
+                    f"a binary target needs exactly two classes, got {len(self.classes)}"
+                    + ("; set type: multiclass" if len(self.classes) > 2 else "")
+                )
+            if self.positive not in self.classes:
+                raise ValueError(
+                    f"positive class {self.positive!r} is not one of classes {self.classes}"
+                )
+        elif self.type is TaskType.multiclass:
+            if len(self.classes) < 3:
+                raise ValueError(
+                    f"a multiclass target needs three or more classes, got {len(self.classes)}"
+                    " (two classes: set type: binary and name the positive one)"
+                )
+        elif self.classes:
+            raise ValueError("a regression target has no classes (remove 'classes')")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
 
     @property
     def negative(self) -> str:
+        """A binary target's other class ("" for the other tasks, which have no positive one)."""
+        if self.type is not TaskType.binary:
+            return ""
         return next(c for c in self.classes if c != self.positive)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.type is not TaskType.regression
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics of this target's task, in report order."""
+        return TASK_METRICS[self.type]
 
 
 class Contract(Strict):
@@ -233,15 +311,32 @@ class ModelSpec(Strict):
         # sklearn offers predict_proba by the parameters on some estimators (SVC needs
         # probability=True, SGDClassifier a log or modified_huber loss): ask the configured one.
         try:
-            instance = cls(**self.params)
+            cls(**self.params)
         except Exception as exc:  # a user's estimator may raise anything on bad params
             raise ValueError(f"{self.estimator} cannot be built from params: {exc}") from None
+        return self
+
+    def check_task(self, task: TaskType) -> None:
+        """Raise ValueError when the estimator cannot serve the task (a classifier's probabilities, a regressor)."""
+        instance = resolve_estimator(self.estimator)(**self.params)
+        tags = getattr(instance, "__sklearn_tags__", None)  # absent: not sklearn, trust its methods
+        kind = tags().estimator_type if tags is not None else None
+        if task is TaskType.regression:
+            if kind == "classifier":
+                raise ValueError(
+                    f"{self.estimator} is a classifier; a regression target needs a regressor "
+                    "(e.g. sklearn.linear_model.Ridge)"
+                )
+            return
+        if kind == "regressor":
+            raise ValueError(f"{self.estimator} is a regressor; a {task} target needs a classifier")
+        # sklearn offers predict_proba by the parameters on some estimators (SVC needs
+        # probability=True, SGDClassifier a log or modified_huber loss): ask the configured one.
         if not hasattr(instance, "predict_proba"):
             raise ValueError(
                 f"{self.estimator} with params {self.params or '{}'} has no predict_proba, which "
                 "the threshold, the gate and serving need (SVC: set probability: true)"
             )
-        return self
 
 
 class Rule(Strict):
@@ -261,6 +356,7 @@ class Rule(Strict):
 class Comparison(Strict):
     """A paired-bootstrap comparison of the challenger with another model on the same test rows."""
 
+    # Filled in by the task's DEFAULT_METRIC when the config names none (Config._task_defaults).
     metric: str = "roc_auc"
     confidence: float = Field(0.95, gt=0.5, lt=1)
     bootstrap: int = Field(1000, ge=100, le=100_000)
@@ -278,11 +374,13 @@ class Champion(Comparison):
 
 
 class Baseline(Comparison):
-    """The class prior (DummyClassifier), fitted in the same run: the challenger must beat it.
+    """A trivial model fitted in the same run: the challenger must beat it.
 
-    The prior's ROC AUC is 0.5 on any data, so the default reads "ROC AUC above 0.55 at 95%
-    confidence": a model that learned anything passes on any table; one that learned nothing
-    (or a target unrelated to the features) does not, however small the test part.
+    The class prior (DummyClassifier) for a classifier, the training mean (DummyRegressor) for a
+    regression. The prior's ROC AUC is 0.5 and the mean's R² about 0 on any data, so the defaults
+    read "ROC AUC above 0.55" / "R² above 0.05 at 95% confidence": a model that learned anything
+    passes on any table; one that learned nothing (or a target unrelated to the features) does
+    not, however small the test part.
     """
 
     enabled: bool = True
@@ -535,6 +633,58 @@ class Config(Strict):
     source: Path = Field(default=Path("config.yaml"), exclude=True)
     sha256: str = Field(default="", exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """Give the comparisons and the drift check the task's default metric where none is set."""
+        if not isinstance(raw, dict):
+            return raw
+        target = (
+            (raw.get("contract") or {}).get("target")
+            if isinstance(raw.get("contract"), dict)
+            else None
+        )
+        task = target.get("type", "binary") if isinstance(target, dict) else "binary"
+        if task not in set(TaskType):
+            return raw  # Target reports the bad type
+        metric = DEFAULT_METRIC[TaskType(task)]
+        raw = dict(raw)
+        gate = raw.get("gate") or {}
+        if isinstance(gate, dict):
+            gate = dict(gate)
+            for key in ("baseline", "champion"):
+                section = gate.get(key) or {}
+                if isinstance(section, dict) and "metric" not in section:
+                    gate[key] = {**section, "metric": metric}
+            raw["gate"] = gate
+        drift = raw.get("drift") or {}
+        if isinstance(drift, dict) and "performance_metric" not in drift:
+            raw["drift"] = {**drift, "performance_metric": metric}
+        return raw
+
+    @model_validator(mode="after")
+    def _fits_task(self, info: ValidationInfo) -> Config:
+        target = self.contract.target
+        allowed = target.metrics
+        named = [
+            *((f"gate.rules[{i}].metric", r.metric) for i, r in enumerate(self.gate.rules)),
+            ("gate.baseline.metric", self.gate.baseline.metric),
+            ("gate.champion.metric", self.gate.champion.metric),
+            ("drift.performance_metric", self.drift.performance_metric),
+        ]
+        for key, metric in named:
+            if metric not in allowed:
+                raise ValueError(
+                    f"{key}: {metric!r} is not a metric of a {target.type} target; "
+                    f"allowed: {', '.join(allowed)}"
+                )
+        if not (info.context and info.context.get("check_estimator") is False):
+            try:
+                self.model.check_task(target.type)
+            except ValueError as exc:
+                raise ValueError(f"model.estimator: {exc}") from None
+        return self
+
     def _behaviour_features(self, names: set[str]) -> None:
         b = self.model.behaviour
         for kind, listed in (
@@ -599,7 +749,7 @@ class Config(Strict):
 
 
 def resolve_estimator(path: str) -> type:
-    """Import `package.module.Class` and check it is a classifier with predict_proba."""
+    """Import `package.module.Class` and check it is an estimator with fit and predict."""
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise ValueError(
@@ -614,8 +764,8 @@ def resolve_estimator(path: str) -> type:
     cls = getattr(module, attr, None)
     if not inspect.isclass(cls):
         raise ValueError(f"estimator {path!r}: module {module_name!r} has no class {attr!r}")
-    if not (hasattr(cls, "fit") and hasattr(cls, "predict_proba")):
-        raise ValueError(f"estimator {path!r} is not a classifier with fit and predict_proba")
+    if not (hasattr(cls, "fit") and hasattr(cls, "predict")):
+        raise ValueError(f"estimator {path!r} is not an estimator with fit and predict")
     return cls
 
 

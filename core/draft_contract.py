@@ -60,6 +60,66 @@ def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str
     return feature
 
 
+# A numeric target with more distinct values than this is a quantity (regression), not classes;
+# a target of text values with more than this many is refused (no template task fits it).
+MAX_CLASSES = 20
+
+
+def draft_target(name: str, column: pd.Series) -> dict[str, Any]:
+    """Infer the task of the target column: regression, binary or multiclass, with its classes or range."""
+    values = column.dropna()
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    distinct = int(values.nunique())
+    if numeric and distinct > MAX_CLASSES:
+        return {
+            "name": name,
+            "type": "regression",
+            "min": _bound(float(values.min()), down=True),
+            "max": _bound(float(values.max()), down=False),
+        }
+    classes = sorted(str(v) for v in values.unique())
+    if len(classes) < 2:
+        raise DataError(
+            f"target {name!r} has {len(classes)} value(s) {classes}: nothing to learn; pick "
+            "another column"
+        )
+    if len(classes) > MAX_CLASSES:
+        raise DataError(
+            f"target {name!r} has {len(classes)} distinct text values (more than {MAX_CLASSES}): "
+            "neither classes nor a number; map it to fewer classes or pick another column"
+        )
+    if len(classes) == 2:
+        counts = column.astype(str).value_counts()
+        positive = str(counts.index[-1])  # the minority class is usually the one to find
+        negative = next(c for c in classes if c != positive)
+        return {
+            "name": name,
+            "type": "binary",
+            "classes": [negative, positive],
+            "positive": positive,
+        }
+    return {"name": name, "type": "multiclass", "classes": classes}
+
+
+def describe_target(target: dict[str, Any], column: pd.Series) -> str:
+    """Say which task was inferred for the target and why, in one line for the person to check."""
+    distinct = int(column.dropna().nunique())
+    if target["type"] == "regression":
+        return (
+            f"target {target['name']!r}: regression (numeric with {distinct} distinct values, more "
+            f"than {MAX_CLASSES}); range [{target['min']}, {target['max']}]"
+        )
+    if target["type"] == "binary":
+        return (
+            f"target {target['name']!r}: binary (2 classes); positive class "
+            f"{target['positive']!r}, the rarer one"
+        )
+    return (
+        f"target {target['name']!r}: multiclass ({distinct} classes: "
+        f"{', '.join(target['classes'])})"
+    )
+
+
 def check_columns(frame: pd.DataFrame, target: str, ids: list[str]) -> None:
     """Refuse a table no contract can describe: no rows, an empty column, an id that repeats."""
     if frame.empty:
@@ -87,15 +147,6 @@ def draft_contract(
             f"{', '.join(frame.columns)}"
         )
     check_columns(frame, target, ids)
-    classes = sorted(str(v) for v in frame[target].dropna().unique())
-    if len(classes) != 2:
-        raise DataError(
-            f"target {target!r} has {len(classes)} classes {classes[:10]}; the template is for "
-            "binary targets: pick a column with two values, or map this one to two"
-        )
-    counts = frame[target].astype(str).value_counts()
-    positive = str(counts.index[-1])  # the minority class is usually the one to find
-    negative = next(c for c in classes if c != positive)
     features = [
         draft_feature(str(c), frame[c], max_categories)
         for c in frame.columns
@@ -105,7 +156,7 @@ def draft_contract(
         "contract": {
             "id_columns": ids,
             "unknown_columns": "fail",
-            "target": {"name": target, "classes": [negative, positive], "positive": positive},
+            "target": draft_target(target, frame[target]),
             "features": features,
         }
     }
@@ -122,11 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     frame = read_table(args.data, "parquet" if args.data.suffix == ".parquet" else "csv")
     contract = draft_contract(frame, args.target, args.id, args.max_categories)
     print(
+        f"# {describe_target(contract['contract']['target'], frame[args.target])}", file=sys.stderr
+    )
+    print(
         f"# Drafted from {args.data} ({len(frame)} rows). Review every line before you paste it:",
         file=sys.stderr,
     )
     print(
-        "# ranges are rounded outward, categories are only those seen, the positive class is the rarer one.",
+        "# ranges are rounded outward, categories are only those seen, a binary positive class is the rarer one.",
         file=sys.stderr,
     )
     yaml.safe_dump(contract, sys.stdout, sort_keys=False, default_flow_style=None, width=110)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.config import Contract, Feature, FeatureType
+from core.config import Contract, Feature, FeatureType, TaskType
 
 
 def feature_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
@@ -28,10 +28,19 @@ def feature_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
 
 
 def target_vector(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
-    """Return the target as 0/1 (1 = the positive class)."""
-    return (frame[contract.target.name].astype(str) == contract.target.positive).to_numpy(
-        dtype=np.int8
-    )
+    """Return the target as the model learns it, per task.
+
+    Binary: 0/1 (1 = the positive class); multiclass: the class's index in the contract's list
+    (-1 for a value outside it, which the data checks refuse first); regression: float64.
+    """
+    target = contract.target
+    column = frame[target.name]
+    if target.type is TaskType.regression:
+        return pd.to_numeric(column, errors="raise").to_numpy(dtype=np.float64)
+    if target.type is TaskType.multiclass:
+        index = {c: i for i, c in enumerate(target.classes)}
+        return np.array([index.get(v, -1) for v in column.astype(str)], dtype=np.int64)
+    return (column.astype(str) == target.positive).to_numpy(dtype=np.int8)
 
 
 def json_value(value: Any, feature: Feature) -> Any:

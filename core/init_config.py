@@ -24,9 +24,9 @@ import pandas as pd
 import yaml
 
 from core.cli import entry_point
-from core.config import Baseline, load_config
+from core.config import DEFAULT_METRIC, Baseline, TaskType, load_config
 from core.data import read_table
-from core.draft_contract import draft_contract
+from core.draft_contract import describe_target, draft_contract
 from core.errors import ConfigError
 from core.io import atomic_write_text
 from core.templates import render
@@ -55,9 +55,12 @@ def choose_slices(features: list[dict[str, Any]]) -> list[str]:
 
 
 def validation_bounds(frame: pd.DataFrame, target: str, positive: str) -> dict[str, Any]:
-    """Bounds from the observed table: half to a hundred times the rows, half to 1.5 times the share."""
+    """Bounds from the observed table: half to a hundred times the rows, half to 1.5 times the share.
+
+    The share bounds apply to a binary target's positive class (`positive`); other tasks have none.
+    """
     rows = len(frame)
-    share = float((frame[target].astype(str) == positive).mean())
+    share = float((frame[target].astype(str) == positive).mean()) if positive else 0.0
     return {
         "rows": rows,
         "share": f"{share:.3f}",
@@ -91,6 +94,7 @@ def draft_config(
     """Render the whole config text for `frame` read from `data`, to be written at `out`."""
     contract = draft_contract(frame, target, ids)
     body = contract["contract"]
+    task = TaskType(body["target"]["type"])
     return render(
         "config.yaml.j2",
         source=data.name,
@@ -101,16 +105,26 @@ def draft_config(
         contract=_contract_yaml(contract),
         slices=f"[{', '.join(choose_slices(body['features']))}]",
         min_improvement=Baseline().min_improvement,
-        **validation_bounds(frame, target, body["target"]["positive"]),
+        task=task.value,
+        metric=DEFAULT_METRIC[task],
+        estimator=ESTIMATORS[task],
+        **validation_bounds(frame, target, body["target"].get("positive", "")),
     )
 
 
+# The estimator a drafted config starts with, per task: fast, compiled to numpy for serving.
+ESTIMATORS = {
+    TaskType.binary: "sklearn.linear_model.LogisticRegression",
+    TaskType.multiclass: "sklearn.linear_model.LogisticRegression",
+    TaskType.regression: "sklearn.linear_model.Ridge",
+}
+
 REVIEW = """review before `make pipeline` (lines marked REVIEW in the file):
   - contract: types, nullability, ranges and categories are only what this file shows
-  - contract.target.positive: the rarer class was taken as the one to find
+  - contract.target: {task}
   - model.slices: {slices}
   - gate: the baseline comparison decides; absolute floors are commented out until you set them
-  - validation: row count and positive share bounds are the observed ones with margins
+  - validation: row count (and a binary positive share) bounds are the observed ones with margins
 next: make check-config && make pipeline"""
 
 
@@ -142,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         staged.unlink()
     atomic_write_text(args.out, text)
     print(f"✓ init: {args.out} for {args.data} ({len(frame)} rows, target {args.target})")
-    print(REVIEW.format(slices=", ".join(config.model.slices) or "none chosen"))
+    task = describe_target(config.contract.target.model_dump(mode="json"), frame[args.target])
+    print(REVIEW.format(slices=", ".join(config.model.slices) or "none chosen", task=task))
     return 0
 
 

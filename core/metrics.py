@@ -22,13 +22,18 @@ import numpy as np
 from scipy.stats import norm, rankdata
 from sklearn import metrics as skm
 
-from core.config import METRICS
+from core.config import METRICS, TASK_METRICS, Target, TaskType
 
 # Ranking metrics are undefined on rows of one class.
 RANKING = frozenset({"roc_auc", "pr_auc"})
+# Metrics of a multiclass target, computed from the (n, k) probability matrix and class indices.
+MULTICLASS = frozenset({"balanced_accuracy", "macro_f1", "weighted_f1"})
+# Metrics of a regression target, computed from the predicted and the true values.
+REGRESSION = frozenset({"rmse", "mae", "r2"})
 _EPS = 1e-15
 # The key under which training records the test part's calibration error (beside its metrics).
 CALIBRATION_ERROR = "calibration_error"
+TASK_METRICS_BINARY = TASK_METRICS[TaskType.binary]
 
 
 def _check(name: str) -> None:
@@ -36,9 +41,20 @@ def _check(name: str) -> None:
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
 
 
-def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> float:
-    """Compute one metric from 0/1 labels, positive-class probabilities and a threshold (NaN if undefined)."""
+def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float | None) -> float:
+    """Compute one metric (NaN if undefined) of the task the scores are of.
+
+    Binary: 0/1 labels, positive-class probabilities and the threshold. Multiclass: class indices
+    and the (n, k) probability matrix (`p.ndim == 2`; log_loss and accuracy have both forms).
+    Regression: true and predicted values. The threshold matters for binary labels only.
+    """
     _check(name)
+    if np.ndim(p) == 2 or name in MULTICLASS or name in REGRESSION:
+        return float(
+            vector_metric(name, np.asarray(y)[None, :], np.asarray(p)[None, ...], threshold)[0]
+        )
+    if threshold is None and name in {"accuracy", "precision", "recall", "f1"}:
+        raise ValueError(f"{name} of a binary classifier needs its threshold")
     if name in RANKING and not 0 < int(np.sum(y)) < len(y):
         return float("nan")
     if name == "roc_auc":
@@ -56,14 +72,36 @@ def metric_value(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> f
     return float(scorer[name](y, predicted, zero_division=0))
 
 
-def all_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute every metric of METRICS, plus the threshold, row count, positive share, calibration error.
+def class_recall_key(name: str) -> str:
+    """The metric key of one class's recall (MLflow allows letters, digits, _ - . / and spaces)."""
+    return "recall_class_" + "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
 
-    The calibration error travels with the test metrics (logged as test_calibration_error, then in
-    the bundle's metadata under "metrics"): the drift check reads it to decide whether the scores
-    can estimate performance before labels arrive (validation/estimate.py).
+
+def all_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float | None, target: Target | None = None
+) -> dict[str, float]:
+    """Compute every metric of the target's task (binary when no target is given), plus the row count.
+
+    Binary adds the threshold, the positive share and the calibration error; multiclass the recall
+    of each class (`class_recall_key`). The calibration error travels with the test metrics (logged
+    as test_calibration_error, then in the bundle's metadata under "metrics"): the drift check
+    reads it to decide whether the scores can estimate performance before labels arrive
+    (validation/estimate.py).
     """
-    out = {name: metric_value(name, y, p, threshold) for name in METRICS}
+    task = TaskType.binary if target is None else target.type
+    if task is not TaskType.binary:
+        assert target is not None
+        out = {name: metric_value(name, y, p, None) for name in target.metrics}
+        if task is TaskType.multiclass:
+            predicted = np.argmax(p, axis=1)
+            for i, cls in enumerate(target.classes):
+                mask = y == i
+                recall = float(np.mean(predicted[mask] == i)) if mask.any() else float("nan")
+                out[class_recall_key(cls)] = recall
+        out["n_rows"] = float(len(y))
+        return out
+    assert threshold is not None, "a binary classifier's metrics need its threshold"
+    out = {name: metric_value(name, y, p, threshold) for name in TASK_METRICS_BINARY}
     out[CALIBRATION_ERROR] = calibration_error(y, p)
     out["threshold"] = float(threshold)
     out["n_rows"] = float(len(y))
@@ -71,9 +109,13 @@ def all_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, flo
     return out
 
 
-def vector_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
-    """Compute a metric for every bootstrap row at once (y, p: shape (B, n)); NaN where undefined."""
+def vector_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Compute a metric for every bootstrap row at once (y: (B, n); p: (B, n) or (B, n, k)); NaN where undefined."""
     _check(name)
+    if p.ndim == 3:
+        return _vector_multiclass(name, y.astype(np.int64), p)
+    if name in REGRESSION:
+        return _vector_regression(name, y.astype(np.float64), p.astype(np.float64))
     if name == "roc_auc":
         n_pos = y.sum(axis=1)
         n_neg = y.shape[1] - n_pos
@@ -89,7 +131,47 @@ def vector_metric(name: str, y: np.ndarray, p: np.ndarray, threshold: float) -> 
         return np.array(
             [metric_value(name, yi, pi, threshold) for yi, pi in zip(y, p, strict=True)]
         )
+    if threshold is None:
+        raise ValueError(f"{name} of a binary classifier needs its threshold")
     return _vector_at_threshold(name, y, p >= threshold)
+
+
+def _vector_multiclass(name: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Multiclass metrics per bootstrap row: y class indices (B, n), p probabilities (B, n, k)."""
+    if name == "log_loss":
+        true = np.take_along_axis(p, y[..., None], axis=2)[..., 0]
+        return np.asarray(-np.log(np.clip(true, _EPS, 1.0)).mean(axis=1))
+    predicted = np.argmax(p, axis=2)
+    if name == "accuracy":
+        return np.asarray((predicted == y).mean(axis=1))
+    if name not in MULTICLASS:
+        raise KeyError(f"{name!r} is not a metric of a multiclass target")
+    k = p.shape[2]
+    # Per class (axis 1): true positives, predicted and actual counts in each row.
+    tp = np.stack([((predicted == c) & (y == c)).sum(axis=1) for c in range(k)], axis=1)
+    predicted_n = np.stack([(predicted == c).sum(axis=1) for c in range(k)], axis=1)
+    support = np.stack([(y == c).sum(axis=1) for c in range(k)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if name == "balanced_accuracy":  # mean recall over the classes present (as sklearn)
+            recall = np.where(support > 0, tp / support, np.nan)
+            return np.asarray(np.nanmean(recall, axis=1))
+        denominator = predicted_n + support
+        f1 = np.where(denominator > 0, 2 * tp / denominator, 0.0)
+        if name == "macro_f1":  # every class of the contract counts, as f1_score(labels=...)
+            return np.asarray(f1.mean(axis=1))
+        return np.asarray((f1 * support).sum(axis=1) / support.sum(axis=1))
+
+
+def _vector_regression(name: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Regression metrics per bootstrap row: y true values, p predictions, both (B, n)."""
+    error = p - y
+    if name == "rmse":
+        return np.asarray(np.sqrt((error**2).mean(axis=1)))
+    if name == "mae":
+        return np.asarray(np.abs(error).mean(axis=1))
+    total = ((y - y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1.0 - (error**2).sum(axis=1) / total, np.nan)
 
 
 def _vector_at_threshold(name: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -117,7 +199,7 @@ def bootstrap_standard_error(
     name: str,
     y: np.ndarray,
     p: np.ndarray,
-    threshold: float,
+    threshold: float | None,
     *,
     resamples: int = 200,
     max_rows: int = 20_000,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from core.config import Config, Feature, FeatureType
+from core.config import Config, Feature, FeatureType, Target, TaskType
 
 # dtype names GX's type check accepts for a numeric feature. A whole-number column without
 # nulls reads as int64; one null turns it into float64, so `integer` is only enforced by dtype
@@ -78,7 +78,8 @@ class Rule:
             how = "exactly" if k["exact_match"] else "at least"
             return f"{how} the {len(k['column_set'])} contract columns"
         if self.check is Check.classes:
-            return "both classes " + ", ".join(map(str, k["value_set"]))
+            values = list(map(str, k["value_set"]))
+            return ("both classes " if len(values) == 2 else "every class ") + ", ".join(values)
         if self.check is Check.extra:
             return self.expectation
         return str(self.check)
@@ -160,28 +161,52 @@ def contract_rules(config: Config) -> list[Rule]:
         )
     for feature in contract.features:
         rules.extend(feature_rules(feature))
-    target = contract.target
-    rules.append(
-        Rule(
-            Check.not_null,
-            Scope.target,
-            "ExpectColumnValuesToNotBeNull",
-            {"column": target.name},
-            target.name,
+    rules.extend(target_rules(contract.target, config))
+    for extra in bounds.extra_expectations:
+        column = extra.kwargs.get("column")
+        rules.append(
+            Rule(
+                Check.extra,
+                Scope.extra,
+                extra.expectation,
+                dict(extra.kwargs),
+                column if isinstance(column, str) else None,
+            )
         )
-    )
-    rules.append(
-        Rule(
-            Check.classes,
-            Scope.target,
-            "ExpectColumnDistinctValuesToEqualSet",
-            {"column": target.name, "value_set": list(target.classes)},
-            target.name,
+    return rules
+
+
+def target_rules(target: Target, config: Config) -> list[Rule]:
+    """The target's rules per task: classes (and a binary positive share), or numbers in range."""
+
+    def rule(check: Check, expectation: str, **kwargs: Any) -> Rule:
+        return Rule(
+            check, Scope.target, expectation, {"column": target.name, **kwargs}, target.name
         )
+
+    rules = [rule(Check.not_null, "ExpectColumnValuesToNotBeNull")]
+    if target.type is TaskType.regression:
+        rules.append(
+            rule(Check.numeric_type, "ExpectColumnValuesToBeInTypeList", type_list=NUMERIC_TYPES)
+        )
+        if target.min is not None or target.max is not None:
+            rules.append(
+                rule(
+                    Check.between,
+                    "ExpectColumnValuesToBeBetween",
+                    min_value=target.min,
+                    max_value=target.max,
+                )
+            )
+        return rules
+    rules.append(
+        rule(Check.classes, "ExpectColumnDistinctValuesToEqualSet", value_set=list(target.classes))
     )
+    if target.type is not TaskType.binary:
+        return rules  # validation.positive_share bounds a binary target's positive class only
     # GX has no "share of a value" expectation; `mostly` on a one-value set is exactly that:
     # at least `min` of the rows are positive, and at least 1 - `max` are negative.
-    share = bounds.positive_share
+    share = config.validation.positive_share
     for cls, mostly in (
         (target.positive, share.min),
         (target.negative, None if share.max is None else 1 - share.max),
@@ -197,17 +222,6 @@ def contract_rules(config: Config) -> list[Rule]:
                     positive=target.positive,
                 )
             )
-    for extra in bounds.extra_expectations:
-        column = extra.kwargs.get("column")
-        rules.append(
-            Rule(
-                Check.extra,
-                Scope.extra,
-                extra.expectation,
-                dict(extra.kwargs),
-                column if isinstance(column, str) else None,
-            )
-        )
     return rules
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.config import Config
+from core.config import Config, TaskType
 
 FEEDBACK = "prediction_feedback_total"
 LIVE_METRICS = ("accuracy", "precision", "recall", "f1")
@@ -28,7 +28,9 @@ class Floor:
 
 
 def floors(config: Config) -> list[Floor]:
-    """The gate's `min` rules on metrics a confusion matrix gives."""
+    """The gate's `min` rules on metrics a two-class confusion matrix gives (binary targets only)."""
+    if config.contract.target.type is not TaskType.binary:
+        return []  # the queries read one positive class; other tasks' live metrics: `make drift`
     return [
         Floor(rule.metric, rule.min)
         for rule in config.gate.rules

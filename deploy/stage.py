@@ -32,14 +32,15 @@ import pandas as pd
 
 from core.bundle import Bundle, load_bundle
 from core.cli import entry_point, step
-from core.columns import LABEL, MODEL_VERSION, PROBABILITY
-from core.config import Config, Contract, FeatureType, load_config
+from core.columns import LABEL, MODEL_VERSION, PROBABILITIES, PROBABILITY, VALUE
+from core.config import Config, Contract, FeatureType, TaskType, load_config
 from core.data import read_table
 from core.errors import DeployError, ServiceUnavailable
 from core.frames import feature_frame, request_records
 from core.io import atomic_write_json
 from core.net import free_port
 from core.settings import get_settings
+from core.task import model_scores
 from deploy.build_image import build_image
 from deploy.containers import container_env, run_argv, runtime
 from deploy.image import local_process, parse_dockerfile
@@ -219,6 +220,42 @@ def bad_record(record: dict[str, Any], contract: Contract) -> tuple[dict[str, An
     return broken, target.name
 
 
+def served_score(body: dict[str, Any], contract: Contract) -> Any:
+    """The score in one /predict answer, as the task gives it (None when it is missing)."""
+    target = contract.target
+    if target.type is TaskType.regression:
+        return body.get(VALUE)
+    if target.type is TaskType.multiclass:
+        by_class = body.get(PROBABILITIES)
+        if not isinstance(by_class, dict) or set(by_class) != set(target.classes):
+            return None
+        return [by_class[c] for c in target.classes]
+    return body.get(PROBABILITY)
+
+
+def answer_agrees(
+    body: dict[str, Any], want: Any, threshold: float | None, contract: Contract
+) -> bool:
+    """The served score matches the bundle's in process, and so does the label it gives."""
+    got = served_score(body, contract)
+    values = got if isinstance(got, list) else [got]
+    wanted = want if isinstance(want, list) else [want]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return False
+    if any(
+        abs(float(g) - float(w)) > TOLERANCE * max(1.0, abs(float(w)))
+        for g, w in zip(values, wanted, strict=True)
+    ):
+        return False
+    target = contract.target
+    if target.type is TaskType.regression:
+        return True
+    if target.type is TaskType.multiclass:
+        return body.get(LABEL) == target.classes[wanted.index(max(wanted))]
+    assert threshold is not None, "a binary bundle carries its threshold"
+    return label_agrees(body.get(LABEL), float(values[0]), threshold, contract)
+
+
 def label_agrees(label: Any, probability: float, threshold: float, contract: Contract) -> bool:
     """The served label is the positive class exactly when the probability reaches the threshold."""
     positive = probability >= threshold
@@ -248,7 +285,7 @@ def smoke(
     if base_url is None:
         raise DeployError("smoke needs a service or a URL")
     rows = sample_records(read_table(config.data_path, config.data.format), contract, n_rows, 0)
-    expected = bundle.pipeline.predict_proba(feature_frame(rows, contract))[:, 1]
+    expected = model_scores(bundle.pipeline, feature_frame(rows, contract), contract.target)
     checks: list[dict[str, Any]] = []
 
     def check(name: str, ok: bool, detail: Any = None) -> None:
@@ -260,20 +297,15 @@ def smoke(
             response = client.get(path)
             check(f"GET {path} is 200", response.status_code == 200, response.status_code)
         predictions = []
-        for record, want in zip(request_records(rows, contract), expected, strict=True):
+        for record, want in zip(request_records(rows, contract), expected.tolist(), strict=True):
             response = client.post("/predict", json=record)
             body = response.json() if response.status_code == 200 else {}
-            got = body.get(PROBABILITY)
             ok = (
                 response.status_code == 200
-                and isinstance(got, int | float)
-                and abs(float(got) - float(want)) <= TOLERANCE
-                and label_agrees(body.get(LABEL), float(got), bundle.threshold, contract)
+                and answer_agrees(body, want, bundle.threshold, contract)
                 and str(body.get(MODEL_VERSION)) == bundle.version
             )
-            predictions.append(
-                {"status": response.status_code, "expected": float(want), "served": body}
-            )
+            predictions.append({"status": response.status_code, "expected": want, "served": body})
             check("POST /predict matches the bundle in process", ok, predictions[-1])
         broken, field_name = bad_record(request_records(rows, contract)[0], contract)
         response = client.post("/predict", json=broken)

@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from core.bundle import METADATA_FILE, check_settings_anchor, load_bundle
@@ -39,23 +38,25 @@ from core.cli import entry_point, github_output, step, table
 from core.columns import (
     FEEDBACK,
     FEEDBACK_LABEL,
+    LABEL,
     MODEL_VERSION,
     REFERENCE_LABEL,
+    REFERENCE_PREDICTED,
     REFERENCE_SCORE,
     SCORE,
     TS,
 )
-from core.config import Config, Contract, load_config
+from core.config import Config, Contract, TaskType, load_config
 from core.data import read_table
 from core.errors import (
     BundleIntegrityError,
-    ContractError,
     DataError,
     ServiceUnavailable,
     TemplateError,
 )
 from core.prediction_log import first_logged, read_predictions
 from core.settings import Settings, get_settings
+from core.task import labels, model_scores, summary_scores, truth_values
 from validation.drift import DRIFT_EXIT_CODE, DriftResult, detect_drift
 from validation.drift_report import HTML_FILE, JSON_FILE, MARKDOWN_FILE, feature_rows, write_report
 from validation.profile import contract_features, read_reference
@@ -115,6 +116,13 @@ def normalise_window(
         if name in raw.columns:
             window[REFERENCE_LABEL] = labels_01(raw[name], contract, f"{source}: column {name!r}")
             break
+    if contract.target.type is TaskType.multiclass:
+        for name in (REFERENCE_PREDICTED, LABEL):
+            if name in raw.columns:
+                window[REFERENCE_PREDICTED] = (
+                    raw[name].astype(object).where(raw[name].notna(), None)
+                )
+                break
     versions = (
         {str(v) for v in raw[MODEL_VERSION].dropna().unique()}
         if MODEL_VERSION in raw.columns
@@ -124,28 +132,17 @@ def normalise_window(
 
 
 def labels_01(column: pd.Series, contract: Contract, what: str) -> pd.Series:
-    """Map class names (or 0/1) to 0/1 floats, NaN where there is no label."""
-    positive, negative = contract.target.positive, contract.target.negative
-    mapping = {
-        positive: 1.0,
-        negative: 0.0,
-        "1": 1.0,
-        "0": 0.0,
-        "1.0": 1.0,
-        "0.0": 0.0,
-        "True": 1.0,
-        "False": 0.0,
-    }
-    text = column.astype(object).where(column.notna(), None)
-    mapped = text.map(lambda v: np.nan if v is None else mapping.get(str(v), -1.0)).astype(
-        "float64"
-    )
-    bad = mapped == -1.0
-    if bad.any():
-        raise ContractError(
-            f"{what} has label {text[bad].iloc[0]!r}; expected {negative!r} or {positive!r} (or 0/1)"
-        )
-    return mapped
+    """Map true labels to the target's encoding (binary 0/1, class index, value), NaN where none."""
+    text = column.astype(object).where(column.notna(), None).tolist()
+    values = truth_values(text, contract.target, what)
+    return pd.Series(values, index=column.index, dtype="float64")
+
+
+def _threshold(metadata: dict[str, Any], contract: Contract) -> float | None:
+    """The bundle's decision threshold (binary; 0.5 for a bundle that recorded none), else None."""
+    if contract.target.type is not TaskType.binary:
+        return None
+    return float(metadata.get("threshold") or 0.5)
 
 
 def training_metrics(metadata: dict[str, Any]) -> dict[str, float]:
@@ -218,11 +215,20 @@ def empty_window(contract: Contract) -> pd.DataFrame:
     return pd.DataFrame(columns=[*contract.feature_names, REFERENCE_SCORE])
 
 
-def score_with_bundle(bundle: Path, window: pd.DataFrame, contract: Contract) -> pd.Series:
-    """Score rows that came without a score (a file) with the bundle's model."""
-    model = load_bundle(bundle).pipeline
-    probabilities = model.predict_proba(window[contract.feature_names])[:, 1]
-    return pd.Series(probabilities, index=window.index, dtype="float64")
+def score_with_bundle(bundle: Path, window: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Score rows that came without a score (a file) with the bundle's model.
+
+    Returns the score column (core.task.summary_scores) and, for a multiclass model, the class it
+    predicts: what the prediction log holds for served rows.
+    """
+    loaded = load_bundle(bundle)
+    scores = model_scores(loaded.pipeline, window[contract.feature_names], contract.target)
+    out = pd.DataFrame(
+        {REFERENCE_SCORE: summary_scores(scores, contract.target)}, index=window.index
+    )
+    if contract.target.type is TaskType.multiclass:
+        out[REFERENCE_PREDICTED] = labels(scores, contract.target, loaded.threshold)
+    return out
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -274,14 +280,16 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
         shares = invalid_share(raw, config)
     if REFERENCE_SCORE not in window.columns:
         with step("scores from the bundle's model"):
-            window[REFERENCE_SCORE] = score_with_bundle(bundle, window, config.contract)
+            scored = score_with_bundle(bundle, window, config.contract)
+            for column in scored.columns:
+                window[column] = scored[column]
     with step("drift statistics"):
         result = detect_drift(
             reference,
             window,
             config.contract,
             config.drift,
-            threshold=float(metadata.get("threshold", 0.5)),
+            threshold=_threshold(metadata, config.contract),
             training_metrics=training_metrics(metadata),
             invalid_share=shares,
         )

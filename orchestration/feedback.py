@@ -18,11 +18,12 @@ from typing import Any
 import pandas as pd
 
 from core.columns import FEEDBACK, FEEDBACK_LABEL, REQUEST_ID
-from core.config import Config, Contract, FeatureType
+from core.config import Config, Contract, FeatureType, TaskType
 from core.data import read_table
-from core.errors import DataError
+from core.errors import ContractError, DataError
 from core.prediction_log import read_predictions
 from core.settings import Settings
+from core.task import truth_values
 
 # Where a window names its true class: the prediction log's column, else a file's.
 LOG_LABELS = (FEEDBACK, FEEDBACK_LABEL)
@@ -55,7 +56,7 @@ def window_start(context: dict[str, Any], config: Config, now: datetime | None =
 
 
 def labelled_rows(raw: pd.DataFrame, contract: Contract, source: str) -> pd.DataFrame:
-    """Keep the rows that carry a true class; return request_id, the features, the target."""
+    """Keep the rows that carry a true class (or value); return request_id, the features, the target."""
     target = contract.target.name
     label = next((c for c in (*LOG_LABELS, target) if c in raw.columns), None)
     if label is None or len(raw) == 0:
@@ -64,8 +65,18 @@ def labelled_rows(raw: pd.DataFrame, contract: Contract, source: str) -> pd.Data
     if missing:
         raise DataError(f"{source}: feature column(s) missing: {', '.join(missing)}")
     rows = raw[raw[label].notna()]
-    labels = rows[label].map(_class_name)
-    unknown = sorted(set(labels) - set(contract.target.classes))
+    if contract.target.type is TaskType.regression:
+        try:  # the log keeps a regression's true value as text
+            values = truth_values(
+                rows[label].tolist(), contract.target, f"{source}: column {label!r}"
+            )
+        except ContractError as exc:
+            raise DataError(str(exc)) from None
+        labels = pd.Series(values, index=rows.index, dtype="float64")
+        unknown = []
+    else:
+        labels = rows[label].map(_class_name)
+        unknown = sorted(set(labels) - set(contract.target.classes))
     if unknown:
         raise DataError(
             f"{source}: column {label!r} has label(s) {unknown} outside classes "

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from core.cli import entry_point, step, table
-from core.config import Config, load_config
+from core.config import Config, TaskType, load_config
 from core.errors import GateRejected
 from core.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from core.metrics import comparison_rows
 from core.settings import Settings, get_settings
+from core.task import labels, summary_scores
 from training import evaluate, gate, registry, report
 from training.data import Dataset, load_dataset
 from training.evaluate import Evaluation
@@ -40,7 +41,7 @@ class TrainResult:
 
     decision: gate.Decision
     metrics: dict[str, float]
-    threshold: float
+    threshold: float | None
     run_id: str | None = None
     version: str | None = None
     champion_version: str | None = None
@@ -77,8 +78,10 @@ def train_and_gate(
         evaluation = evaluate.evaluate_model(model, ds, config)
     with _timed("gate", timings):
         champion = read_champion(client, config, settings)
-        scores = None if champion is None else gate.score_champion(champion, ds.test.X)
-        decision = gate.judge(config, ds.test.y, evaluation, scores, gate.score_baseline(ds))
+        target = config.contract.target
+        scores = None if champion is None else gate.score_champion(champion, ds.test.X, target)
+        baseline = gate.score_baseline(ds, target)
+        decision = gate.judge(config, ds.test.y, evaluation, scores, baseline)
     with _timed("report", timings, str(reports)):
         files = report.artifacts(
             config,
@@ -133,11 +136,14 @@ def training_reference(config: Config, ds: Dataset, evaluation: Evaluation) -> d
     """Build the drift reference from the held-out rows and their scores."""
     # Held-out rows only: in-sample scores of a flexible model are sharper than live ones, and
     # the score-drift test would then fire on healthy traffic.
+    target = config.contract.target
+    scores = np.concatenate([evaluation.p_validation, evaluation.p_test])
     ref, profile = build_reference(
         pd.concat([ds.validation.X, ds.test.X]),
-        np.concatenate([evaluation.p_validation, evaluation.p_test]),
+        summary_scores(scores, target),
         config.contract,
         seed=config.model.seed,
+        predicted=labels(scores, target, None) if target.type is TaskType.multiclass else None,
     )
     return reference_files(ref, profile)
 
@@ -195,8 +201,14 @@ def log_and_register(
     )
     with _timed("log", timings), registry.reachable(settings):
         experiment_id = registry.ensure_experiment(client, config.mlflow.experiment, settings)
-        # What gets registered carries the threshold: every consumer labels alike.
-        registered = with_threshold(model, evaluation.threshold, ds.validation) if passed else None
+        # What gets registered carries a binary threshold: every consumer labels alike.
+        registered = None
+        if passed:
+            registered = (
+                model
+                if evaluation.threshold is None
+                else with_threshold(model, evaluation.threshold, ds.validation)
+            )
         run_id, logged_model = registry.log_run(
             replace(record, experiment_id=experiment_id), registered, ds.test.X.head(5)
         )

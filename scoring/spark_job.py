@@ -30,11 +30,12 @@ import pandas as pd
 
 from core.bundle import bundle_digest, check_settings_anchor, verify_bundle
 from core.cli import entry_point, step
-from core.columns import LABEL, MODEL_VERSION, SCORE
-from core.config import Config, load_config
+from core.columns import MODEL_VERSION
+from core.config import Config, Target, load_config
 from core.errors import DataError
 from core.io import replace_dir
 from core.settings import get_settings
+from core.task import output_columns
 from scoring.score import add_io_arguments
 from scoring.stream import REASON, check_columns, input_files
 
@@ -101,17 +102,20 @@ def _scorer(bundle_name: str, config: Config, digest: str) -> Any:
         ids = config.contract.id_columns
         for frame in batches:
             scored, rejected = score_chunk(frame, bundle, config, 0)
-            yield pd.concat([scored.assign(**{REASON: None}), _rejects(frame, rejected, ids)])
+            rejects = _rejects(frame, rejected, ids, config.contract.target)
+            yield pd.concat([scored.assign(**{REASON: None}), rejects])
 
     return score
 
 
-def _rejects(frame: pd.DataFrame, rejected: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+def _rejects(
+    frame: pd.DataFrame, rejected: pd.DataFrame, ids: list[str], target: Target
+) -> pd.DataFrame:
     """Rejected rows in the output schema: their ids (original types) and the reason."""
     positions = rejected["row"].to_numpy()
     out = pd.DataFrame({c: frame[c].to_numpy()[positions] for c in ids if c in frame})
-    out[SCORE] = float("nan")
-    out[LABEL] = None
+    for name, kind in output_columns(target):
+        out[name] = float("nan") if kind is float else None
     out[MODEL_VERSION] = None
     out[REASON] = rejected[REASON].to_numpy()
     return out
@@ -154,8 +158,10 @@ def score_spark(
         schema = T.StructType(
             [
                 *id_fields,
-                T.StructField(SCORE, T.DoubleType()),
-                T.StructField(LABEL, T.StringType()),
+                *(
+                    T.StructField(name, T.DoubleType() if kind is float else T.StringType())
+                    for name, kind in output_columns(config.contract.target)
+                ),
                 T.StructField(MODEL_VERSION, T.StringType()),
                 T.StructField(REASON, T.StringType()),
             ]

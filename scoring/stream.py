@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from core.bundle import Bundle
 from core.checks import validate_features
-from core.columns import LABEL, MODEL_VERSION, SCORE
+from core.columns import MODEL_VERSION
 from core.config import Config, FeatureType
 from core.data import (
     THOUSANDS,
@@ -40,10 +40,12 @@ from core.data import (
 from core.errors import ContractError, DataError
 from core.frames import feature_frame
 from core.io import remove_stale_temps, replace_files, temp_path
+from core.task import model_scores, output_columns, scored_columns
 
 DEFAULT_CHUNK_ROWS = 100_000
 READ_BLOCK_BYTES = 1 << 20
-# Batch output: the id columns, then the log's SCORE, LABEL and MODEL_VERSION (core/columns.py).
+# Batch output: the id columns, then the task's columns (core.task.output_columns: the log's SCORE
+# and LABEL, a multiclass model's class probabilities) and MODEL_VERSION (core/columns.py).
 REASON, ROW = "reject_reason", "row"
 
 
@@ -214,17 +216,17 @@ def score_chunk(
     check = validate_features(frame, config)
     ok = check.ok_mask.to_numpy()
     good = frame[ok]
-    proba = (
-        bundle.pipeline.predict_proba(feature_frame(good, contract))[:, 1]
-        if len(good)
-        else np.empty(0)
-    )
     target = contract.target
     scored = pd.DataFrame({c: good[c].to_numpy() for c in contract.id_columns if c in frame})
-    scored[SCORE] = proba
-    # The threshold the model carries, by sklearn's own rule (FixedThresholdClassifier.predict is
-    # `score >= threshold`): the labels of `predict`, without scoring twice.
-    scored[LABEL] = np.where(proba >= bundle.threshold, target.positive, target.negative)
+    if len(good):
+        scores = model_scores(bundle.pipeline, feature_frame(good, contract), target)
+        # The threshold the model carries, by sklearn's own rule (FixedThresholdClassifier.predict
+        # is `score >= threshold`): the labels of `predict`, without scoring twice.
+        for name, values in scored_columns(scores, target, bundle.threshold).items():
+            scored[name] = values
+    else:
+        for name, kind in output_columns(target):
+            scored[name] = pd.Series(dtype="float64" if kind is float else "object")
     scored[MODEL_VERSION] = bundle.version
     rejected = frame[~ok].astype(str).where(frame[~ok].notna(), None)
     rejected.insert(0, ROW, np.flatnonzero(~ok) + offset)
@@ -350,14 +352,11 @@ def score_file(
 def _empty(columns: list[str], bundle: Bundle, config: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Zero-row frames with the output columns, for a file that ends up with no rows of a kind."""
     ids = {c: pd.Series(dtype="object") for c in config.contract.id_columns if c in columns}
-    scored = pd.DataFrame(
-        {
-            **ids,
-            SCORE: pd.Series(dtype="float64"),
-            LABEL: pd.Series(dtype="object"),
-            MODEL_VERSION: pd.Series(dtype="object"),
-        }
-    )
+    outputs = {
+        name: pd.Series(dtype="float64" if kind is float else "object")
+        for name, kind in output_columns(config.contract.target)
+    }
+    scored = pd.DataFrame({**ids, **outputs, MODEL_VERSION: pd.Series(dtype="object")})
     rejected: dict[str, Any] = {ROW: pd.Series(dtype="int64")}
     rejected.update({c: pd.Series(dtype="object") for c in columns})
     rejected[REASON] = pd.Series(dtype="object")

@@ -24,17 +24,17 @@ from fastapi.security import APIKeyHeader
 from pydantic import TypeAdapter, ValidationError
 from starlette.background import BackgroundTask
 
-from core.columns import LABEL, MODEL_VERSION, PROBABILITY, REQUEST_ID
+from core.columns import LABEL, MODEL_VERSION, REQUEST_ID
 from core.config import load_config
 from core.errors import TemplateError
 from core.settings import Settings, get_settings
 from serving.metrics import MetricsMiddleware
 from serving.schemas import (
-    BatchColumnsPrediction,
-    BatchPrediction,
     FeedbackAccepted,
-    Prediction,
+    batch_prediction_model,
     column_lengths,
+    columns_prediction_model,
+    prediction_model,
 )
 from serving.service import ModelService
 from serving.v2 import v2_router
@@ -173,23 +173,20 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
     limit = service.config.serving.max_body_bytes
     router = APIRouter(tags=["prediction"], dependencies=auth, responses=_errors(auth))
 
-    @router.post("/predict", response_model=Prediction, openapi_extra=_body("Record"))
+    target = service.target
+    prediction = prediction_model(target)
+    by_record, by_columns = batch_prediction_model(target), columns_prediction_model(target)
+
+    @router.post("/predict", response_model=prediction, openapi_extra=_body("Record"))
     async def predict(request: Request) -> Response:
-        """Score one record: probability, label at the model's threshold, version, request id."""
+        """Score one record: the task's answer (probability and label, class probabilities and label, or value), version, request id."""
         values = _validate(record, await _read_body(request, limit))
-        request_id, score, label = await service.predict_one(values)
-        return _json(
-            {
-                REQUEST_ID: request_id,
-                PROBABILITY: score,
-                LABEL: label,
-                MODEL_VERSION: service.version,
-            }
-        )
+        answer = await service.predict_one(values)
+        return _json({**answer, MODEL_VERSION: service.version})
 
     @router.post(
         "/predict/batch",
-        response_model=BatchPrediction | BatchColumnsPrediction,
+        response_model=by_record | by_columns,
         openapi_extra=_body("BatchRequest", "BatchColumns"),
     )
     async def predict_batch(request: Request) -> Response:
@@ -207,17 +204,18 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
                 raise _body_errors(errors)
             answers = await service.predict_columns(columns, n)
             return _json(
-                {MODEL_VERSION: version, **answers._asdict()},
+                {MODEL_VERSION: version, **service.columns_answer(answers)},
                 background=BackgroundTask(service.log_batch, answers, columns),
             )
         records = _validate(batch, body)["records"]
         answers = await service.predict_many(records)
+        labels: list[str | None] = [*answers.labels] if answers.labels else [None] * len(records)
         return _json(
             {
                 MODEL_VERSION: version,
                 "predictions": [
-                    {REQUEST_ID: rid, PROBABILITY: p, LABEL: lab, MODEL_VERSION: version}
-                    for rid, p, lab in zip(*answers, strict=True)
+                    {**service.answer(rid, p, lab), MODEL_VERSION: version}
+                    for rid, p, lab in zip(answers.request_ids, answers.scores, labels, strict=True)
                 ],
             },
             background=BackgroundTask(service.log_batch, answers, records),
@@ -227,7 +225,7 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
 
 
 def feedback_router(service: ModelService, auth: list[Any]) -> APIRouter:
-    """POST /feedback: the true class of a logged prediction."""
+    """POST /feedback: the true class (or value) of a logged prediction."""
     model = service.schemas["Feedback"]
     router = APIRouter(tags=["feedback"], dependencies=auth, responses=_errors(auth))
 

@@ -12,19 +12,18 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from core.bundle import POSITIVE_LABEL
 from core.compiled import Columns
 from core.config import Contract
 from core.frames import feature_frame
+from core.task import model_scores
 
 
 class SklearnScorer:
-    """The positive class's probability from the fitted model, for records given by column."""
+    """The task's scores (core/task.py) from the fitted model, for records given by column."""
 
     def __init__(self, model: Any, contract: Contract) -> None:
         self.model = model
         self.contract = contract
-        self.positive = list(model.classes_).index(POSITIVE_LABEL)
         # One OpenMP thread per worker: the service parallelises by workers and concurrent requests,
         # and starting an OpenMP pool on every call is what makes a one-row tree-ensemble
         # prediction cost ~5 ms instead of ~0.6 ms (measured on HistGradientBoosting).
@@ -32,5 +31,4 @@ class SklearnScorer:
 
     def __call__(self, columns: Columns, n: int) -> np.ndarray:
         frame = feature_frame(pd.DataFrame(dict(columns), index=range(n)), self.contract)
-        proba = self.model.predict_proba(frame)
-        return np.asarray(proba[:, self.positive], dtype=np.float64)
+        return model_scores(self.model, frame, self.contract.target)

@@ -16,11 +16,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, create_model
 from typing_extensions import TypedDict
 
-from core.columns import LABEL, REQUEST_ID
-from core.config import Contract, Feature, FeatureType
+from core.columns import (
+    LABEL,
+    LABELS,
+    MODEL_VERSION,
+    PROBABILITIES,
+    PROBABILITY,
+    REQUEST_ID,
+    REQUEST_IDS,
+    VALUE,
+    VALUES,
+)
+from core.config import Contract, Feature, FeatureType, Target, TaskType
 
 
 def _field_type(feature: Feature) -> Any:
@@ -135,11 +145,31 @@ def column_lengths(columns: dict[str, list[Any]]) -> tuple[int, list[dict[str, A
 
 
 def feedback_schema(contract: Contract) -> TypeAdapter[Any]:
-    """Validator of ground truth sent back for a logged prediction."""
-    classes = tuple(contract.target.classes)
+    """Validator of ground truth sent back for a logged prediction: the true class, or value.
+
+    The field is `label` for every task: one of the classes, or for a regression a number (a
+    string or a class name is a 422 naming the field; the contract's range bounds it).
+    """
+    target = contract.target
+    truth: Any
+    if target.type is TaskType.regression:
+        truth = Annotated[
+            float,
+            Field(
+                strict=True,
+                ge=target.min,
+                le=target.max,
+                allow_inf_nan=False,
+                description=f"the true value of {target.name}",
+            ),
+        ]
+    else:
+        truth = Annotated[
+            Literal[tuple(target.classes)], Field(description="one of the target's classes")
+        ]
     fields = {
         REQUEST_ID: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
-        LABEL: Annotated[Literal[classes], Field(description="one of the target's classes")],
+        LABEL: truth,
     }
     return TypeAdapter(
         _typed_dict(
@@ -150,33 +180,75 @@ def feedback_schema(contract: Contract) -> TypeAdapter[Any]:
     )
 
 
-class Prediction(BaseModel):
-    """The answer for one record."""
-
-    request_id: str
-    probability: float = Field(description="predicted probability of the positive class")
-    label: str = Field(description="class at the model's decision threshold")
-    model_version: str
+def _model(name: str, doc: str, fields: dict[str, Any]) -> type[BaseModel]:
+    """A response model built at run time from the contract (what mypy cannot read as a literal)."""
+    factory: Any = create_model
+    model: type[BaseModel] = factory(name, __doc__=doc, **fields)
+    return model
 
 
-class BatchPrediction(BaseModel):
-    """The answers for a batch, in request order."""
+def _answer_fields(target: Target) -> dict[str, Any]:
+    """The fields of one record's answer besides its request id and model version, per task."""
+    if target.type is TaskType.regression:
+        return {VALUE: (float, Field(description=f"predicted {target.name}"))}
+    if target.type is TaskType.multiclass:
+        classes = {c: (float, Field(ge=0, le=1)) for c in target.classes}
+        probabilities = _model("ClassProbabilities", "The probability of each class.", classes)
+        return {
+            PROBABILITIES: (
+                probabilities,
+                Field(description="predicted probability of each class"),
+            ),
+            LABEL: (str, Field(description="the most probable class")),
+        }
+    return {
+        PROBABILITY: (float, Field(description="predicted probability of the positive class")),
+        LABEL: (str, Field(description="class at the model's decision threshold")),
+    }
 
-    model_version: str
-    predictions: list[Prediction]
+
+def prediction_model(target: Target) -> type[BaseModel]:
+    """The answer for one record, for the contract's task (the OpenAPI schema of /predict)."""
+    fields = {REQUEST_ID: (str, ...), **_answer_fields(target), MODEL_VERSION: (str, ...)}
+    return _model("Prediction", "The answer for one record.", fields)
 
 
-class BatchColumnsPrediction(BaseModel):
-    """The answers for a batch sent by column, by column, in request order."""
+def batch_prediction_model(target: Target) -> type[BaseModel]:
+    """The answers for a batch of records, in request order."""
+    item: Any = prediction_model(target)
+    fields = {MODEL_VERSION: (str, ...), "predictions": (list[item], ...)}
+    return _model("BatchPrediction", "The answers for a batch, in request order.", fields)
 
-    model_version: str
-    request_ids: list[str]
-    probabilities: list[float] = Field(description="predicted probability of the positive class")
-    labels: list[str] = Field(description="class at the model's decision threshold")
+
+def columns_prediction_model(target: Target) -> type[BaseModel]:
+    """The answers for a batch sent by column, by column, in request order, per task."""
+    fields: dict[str, Any] = {MODEL_VERSION: (str, ...), REQUEST_IDS: (list[str], ...)}
+    if target.type is TaskType.regression:
+        fields[VALUES] = (list[float], Field(description=f"predicted {target.name}"))
+    else:
+        if target.type is TaskType.multiclass:
+            by_class = {c: (list[float], ...) for c in target.classes}
+            fields[PROBABILITIES] = (
+                _model(
+                    "ClassProbabilityColumns", "Per class, its probability per record.", by_class
+                ),
+                Field(description="per class, the probability of each record"),
+            )
+        else:
+            fields[PROBABILITIES] = (
+                list[float],
+                Field(description="predicted probability of the positive class"),
+            )
+        fields[LABELS] = (list[str], Field(description="the class each record is given"))
+    return _model(
+        "BatchColumnsPrediction",
+        "The answers for a batch sent by column, by column, in request order.",
+        fields,
+    )
 
 
 class FeedbackAccepted(BaseModel):
     """Ground truth was stored against the logged prediction."""
 
     request_id: str
-    label: str
+    label: str | float

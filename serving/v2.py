@@ -35,8 +35,8 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from typing_extensions import TypedDict
 
-from core.columns import LABEL, PROBABILITY, REQUEST_ID
-from core.config import Contract, Feature, FeatureType
+from core.columns import LABEL, PROBABILITIES, PROBABILITY, REQUEST_ID, VALUE
+from core.config import Contract, Feature, FeatureType, TaskType
 from serving.service import Answers, ModelService
 
 JSON = "application/json"
@@ -86,22 +86,27 @@ class Output:
 
     name: str
     datatype: str
-    values: Callable[[Answers], list[Any]]
+    values: Callable[[Answers], list[Any]]  # row-major: `width` values per row
+    width: int = 1
 
 
 def task_outputs(contract: Contract) -> tuple[Output, ...]:
     """The output tensors of the contract's task.
 
-    A binary target (the only task the contract has today) gives the positive class's
-    probability, the label and the request id; a multiclass task would add a `[n, k]`
-    probabilities tensor and a regression one its prediction here, nothing else changes.
+    A binary target gives the positive class's probability, the label and the request id; a
+    multiclass one the `[n, k]` probabilities (classes in contract order), the label and the
+    request id; a regression its value and the request id.
     """
-    del contract  # every contract is binary for now
-    return (
-        Output(PROBABILITY, "FP64", lambda a: a.probabilities),
-        Output(LABEL, "BYTES", lambda a: a.labels),
-        Output(REQUEST_ID, "BYTES", lambda a: a.request_ids),
-    )
+    target = contract.target
+    ids = Output(REQUEST_ID, "BYTES", lambda a: a.request_ids)
+    if target.type is TaskType.regression:
+        return (Output(VALUE, "FP64", lambda a: a.scores), ids)
+    label = Output(LABEL, "BYTES", lambda a: a.labels or [])
+    if target.type is TaskType.multiclass:
+        k = len(target.classes)
+        flat = Output(PROBABILITIES, "FP64", lambda a: [p for row in a.scores for p in row], k)
+        return (flat, label, ids)
+    return (Output(PROBABILITY, "FP64", lambda a: a.scores), label, ids)
 
 
 # The envelope of a request, as the protocol defines it; the contract's checks come after.
@@ -379,7 +384,7 @@ class V2Model:
             tensor: dict[str, Any] = {
                 "name": output.name,
                 "datatype": output.datatype,
-                "shape": [n],
+                "shape": [n] if output.width == 1 else [n, output.width],
             }
             if binary:
                 raw = to_binary(output.datatype, values)

@@ -25,7 +25,12 @@ ROOT_CONFIG = ROOT / "config.yaml"
 # fork's own config.yaml and data leave them green.
 CHURN_CONFIG = ROOT / "tests" / "fixtures" / "churn" / "config.yaml"
 CREDIT_CONFIG = ROOT / "examples" / "credit" / "config.yaml"
-CONFIGS = {"telco": CHURN_CONFIG, "credit": CREDIT_CONFIG}
+# One shipped example per task besides binary: a multiclass and a regression table.
+TASK_CONFIGS = {
+    "multiclass": ROOT / "examples" / "hpc" / "config.yaml",
+    "regression": ROOT / "examples" / "deliveries" / "config.yaml",
+}
+CONFIGS = {"telco": CHURN_CONFIG, "credit": CREDIT_CONFIG, **TASK_CONFIGS}
 # Every config a contract-driven test checks: the fixtures and whatever the root one holds.
 SHIPPED = {"root": ROOT_CONFIG, **CONFIGS}
 
@@ -194,6 +199,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict[str, Any]) -> Path:
     """Fit the configured pipeline on `train` and write a bundle with its drift reference."""
+    from core.config import TaskType
+    from core.task import labels, model_scores, summary_scores
     from training.compile import model_files
     from training.model import build_pipeline
     from validation.profile import build_reference, reference_files
@@ -201,11 +208,34 @@ def fit_bundle(target: Path, config: Config, train: pd.DataFrame, metadata: dict
     pipeline = build_pipeline(config)
     features = feature_frame(train, config.contract)
     pipeline.fit(features, target_vector(train, config.contract))
+    task = config.contract.target
+    scores = model_scores(pipeline, features, task)
+    predicted = labels(scores, task, None) if task.type is TaskType.multiclass else None
     reference, profile = build_reference(
-        train, pipeline.predict_proba(features)[:, 1], config.contract
+        train, summary_scores(scores, task), config.contract, predicted=predicted
     )
     files = {
         **reference_files(reference, profile),
         **model_files(pipeline, config.contract, reference),
     }
     return write_bundle(target, pipeline, metadata, files)
+
+
+@pytest.fixture(scope="session", params=sorted(TASK_CONFIGS))
+def task_bundle(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Config, Path]:
+    """Each non-binary shipped example's config and a bundle fitted on its data (once a session)."""
+    config = load_config(TASK_CONFIGS[request.param])
+    frame = read_table(config.data_path)
+    metadata = {
+        "model_name": config.mlflow.registered_model,
+        "model_version": "0",
+        "run_id": None,
+        "threshold": None,
+        "metrics": {},
+        "contract": config.contract.model_dump(mode="json"),
+        "config_sha256": config.sha256,
+    }
+    folder = tmp_path_factory.mktemp(f"bundle-{request.param}") / "bundle"
+    return config, fit_bundle(folder, config, frame, metadata)

@@ -49,7 +49,10 @@ def shift_numeric(
     """Move a numeric column up by `strength` of its standard deviation, inside [lo, hi]."""
     values = pd.to_numeric(column, errors="coerce").astype("float64")
     spread = float(values.std())
-    shifted = values + strength * (spread if spread > 0 else 1.0)
+    step = strength * (spread if spread > 0 else 1.0)
+    if integer and 0 < step < 1:
+        step = 1.0  # a count whose spread is below one (mostly zeros) moves by one, or not at all
+    shifted = values + step
     shifted = shifted.clip(lower=lo, upper=hi)
     if integer:
         shifted = shifted.round()

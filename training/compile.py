@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
@@ -34,16 +34,20 @@ from core.compiled import (
     Branch,
     CompiledModel,
     FloatBranch,
+    Head,
+    Linear,
     Logistic,
     OneHotBranch,
     Probes,
     Record,
+    Softmax,
     is_missing,
     write_compiled,
 )
-from core.config import Contract, FeatureType
+from core.config import Contract, FeatureType, TaskType
 from core.errors import BundleIntegrityError
 from core.frames import feature_frame, request_records
+from core.task import model_scores
 
 log = logging.getLogger("training.compile")
 
@@ -172,6 +176,36 @@ def _logistic(estimator: Any, positive: int) -> Logistic | None:
     return Logistic(coef, intercept) if positive == 1 else Logistic(-coef, -intercept)
 
 
+def _softmax(estimator: Any, k: int) -> Softmax | None:
+    """A multinomial logistic regression over the contract's k classes (its classes_ are 0..k-1)."""
+    if type(estimator) is not LogisticRegression or estimator.coef_.shape[0] != k:
+        return None
+    if [int(c) for c in estimator.classes_] != list(range(k)):
+        return None
+    coef = np.ascontiguousarray(estimator.coef_, dtype=np.float64)
+    return Softmax(coef, np.asarray(estimator.intercept_, dtype=np.float64))
+
+
+def _linear(estimator: Any) -> Linear | None:
+    """A single-output linear regressor (LinearRegression, Ridge) as coefficients and intercept."""
+    if type(estimator) not in (LinearRegression, Ridge) or np.ndim(estimator.coef_) != 1:
+        return None
+    return Linear(np.asarray(estimator.coef_, dtype=np.float64), float(estimator.intercept_))
+
+
+def _head(estimator: Any, contract: Contract) -> Head | None:
+    """The estimator as numpy operations for the contract's task; None when it has none here."""
+    target = contract.target
+    if target.type is TaskType.regression:
+        return _linear(estimator)
+    if target.type is TaskType.multiclass:
+        return _softmax(estimator, len(target.classes))
+    classes = list(getattr(estimator, "classes_", []))
+    if len(classes) != 2 or POSITIVE_LABEL not in classes:
+        return None
+    return _logistic(estimator, classes.index(POSITIVE_LABEL))
+
+
 def compile_pipeline(model: Any, contract: Contract) -> CompiledModel | None:
     """Read the fitted statistics out of the model's pipeline; None when a part cannot be replayed.
 
@@ -183,11 +217,8 @@ def compile_pipeline(model: Any, contract: Contract) -> CompiledModel | None:
         return None
     estimator = pipeline.steps[1][1]
     branches = _compile_preprocessor(pipeline.steps[0][1], contract)
-    classes = list(getattr(estimator, "classes_", []))
-    if branches is None or len(classes) != 2 or POSITIVE_LABEL not in classes:
-        return None
-    head = _logistic(estimator, classes.index(POSITIVE_LABEL))
-    if head is None:
+    head = None if branches is None else _head(estimator, contract)
+    if branches is None or head is None:
         return None
     return CompiledModel(branches, head, type(estimator).__name__)
 
@@ -221,10 +252,8 @@ def _frame(records: Sequence[Record], contract: Contract) -> pd.DataFrame:
 
 
 def sklearn_scores(model: Any, records: Sequence[Record], contract: Contract) -> np.ndarray:
-    """The positive class's probability by the fitted sklearn model itself (the reference)."""
-    proba = model.predict_proba(_frame(records, contract))
-    positive = list(model.classes_).index(POSITIVE_LABEL)
-    return np.asarray(proba[:, positive], dtype=np.float64)
+    """The task's scores by the fitted sklearn model itself (the reference; core/task.py)."""
+    return model_scores(model, _frame(records, contract), contract.target)
 
 
 def make_probes(model: Any, contract: Contract, reference: pd.DataFrame | None) -> Probes:
@@ -266,6 +295,9 @@ def model_files(
         log.warning("the model does not compile to numpy: serving will load it with scikit-learn")
         return files
     ours = compiled.predict(probes.columns(contract.feature_names), len(probes.records))
+    if ours.shape != probes.scores.shape:
+        log.warning("the compiled model gives scores of shape %s: not compiled", ours.shape)
+        return files
     gap = float(np.max(np.abs(ours - probes.scores)))
     t = probes.threshold
     if gap > PROBE_TOLERANCE or (

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 
 from core.checks import first_breach
 from core.columns import REQUEST_ID
-from core.config import Config
+from core.config import Config, TaskType
 from core.data import read_table
 from core.errors import DataError
 from core.frames import feature_frame, target_vector
@@ -38,7 +38,7 @@ MIN_PER_CLASS = 5
 
 @dataclass(frozen=True)
 class Part:
-    """One part of the split: features in contract dtypes, 0/1 target, and the source row index."""
+    """One part of the split: features in contract dtypes and the target (core.frames.target_vector)."""
 
     X: pd.DataFrame
     y: np.ndarray
@@ -105,25 +105,61 @@ def check_columns(frame: pd.DataFrame, config: Config, source: Path) -> None:
         raise DataError(
             f"{source}: target column {target!r} has {int(labels.isna().sum())} empty value(s)"
         )
+    if contract.target.type is TaskType.regression:
+        check_numeric_target(labels, config, source)
+        return
     unknown = sorted(set(labels.astype(str)) - set(contract.target.classes))
     if unknown:
         raise DataError(
-            f"{source}: target column {target!r} has value(s) {unknown} outside classes "
-            f"{contract.target.classes}"
+            f"{source}: target column {target!r} has value(s) {unknown[:10]} outside classes "
+            f"{contract.target.classes} (contract.target.classes)"
         )
 
 
-def check_table(frame: pd.DataFrame, config: Config) -> None:
-    """Raise DataError when the table cannot train a binary classifier of the contract."""
-    check_columns(frame, config, config.data.path)
-    target = config.contract.target.name
-    labels = frame[target]
-    counts = labels.astype(str).value_counts()
-    for cls in config.contract.target.classes:
-        if counts.get(cls, 0) == 0:
+def check_numeric_target(labels: pd.Series, config: Config, source: Path) -> None:
+    """Raise DataError naming the column when a regression target is not a number or out of range."""
+    target = config.contract.target
+    values = pd.to_numeric(labels, errors="coerce")
+    bad = labels[values.isna()]
+    if len(bad):
+        raise DataError(
+            f"{source}: target column {target.name!r} is a regression target but has "
+            f"{len(bad)} value(s) that are not numbers, e.g. {str(bad.iloc[0])!r}"
+        )
+    for bound, outside in (
+        ("min", values < target.min if target.min is not None else None),
+        ("max", values > target.max if target.max is not None else None),
+    ):
+        if outside is not None and outside.any():
             raise DataError(
-                f"target column {target!r} has only one class ({counts.index[0]!r}); "
+                f"{source}: target column {target.name!r} has {int(outside.sum())} value(s) "
+                f"beyond contract.target.{bound} ({getattr(target, bound)}), e.g. "
+                f"{float(values[outside].iloc[0])}"
+            )
+
+
+# A class needs a row in each of train, validation and test to be stratified at all.
+MIN_CLASS_ROWS = 3
+
+
+def check_table(frame: pd.DataFrame, config: Config) -> None:
+    """Raise DataError when the table cannot train a model of the contract's task."""
+    check_columns(frame, config, config.data.path)
+    target = config.contract.target
+    if not target.is_classifier:
+        return
+    counts = frame[target.name].astype(str).value_counts()
+    for cls in target.classes:
+        if counts.get(cls, 0) == 0 and target.type is TaskType.binary:
+            raise DataError(
+                f"target column {target.name!r} has only one class ({counts.index[0]!r}); "
                 f"no row has {cls!r}, so no classifier can be trained"
+            )
+        if counts.get(cls, 0) < MIN_CLASS_ROWS and target.type is TaskType.multiclass:
+            raise DataError(
+                f"target column {target.name!r}: class {cls!r} has {counts.get(cls, 0)} row(s); "
+                f"a stratified split needs at least {MIN_CLASS_ROWS} (one per part): add rows of "
+                "it, or merge it into another class in the data and contract.target.classes"
             )
 
 
@@ -160,19 +196,24 @@ def split_table(
             ordered.iloc[n_train : n_train + n_val],
             ordered.iloc[n_train + n_val :],
         )
+    target = config.contract.target
     y = target_vector(frame, config.contract)
-    minority = int(min(y.sum(), len(y) - y.sum()))
-    if minority * min(split.test_size, split.validation_size) < 1:
-        raise DataError(
-            f"too few rows of the rarer class for a stratified split: {minority} row(s)"
-        )
+    if target.type is TaskType.binary:
+        minority = int(min(y.sum(), len(y) - y.sum()))
+        if minority * min(split.test_size, split.validation_size) < 1:
+            raise DataError(
+                f"too few rows of the rarer class for a stratified split: {minority} row(s)"
+            )
     seed = config.model.seed
-    rest, test = train_test_split(frame, test_size=split.test_size, stratify=y, random_state=seed)
+    stratify = target.is_classifier
+    rest, test = train_test_split(
+        frame, test_size=split.test_size, stratify=y if stratify else None, random_state=seed
+    )
     val_share = split.validation_size / (1 - split.test_size)
     train, val = train_test_split(
         rest,
         test_size=val_share,
-        stratify=target_vector(rest, config.contract),
+        stratify=target_vector(rest, config.contract) if stratify else None,
         random_state=seed,
     )
     return train, val, test
@@ -200,12 +241,20 @@ def split_feedback(
 
 
 def _part(frame: pd.DataFrame, config: Config, name: str) -> Part:
+    target = config.contract.target
     y = target_vector(frame, config.contract)
-    if y.sum() == 0 or y.sum() == len(y):
+    if target.is_classifier and len(np.unique(y)) < 2:
         raise DataError(
             f"the {name} split has only one class ({len(y)} rows); use more data or a "
             "different model.split"
         )
+    if target.type is TaskType.multiclass and name == "train":
+        absent = [c for i, c in enumerate(target.classes) if not (y == i).any()]
+        if absent:
+            raise DataError(
+                f"the train split has no row of class(es) {absent}; a classifier cannot learn "
+                "them: use more data or a different model.split"
+            )
     return Part(X=feature_frame(frame, config.contract), y=y)
 
 
@@ -246,7 +295,7 @@ def check_values(frame: pd.DataFrame, config: Config, path: Path, header_rows: i
 
 
 def load_dataset(config: Config) -> Dataset:
-    """Read the configured table (plus any feedback rows), check it trains a classifier, split it."""
+    """Read the configured table (plus any feedback rows), check it trains the task's model, split it."""
     path = config.data_path
     frame = read_table(path, config.data.format, config.contract)
     check_table(frame, config)

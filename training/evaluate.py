@@ -1,4 +1,8 @@
-"""Evaluate predicted probabilities: metrics, the decision threshold, slices, plots, a summary.
+"""Evaluate a fitted model's scores per task: metrics, the decision threshold, slices, plots, a summary.
+
+Scores are what `core.task.model_scores` gives: a binary model's positive-class probabilities
+(the threshold is chosen on the validation part: binary only), a multiclass model's probability
+matrix, a regression's predicted values.
 
 Everything here is a function of in-memory arrays; nothing reads files or talks to MLflow. Plots
 come back as PNG bytes so the caller decides where they go.
@@ -14,13 +18,15 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from core.config import Config
+from core.config import Config, Target, TaskType
 from core.metrics import (
     all_metrics,
     calibration_error,
+    class_recall_key,
     comparison_rows,
     metric_value,
 )
+from core.task import model_scores
 from core.templates import render
 from training.data import Dataset
 
@@ -32,7 +38,7 @@ _EPS = 1e-15
 class Evaluation:
     """What evaluating a fitted model on the validation and test parts produced."""
 
-    threshold: float
+    threshold: float | None  # binary only; None for the other tasks
     p_validation: np.ndarray
     p_test: np.ndarray
     metrics: dict[str, float]
@@ -42,20 +48,26 @@ class Evaluation:
 
 
 def evaluate_model(model: Any, ds: Dataset, config: Config) -> Evaluation:
-    """Choose the threshold on the validation part, then measure the model on the test part."""
-    p_validation = model.predict_proba(ds.validation.X)[:, 1]
-    spec = config.model.threshold
-    threshold = choose_threshold(ds.validation.y, p_validation, spec.objective, spec.fixed)
-    p_test = model.predict_proba(ds.test.X)[:, 1]
-    importance = permutation_importance(model, ds.test.X, ds.test.y, seed=config.model.seed)
+    """Choose the threshold on the validation part (binary), then measure the model on the test part."""
+    target = config.contract.target
+    p_validation = model_scores(model, ds.validation.X, target)
+    threshold = None
+    if target.type is TaskType.binary:
+        spec = config.model.threshold
+        threshold = choose_threshold(ds.validation.y, p_validation, spec.objective, spec.fixed)
+    p_test = model_scores(model, ds.test.X, target)
+    importance = permutation_importance(
+        model, ds.test.X, ds.test.y, seed=config.model.seed, target=target
+    )
+    slices = slice_metrics(ds.test.X, ds.test.y, p_test, threshold, config.model.slices, target)
     return Evaluation(
         threshold=threshold,
         p_validation=p_validation,
         p_test=p_test,
-        metrics=all_metrics(ds.test.y, p_test, threshold),
-        slices=slice_metrics(ds.test.X, ds.test.y, p_test, threshold, config.model.slices),
+        metrics=all_metrics(ds.test.y, p_test, threshold, target),
+        slices=slices,
         importance=importance,
-        plots=plots(ds.test.y, p_test, threshold, importance),
+        plots=task_plots(ds.test.y, p_test, threshold, importance, target),
     )
 
 
@@ -77,38 +89,61 @@ def choose_threshold(
     return float(thresholds[int(np.argmax(f1))])
 
 
+# The metrics reported per slice, per task.
+SLICE_METRICS: dict[TaskType, tuple[str, ...]] = {
+    TaskType.binary: ("roc_auc", "recall", "precision"),
+    TaskType.multiclass: ("accuracy", "macro_f1"),
+    TaskType.regression: ("rmse", "mae"),
+}
+
+
 def slice_metrics(
-    X: pd.DataFrame, y: np.ndarray, p: np.ndarray, threshold: float, columns: list[str]
+    X: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float | None,
+    columns: list[str],
+    target: Target | None = None,
 ) -> list[dict[str, Any]]:
     """Compute metrics per value of each slice column (missing values form their own slice)."""
+    task = TaskType.binary if target is None else target.type
     rows: list[dict[str, Any]] = []
     for column in columns:
         values = X[column].astype(object).where(X[column].notna(), "(missing)").astype(str)
         for value in sorted(values.unique()):
             mask = (values == value).to_numpy()
             ys, ps = y[mask], p[mask]
-            rows.append(
-                {
-                    "slice": column,
-                    "value": value,
-                    "n_rows": int(mask.sum()),
-                    "positive_share": round(float(ys.mean()), 4),
-                    "roc_auc": round(metric_value("roc_auc", ys, ps, threshold), 4),
-                    "recall": round(metric_value("recall", ys, ps, threshold), 4),
-                    "precision": round(metric_value("precision", ys, ps, threshold), 4),
-                }
-            )
+            row: dict[str, Any] = {"slice": column, "value": value, "n_rows": int(mask.sum())}
+            if task is TaskType.binary:
+                row["positive_share"] = round(float(ys.mean()), 4)
+            for name in SLICE_METRICS[task]:
+                row[name] = round(metric_value(name, ys, ps, threshold), 4)
+            rows.append(row)
     return rows
 
 
+# What permutation importance scores by, per task (sklearn scorer names, higher is better).
+IMPORTANCE_SCORING: dict[TaskType, tuple[str, str]] = {
+    TaskType.binary: ("roc_auc", "drop in ROC AUC when shuffled"),
+    TaskType.multiclass: ("neg_log_loss", "rise in log loss when shuffled"),
+    TaskType.regression: ("r2", "drop in R² when shuffled"),
+}
+
+
 def permutation_importance(
-    pipeline: Any, X: pd.DataFrame, y: np.ndarray, seed: int, repeats: int = 5
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    seed: int,
+    repeats: int = 5,
+    target: Target | None = None,
 ) -> pd.DataFrame:
-    """Return the drop in ROC AUC when each contract feature is shuffled (mean and std)."""
+    """Return the drop in the task's score (ROC AUC, -log loss, R²) when each feature is shuffled."""
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
+    scoring = IMPORTANCE_SCORING[TaskType.binary if target is None else target.type][0]
     result = sk_permutation_importance(
-        pipeline, X, y, scoring="roc_auc", n_repeats=repeats, random_state=seed, n_jobs=1
+        pipeline, X, y, scoring=scoring, n_repeats=repeats, random_state=seed, n_jobs=1
     )
     table = pd.DataFrame(
         {
@@ -194,18 +229,86 @@ def plots(
     return out
 
 
+def task_plots(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float | None,
+    importance: pd.DataFrame | None,
+    target: Target,
+) -> dict[str, bytes]:
+    """Draw the task's plots: binary curves; a confusion matrix; predicted vs actual and residuals."""
+    if target.type is TaskType.binary:
+        assert threshold is not None
+        return plots(y, p, threshold, importance)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, bytes] = {}
+    if target.type is TaskType.multiclass:
+        k = len(target.classes)
+        cm = skm.confusion_matrix(y, np.argmax(p, axis=1), labels=list(range(k)))
+        fig, ax = plt.subplots(figsize=(1.0 * k + 2.5, 1.0 * k + 2))
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", color="black")
+        ax.set(
+            xticks=range(k),
+            yticks=range(k),
+            xticklabels=target.classes,
+            yticklabels=target.classes,
+            xlabel="predicted",
+            ylabel="actual",
+            title="Confusion matrix (test)",
+        )
+        out["confusion_matrix.png"] = _png(fig)
+    else:
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.scatter(y, p, s=4, alpha=0.4)
+        low, high = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+        ax.plot([low, high], [low, high], "--", color="grey", linewidth=0.8)
+        ax.set(
+            xlabel=f"actual {target.name}",
+            ylabel="predicted",
+            title=f"Predicted vs actual (R² {metric_value('r2', y, p, None):.3f})",
+        )
+        out["predicted_vs_actual.png"] = _png(fig)
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        ax.scatter(p, y - p, s=4, alpha=0.4)
+        ax.axhline(0.0, linestyle="--", color="grey", linewidth=0.8)
+        ax.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (test)")
+        out["residuals.png"] = _png(fig)
+    if importance is not None and len(importance):
+        top = importance.head(15).iloc[::-1]
+        fig, ax = plt.subplots(figsize=(5.5, 0.3 * len(top) + 1.2))
+        ax.barh(top["feature"], top["importance"], xerr=top["std"], color="tab:blue")
+        ax.set(xlabel=IMPORTANCE_SCORING[target.type][1], title="Permutation importance (test)")
+        out["permutation_importance.png"] = _png(fig)
+    return out
+
+
 def summary_markdown(
     metrics: dict[str, float],
     slices: list[dict[str, Any]],
     champion_metrics: dict[str, float] | None = None,
     title: str = "Challenger evaluation",
     baseline_metrics: dict[str, float] | None = None,
+    target: Target | None = None,
 ) -> str:
     """Render metrics (beside the baseline's and champion's when given) and slices (templates/training_summary.md.j2)."""
+    class_recall = []
+    if target is not None and target.type is TaskType.multiclass:
+        class_recall = [
+            {"class": c, "recall": f"{metrics.get(class_recall_key(c), float('nan')):.4f}"}
+            for c in target.classes
+        ]
     return render(
         "training_summary.md.j2",
         title=title,
         metrics=metrics,
+        task=None if target is None else target.type.value,
         rows=comparison_rows(metrics, champion_metrics, baseline_metrics),
+        class_recall=class_recall,
         slices=slices,
     )

@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.dummy import DummyClassifier
+from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from core.config import METRICS, Baseline, Champion, Comparison, Config, Rule
+from core.config import METRICS, Baseline, Champion, Comparison, Config, Rule, Target, TaskType
 from core.metrics import all_metrics, comparison_rows, improvement, metric_value, vector_metric
+from core.task import model_scores
 from core.templates import render
 from training.data import Dataset
 from training.evaluate import Evaluation
@@ -177,8 +178,8 @@ def paired_bootstrap(
     p_champion: np.ndarray,
     metric: str,
     *,
-    threshold_challenger: float,
-    threshold_champion: float,
+    threshold_challenger: float | None,
+    threshold_champion: float | None,
     n_resamples: int,
     seed: int,
 ) -> np.ndarray:
@@ -186,6 +187,7 @@ def paired_bootstrap(
 
     The difference is oriented so that a positive value always means the challenger is better,
     whatever the metric's direction. Resamples with one class only (AUC undefined) are dropped.
+    Scores of any task resample by row: a multiclass probability matrix keeps its class axis.
     """
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
@@ -219,7 +221,7 @@ def improvement_interval(
     y: np.ndarray,
     p_challenger: np.ndarray,
     p_other: np.ndarray,
-    thresholds: tuple[float, float],
+    thresholds: tuple[float | None, float | None],
     settings: Comparison,
     seed: int,
 ) -> Interval:
@@ -248,8 +250,8 @@ def compare_with_champion(
     p_challenger: np.ndarray,
     p_champion: np.ndarray,
     *,
-    threshold_challenger: float,
-    threshold_champion: float,
+    threshold_challenger: float | None,
+    threshold_champion: float | None,
     settings: Champion,
     seed: int,
 ) -> RuleResult:
@@ -284,6 +286,17 @@ def _bound_rule(
 # The prior's constant score sits below 0.5 whenever the positive class is the minority, so at
 # this threshold it predicts the majority class, as DummyClassifier.predict does.
 BASELINE_THRESHOLD = 0.5
+# The trivial model per task: what the challenger must beat.
+BASELINE_MODEL = {
+    TaskType.binary: "DummyClassifier(strategy='prior')",
+    TaskType.multiclass: "DummyClassifier(strategy='prior')",
+    TaskType.regression: "DummyRegressor(strategy='mean')",
+}
+
+
+def baseline_threshold(target: Target) -> float | None:
+    """The baseline's threshold: BASELINE_THRESHOLD for a binary prior, none for other tasks."""
+    return BASELINE_THRESHOLD if target.type is TaskType.binary else None
 
 
 def compare_with_baseline(
@@ -291,13 +304,16 @@ def compare_with_baseline(
     p_challenger: np.ndarray,
     p_baseline: np.ndarray,
     *,
-    threshold_challenger: float,
+    threshold_challenger: float | None,
     settings: Baseline,
     seed: int,
 ) -> RuleResult:
     """Pass when the lower confidence bound of the improvement reaches min_improvement."""
     metric = settings.metric
-    thresholds = (threshold_challenger, BASELINE_THRESHOLD)
+    thresholds = (
+        threshold_challenger,
+        None if threshold_challenger is None else BASELINE_THRESHOLD,
+    )
     iv = improvement_interval(y, p_challenger, p_baseline, thresholds, settings, seed)
     limit = settings.min_improvement
     rule = f"{metric} vs baseline: better by {limit:g} at {settings.confidence:.0%} confidence"
@@ -305,10 +321,14 @@ def compare_with_baseline(
     return _bound_rule(rule, metric, iv.lower, limit, iv.resamples, detail)
 
 
-def score_baseline(ds: Dataset) -> np.ndarray:
-    """Fit the class prior (DummyClassifier) on the training part; score the test rows with it."""
-    prior = DummyClassifier(strategy="prior").fit(ds.train.X, ds.train.y)
-    return np.asarray(prior.predict_proba(ds.test.X)[:, 1], dtype="float64")
+def score_baseline(ds: Dataset, target: Target) -> np.ndarray:
+    """Fit the trivial model (class prior, or training mean) on the training part; score the test rows."""
+    dummy: Any = (
+        DummyRegressor(strategy="mean")
+        if target.type is TaskType.regression
+        else DummyClassifier(strategy="prior")
+    )
+    return model_scores(dummy.fit(ds.train.X, ds.train.y), ds.test.X, target)
 
 
 @dataclass(frozen=True)
@@ -316,12 +336,12 @@ class ChampionScores:
     """Who the champion is, and its scores on the challenger's test rows (None: it cannot score them)."""
 
     info: dict[str, Any]
-    threshold: float
+    threshold: float | None
     scores: np.ndarray | None
     problem: str = ""
 
 
-def score_champion(champion: RegisteredModel, X: pd.DataFrame) -> ChampionScores:
+def score_champion(champion: RegisteredModel, X: pd.DataFrame, target: Target) -> ChampionScores:
     """Score the challenger's test rows with the champion; a champion that cannot is noted, not fatal."""
     info = {
         "name": champion.name,
@@ -331,7 +351,7 @@ def score_champion(champion: RegisteredModel, X: pd.DataFrame) -> ChampionScores
         "threshold": champion.threshold,
     }
     try:
-        scores = np.asarray(champion.pipeline.predict_proba(X)[:, 1], dtype="float64")
+        scores = model_scores(champion.pipeline, X, target)
     except Exception as exc:  # a champion from an older contract may not accept today's columns
         problem = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return ChampionScores(info, champion.threshold, None, problem)
@@ -347,12 +367,13 @@ def judge(
 ) -> Decision:
     """Check the absolute rules, beat the baseline (when given and enabled), compare with the champion."""
     rule_results = check_rules(config.gate.rules, evaluation.metrics)
+    target = config.contract.target
     baseline_info = None
     if baseline is not None and config.gate.baseline.enabled:
         baseline_info = {
-            "model": "DummyClassifier(strategy='prior')",
-            "threshold": BASELINE_THRESHOLD,
-            "metrics": all_metrics(y, baseline, BASELINE_THRESHOLD),
+            "model": BASELINE_MODEL[target.type],
+            "threshold": baseline_threshold(target),
+            "metrics": all_metrics(y, baseline, baseline_threshold(target), target),
         }
         rule_results.append(
             compare_with_baseline(
@@ -375,7 +396,7 @@ def judge(
         return decide(
             rule_results, None, info, baseline=baseline_info, challenger=evaluation.metrics
         )
-    info["metrics"] = all_metrics(y, champion.scores, champion.threshold)
+    info["metrics"] = all_metrics(y, champion.scores, champion.threshold, target)
     result = compare_with_champion(
         y,
         evaluation.p_test,

@@ -35,6 +35,7 @@ from core.settings import Settings, get_settings
 from core.templates import render
 from training import registry
 from training.compile import model_files
+from training.evaluate import SLICE_METRICS
 
 # Bundle file name → where training logged it in the MLflow run.
 RUN_FILES = {
@@ -74,14 +75,17 @@ def model_card(
         passed=bool(decision.get("passed")),
         reason=decision.get("reason", ""),
         rules=decision.get("rules", []),
-        weakest=weakest_slices(slices),
+        slice_metric=SLICE_METRICS[config.contract.target.type][0],
+        weakest=weakest_slices(slices, SLICE_METRICS[config.contract.target.type][0]),
     )
 
 
-def weakest_slices(slices: list[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
-    """Return the `n` slices with the lowest test AUC, leaving out undefined (NaN) ones."""
-    measured = [s for s in slices if s.get("roc_auc") == s.get("roc_auc")]
-    return sorted(measured, key=lambda s: s["roc_auc"])[:n]
+def weakest_slices(
+    slices: list[dict[str, Any]], metric: str = "roc_auc", n: int = 3
+) -> list[dict[str, Any]]:
+    """Return the `n` slices worst on `metric` (the task's first slice metric), leaving out NaN ones."""
+    measured = [s for s in slices if s.get(metric) == s.get(metric)]
+    return sorted(measured, key=lambda s: s[metric], reverse=not METRICS[metric])[:n]
 
 
 def package_candidate(config: Config, settings: Settings, alias: str = "candidate") -> Path:

@@ -141,7 +141,7 @@ class RegisteredModel:
     version: str
     alias: str
     run_id: str
-    threshold: float
+    threshold: float | None  # binary only
     pipeline: Any
     tags: dict[str, str]
 
@@ -160,12 +160,13 @@ def find_by_alias(client: Any, model_name: str, alias: str) -> RegisteredModel |
     pipeline = mlflow.sklearn.load_model(f"models:/{model_name}/{mv.version}")
     tags = dict(mv.tags)
     own = model_threshold(pipeline)
+    tagged = tags.get("threshold", "0.5")  # a multiclass or regression version is tagged "None"
     return RegisteredModel(
         name=model_name,
         version=str(mv.version),
         alias=alias,
         run_id=str(mv.run_id),
-        threshold=float(tags.get("threshold", 0.5)) if own is None else own,
+        threshold=own if own is not None else None if tagged == "None" else float(tagged),
         pipeline=pipeline,
         tags=tags,
     )
@@ -262,9 +263,11 @@ def log_model(pipeline: Any, input_example: pd.DataFrame) -> LoggedModel:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    # One int64 column: spark_udf refuses int8 (what `predict` of a 0/1 target returns) and
-    # turns a tensor spec into an array per row.
-    labels = pd.Series(np.asarray(pipeline.predict(input_example), dtype=np.int64))
+    # One int64 column (a regression's float64 values): spark_udf refuses int8 (what `predict` of
+    # a 0/1 target returns) and turns a tensor spec into an array per row.
+    predicted = np.asarray(pipeline.predict(input_example))
+    kind = np.float64 if predicted.dtype.kind == "f" else np.int64
+    labels = pd.Series(predicted.astype(kind))
     signature = infer_signature(input_example, labels)
     info = mlflow.sklearn.log_model(
         pipeline,

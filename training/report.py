@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.bundle import PROFILE_FILE, REFERENCE_FILE
-from core.config import METRICS, Config
+from core.config import METRICS, Config, TaskType
 from core.metrics import metric_value
 from training.data import Dataset
 from training.evaluate import Evaluation, summary_markdown
@@ -53,6 +53,7 @@ def artifacts(
         evaluation.slices,
         decision.champion_metrics,
         baseline_metrics=decision.baseline_metrics,
+        target=config.contract.target,
     )
     summary += "\n" + ds.describe() + "\n"
     text = {
@@ -100,7 +101,11 @@ def run_record(
         "champion_version": champion_version or "none",
     }
     logged = {f"test_{k}": v for k, v in evaluation.metrics.items() if np.isfinite(v)}
-    logged["val_roc_auc"] = metric_value("roc_auc", ds.validation.y, evaluation.p_validation, 0.5)
+    # The validation part's value of the gate's metric (the threshold was chosen on these rows).
+    metric = config.gate.baseline.metric
+    logged[f"val_{metric}"] = metric_value(
+        metric, ds.validation.y, evaluation.p_validation, evaluation.threshold
+    )
     logged["gate_passed"] = float(decision.passed)
     # The whole table as trained on (all three parts, feedback rows included): source, the
     # fingerprint of its file(s), schema and row count.
@@ -121,6 +126,11 @@ def run_record(
     )
 
 
+def evaluation_has_threshold(config: Config) -> bool:
+    """Only a binary classifier has a decision threshold to choose."""
+    return config.contract.target.type is TaskType.binary
+
+
 def _params(config: Config, ds: Dataset) -> dict[str, Any]:
     return {
         "estimator": config.model.estimator,
@@ -129,7 +139,12 @@ def _params(config: Config, ds: Dataset) -> dict[str, Any]:
         "split.test_size": config.model.split.test_size,
         "split.validation_size": config.model.split.validation_size,
         "split.time_column": config.model.split.time_column,
-        "threshold.objective": config.model.threshold.objective,
+        "task": config.contract.target.type.value,
+        **(
+            {"threshold.objective": config.model.threshold.objective}
+            if evaluation_has_threshold(config)
+            else {}
+        ),
         "rows.train": ds.train.n_rows,
         "rows.validation": ds.validation.n_rows,
         "rows.test": ds.test.n_rows,
@@ -147,7 +162,7 @@ def version_tags(
         **_data_tags(ds),
         "git_commit": commit,
         "gate": "passed",
-        **{k: f"{evaluation.metrics[k]:.6f}" for k in METRICS},
+        **{k: f"{evaluation.metrics[k]:.6f}" for k in METRICS if k in evaluation.metrics},
     }
 
 

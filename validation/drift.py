@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.columns import REFERENCE_LABEL, REFERENCE_SCORE
-from core.config import METRICS, Contract, Drift, Feature, FeatureType
+from core.columns import REFERENCE_LABEL, REFERENCE_PREDICTED, REFERENCE_SCORE
+from core.config import METRICS, Contract, Drift, Feature, FeatureType, Target, TaskType
 from core.metrics import (
     bootstrap_standard_error,
     drop_p_value,
@@ -326,15 +326,42 @@ def live_metric(
     return metric_value(name, labels, scores, threshold)
 
 
-def live_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Compute every METRICS name that is defined on these labelled rows.
+def live_metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float | None,
+    target: Target | None = None,
+) -> dict[str, float]:
+    """Compute every metric of the task that is defined on these labelled rows.
 
     Through the vector forms on one row (equal to the scalar ones, tests/core/test_metrics.py):
-    sklearn's argument checks cost 0.2 s a window for the eight metrics.
+    sklearn's argument checks cost 0.2 s a window for the eight metrics. A multiclass window's
+    `scores` are the one-hot predicted classes (the log keeps the label, not every probability), so
+    its log loss is left out.
     """
-    y, p = labels[None, :].astype("float64"), scores[None, :].astype("float64")
-    values = {name: float(vector_metric(name, y, p, threshold)[0]) for name in METRICS}
+    names = METRICS if target is None else target.metrics
+    if target is not None and target.type is TaskType.multiclass:
+        names = tuple(n for n in names if n != "log_loss")
+    y, p = labels[None, :].astype("float64"), scores[None, ...].astype("float64")
+    values = {name: float(vector_metric(name, y, p, threshold)[0]) for name in names}
     return {name: v for name, v in values.items() if not math.isnan(v)}
+
+
+def _labelled_scores(
+    labelled: pd.DataFrame, target: Target | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """True labels and the scores to measure them with, per task (a multiclass: one-hot classes)."""
+    if target is not None and target.type is TaskType.multiclass:
+        index = {c: i for i, c in enumerate(target.classes)}
+        predicted = np.array([index.get(str(v), -1) for v in labelled[REFERENCE_PREDICTED]])
+        keep = predicted >= 0
+        one_hot = np.eye(len(target.classes))[predicted[keep]]
+        return labelled[REFERENCE_LABEL].to_numpy(dtype="int64")[keep], one_hot
+    kind = "float64" if target is not None and target.type is TaskType.regression else "int64"
+    return (
+        labelled[REFERENCE_LABEL].to_numpy(dtype=kind),
+        labelled[REFERENCE_SCORE].to_numpy(dtype="float64"),
+    )
 
 
 def auc_standard_error(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -353,9 +380,10 @@ def auc_standard_error(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def compare_performance(
     current: pd.DataFrame,
-    threshold: float,
+    threshold: float | None,
     training_metrics: dict[str, float],
     cfg: Drift,
+    target: Target | None = None,
 ) -> PerformanceDrift | None:
     """Compare the configured live metric with training, when enough feedback exists.
 
@@ -363,9 +391,14 @@ def compare_performance(
     of the live metric (DeLong for roc_auc, a seeded bootstrap for the others); it joins the features' Benjamini-Hochberg family so the
     verdict's false-alarm rate stays at fdr_alpha when feedback exists too.
     """
-    if REFERENCE_LABEL not in current.columns or REFERENCE_SCORE not in current.columns:
+    scored = (
+        REFERENCE_PREDICTED
+        if target is not None and target.type is TaskType.multiclass
+        else REFERENCE_SCORE
+    )
+    if REFERENCE_LABEL not in current.columns or scored not in current.columns:
         return None
-    labelled = current[current[REFERENCE_LABEL].notna() & current[REFERENCE_SCORE].notna()]
+    labelled = current[current[REFERENCE_LABEL].notna() & current[scored].notna()]
     n = len(labelled)
     if n == 0:
         return None
@@ -373,9 +406,8 @@ def compare_performance(
     training = training_metrics.get(metric)
     if n < cfg.min_feedback:
         return PerformanceDrift(metric, training, None, None, n, {}, "not enough data")
-    labels = labelled[REFERENCE_LABEL].to_numpy(dtype="int64")
-    scores = labelled[REFERENCE_SCORE].to_numpy(dtype="float64")
-    values = live_metrics(labels, scores, threshold)
+    labels, scores = _labelled_scores(labelled, target)
+    values = live_metrics(labels, scores, threshold, target)
     live = values.get(metric)
     if live is None or training is None:
         return PerformanceDrift(metric, training, live, None, n, values, "not enough data")
@@ -410,7 +442,7 @@ def detect_drift(
     contract: Contract,
     cfg: Drift,
     *,
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
     training_metrics: dict[str, float] | None = None,
     invalid_share: dict[str, float] | None = None,
 ) -> DriftResult:
@@ -459,25 +491,37 @@ def _compare_all(
     current: pd.DataFrame,
     contract: Contract,
     cfg: Drift,
-    threshold: float,
+    threshold: float | None,
     training_metrics: dict[str, float],
 ) -> tuple[
     list[FeatureDrift], FeatureDrift | None, PerformanceDrift | None, PerformanceEstimate | None
 ]:
-    """Test the features, the score, the live and the estimated metric; decide on one BH family."""
+    """Test the features, the predictions, the live and the estimated metric; decide on one BH family.
+
+    Prediction drift per task: the KS test on the scores (a binary probability, a regression's
+    value), or for a multiclass model the chi-squared test of its predicted class shares.
+    """
+    target = contract.target
     raw = [_compare_feature(f, reference, current, cfg) for f in contract.features]
-    has_score = REFERENCE_SCORE in reference.columns and REFERENCE_SCORE in current.columns
-    if has_score:
+    by_class = target.type is TaskType.multiclass
+    column = REFERENCE_PREDICTED if by_class else REFERENCE_SCORE
+    has_score = column in reference.columns and column in current.columns
+    if has_score and by_class:
         raw.append(
-            compare_numeric(
-                "prediction score",
-                reference[REFERENCE_SCORE],
-                current[REFERENCE_SCORE],
+            compare_levels(
+                "predicted class",
+                FeatureType.categorical,
+                reference[column].astype(object),
+                current[column].astype(object),
                 cfg,
-                "score",
             )
         )
-    measured = compare_performance(current, threshold, training_metrics, cfg)
+    elif has_score:
+        raw.append(
+            compare_numeric("prediction score", reference[column], current[column], cfg, "score")
+        )
+    measured = compare_performance(current, threshold, training_metrics, cfg, target)
+    # The estimate before labels needs calibrated binary probabilities (CBPE).
     estimated = (
         _with_realised(
             estimate_performance(
@@ -489,7 +533,7 @@ def _compare_all(
             ),
             measured,
         )
-        if has_score
+        if has_score and threshold is not None and target.type is TaskType.binary
         else None
     )
     q_values = benjamini_hochberg(

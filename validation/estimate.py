@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from core.config import METRICS, Drift
+from core.config import TASK_METRICS, Drift, TaskType
 from core.metrics import (
     CALIBRATION_ERROR,
     drop_p_value,
@@ -32,6 +32,10 @@ from core.metrics import (
 )
 
 EstimateStatus = Literal["drift", "ok", "not enough data", "unavailable"]
+
+
+# The estimate needs calibrated binary probabilities: it covers a binary target's metrics.
+BINARY_METRICS = TASK_METRICS[TaskType.binary]
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def estimate_performance(
             f"{cur.size} scored rows; drift.min_samples is {cfg.min_samples}",
             error,
         )
-    values = {name: expected_metric(name, cur, threshold) for name in METRICS}
+    values = {name: expected_metric(name, cur, threshold) for name in BINARY_METRICS}
     reference = expected_metric(metric, ref, threshold)
     estimated = values[metric]
     drop = float(improvement(metric, reference, estimated))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.bundle import PROFILE_FILE, REFERENCE_FILE, verify_bundle
-from core.columns import REFERENCE_SCORE
+from core.columns import REFERENCE_PREDICTED, REFERENCE_SCORE
 from core.config import Contract, FeatureType
 from core.errors import BundleIntegrityError, ContractError, DataError
 from core.frames import feature_frame
@@ -108,8 +108,12 @@ def build_reference(
     contract: Contract,
     max_rows: int = 20_000,
     seed: int = 0,
+    predicted: list[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Sample up to `max_rows` rows of features plus `__score__`, and profile all rows.
+
+    `predicted`: a multiclass model's class for each row, kept as `__predicted__` (the drift
+    check's class-share test).
 
     Pass the rows and the positive-class probabilities the model gives them. Prefer rows the model
     was not fitted on (validation or test split): in-sample scores of a flexible model are sharper
@@ -128,6 +132,12 @@ def build_reference(
     profile = build_profile(features, score_values, contract)
     reference = features.reset_index(drop=True)
     reference[REFERENCE_SCORE] = score_values
+    if predicted is not None:
+        if len(predicted) != len(reference):
+            raise DataError(
+                f"build_reference: {len(predicted)} predicted classes for {len(reference)} rows"
+            )
+        reference[REFERENCE_PREDICTED] = pd.Series(predicted, dtype=object)
     if len(reference) > max_rows:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(reference), size=max_rows, replace=False))
@@ -166,6 +176,8 @@ def read_reference(bundle_dir: Path, contract: Contract) -> tuple[pd.DataFrame, 
         raise BundleIntegrityError(f"{bundle_dir / REFERENCE_FILE} has no {REFERENCE_SCORE} column")
     features = contract_features(reference, contract, f"{bundle_dir / REFERENCE_FILE}")
     features[REFERENCE_SCORE] = reference[REFERENCE_SCORE].astype("float64")
+    if REFERENCE_PREDICTED in reference.columns:
+        features[REFERENCE_PREDICTED] = reference[REFERENCE_PREDICTED].astype(object)
     return features, profile
 
 

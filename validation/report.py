@@ -125,7 +125,9 @@ def _observed_classes(rule: Rule, res: dict[str, Any]) -> str:
         for kind in ("missing", "unexpected")
         if res.get(f"{kind}_count")
     ]
-    return "; ".join(parts) or "both present"
+    return "; ".join(parts) or (
+        "both present" if len(rule.kwargs["value_set"]) == 2 else "all present"
+    )
 
 
 def _observed_type(rule: Rule, res: dict[str, Any]) -> str:

@@ -26,8 +26,9 @@ from validation.suite import gx, run_suite, suite
 
 
 def text_columns(contract: Contract) -> list[str]:
-    """Columns whose values are labels: categorical features and the target."""
-    return [f.name for f in contract.of_type(FeatureType.categorical)] + [contract.target.name]
+    """Columns whose values are labels: categorical features and a classifier's target."""
+    target = [contract.target.name] if contract.target.is_classifier else []
+    return [f.name for f in contract.of_type(FeatureType.categorical)] + target
 
 
 def load_table(path: Path, fmt: Literal["csv", "parquet"], contract: Contract) -> pd.DataFrame:

@@ -43,8 +43,40 @@ def test_cli_prints_yaml(config: Any, capsys: pytest.CaptureFixture[str]) -> Non
     assert parsed["contract"]["target"]["name"] == "churn"
 
 
-def test_non_binary_target_and_missing_column(default_frame: Any) -> None:
-    with pytest.raises(DataError, match="binary"):
-        draft_contract.draft_contract(default_frame, "contract", [])
+def test_the_task_is_inferred_from_the_target_column(default_frame: Any) -> None:
+    """Three or more text values: multiclass; a number with many values: regression (with a range)."""
+    categorical = next(c for c in default_frame.columns if default_frame[c].nunique() == 3)
+    drafted = draft_contract.draft_contract(default_frame, categorical, [])["contract"]["target"]
+    assert drafted["type"] == "multiclass"
+    assert drafted["classes"] == sorted(default_frame[categorical].astype(str).unique())
+    assert "positive" not in drafted
+    numeric = next(
+        c
+        for c in default_frame.select_dtypes("number").columns
+        if default_frame[c].nunique() > draft_contract.MAX_CLASSES
+    )
+    drafted = draft_contract.draft_contract(default_frame, numeric, [])["contract"]["target"]
+    assert drafted["type"] == "regression" and "classes" not in drafted
+    values = default_frame[numeric].dropna()
+    assert drafted["min"] <= values.min() and drafted["max"] >= values.max()
+    # A 0/1 column stays a binary target with the rarer value as the positive class.
+    flag = next(c for c in default_frame.columns if set(default_frame[c].dropna()) == {0, 1})
+    drafted = draft_contract.draft_contract(default_frame, flag, [])["contract"]["target"]
+    assert drafted["type"] == "binary" and len(drafted["classes"]) == 2
+
+
+def test_the_cli_says_which_task_it_inferred(
+    config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = draft_contract.main([str(config.data_path), "--target", config.contract.target.name])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"target {config.contract.target.name!r}: binary" in err
+
+
+def test_a_target_with_one_value_or_a_missing_column_is_refused(default_frame: Any) -> None:
     with pytest.raises(DataError, match="not in the file"):
         draft_contract.draft_contract(default_frame, "nope", [])
+    constant = default_frame.assign(constant="same")
+    with pytest.raises(DataError, match=r"constant.*nothing to learn"):
+        draft_contract.draft_contract(constant, "constant", [])

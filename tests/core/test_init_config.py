@@ -79,11 +79,11 @@ def test_an_existing_config_is_kept_without_force(
 BAD: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str], str]] = {
     "no rows": (lambda f: f.head(0), [], "no data rows"),
     "no such target": (lambda f: f, ["--target", "Churned"], "'Churned'"),
-    "one class": (lambda f: f.assign(**{TARGET: "No"}), [], f"{TARGET!r} has 1 classes"),
-    "three classes": (
-        lambda f: f.assign(**{TARGET: ["a", "b", "c"] * (len(f) // 3)}),
+    "one class": (lambda f: f.assign(**{TARGET: "No"}), [], f"{TARGET!r} has 1 value"),
+    "too many text values": (
+        lambda f: f.assign(**{TARGET: [f"c{i % 30}" for i in range(len(f))]}),
         [],
-        "binary targets",
+        f"{TARGET!r} has 30 distinct text values",
     ),
     "repeated id": (lambda f: f.assign(**{ID: 1}), ["--id", ID], f"id column {ID!r}"),
     "empty column": (lambda f: f.assign(notes=None), [], "column 'notes' is empty"),
@@ -148,3 +148,17 @@ def test_a_drafted_config_trains_and_passes_the_gate(table: Path, tmp_path: Path
         "roc_auc vs baseline: better by 0.05 at 95% confidence"
     ]
     assert result.decision.baseline_metrics is not None
+
+
+def test_three_classes_make_a_multiclass_config_and_say_so(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    three = tmp_path / "three.csv"
+    frame = pd.read_csv(table).head(1470 // 3 * 3)
+    frame.assign(**{TARGET: ["a", "b", "c"] * (len(frame) // 3)}).to_csv(three, index=False)
+    out = tmp_path / "config.yaml"
+    code, stdout, _ = run([str(three), "--target", TARGET, "--out", str(out)], capsys)
+    assert code == 0
+    assert f"target {TARGET!r}: multiclass (3 classes: a, b, c)" in stdout
+    target = load_config(out).contract.target
+    assert target.type.value == "multiclass" and target.classes == ["a", "b", "c"]

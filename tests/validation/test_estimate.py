@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.columns import REFERENCE_SCORE
-from core.config import METRICS, Contract, Drift
+from core.config import TASK_METRICS, Contract, Drift, TaskType
 from core.metrics import (
     CALIBRATION_ERROR,
     calibration_error,
@@ -28,7 +28,7 @@ def calibrated(n: int, seed: int, a: float = 1.0, b: float = 3.0) -> tuple[np.nd
     return (rng.random(n) < p).astype("int64"), p
 
 
-@pytest.mark.parametrize("name", sorted(METRICS))
+@pytest.mark.parametrize("name", sorted(TASK_METRICS[TaskType.binary]))
 def test_on_calibrated_scores_the_estimate_matches_the_realised_metric(name: str) -> None:
     y, p = calibrated(50_000, seed=1)
     realised = metric_value(name, y, p, 0.3)
@@ -47,7 +47,7 @@ def test_ties_count_half_and_the_vector_form_agrees_without_ties() -> None:
     # All scores equal: no pair is ordered, every pair is a tie -> 0.5.
     assert expected_metric("roc_auc", np.full(100, 0.3), 0.5) == pytest.approx(0.5)
     _, p = calibrated(300, seed=2)
-    for name in METRICS:
+    for name in TASK_METRICS[TaskType.binary]:
         vector = vector_expected_metric(name, p[None, :], 0.4)[0]
         assert vector == pytest.approx(expected_metric(name, p, 0.4), rel=1e-9)
 

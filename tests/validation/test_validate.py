@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from core.checks import validate_features
 from core.config import Config, load_config
+from core.data import read_table
 from core.rules import Check, contract_rules
 from core.settings import get_settings
-from tests.conftest import CHURN_CONFIG, CONFIGS, ROOT
+from tests.conftest import CHURN_CONFIG, CONFIGS, ROOT, TASK_CONFIGS
 from tests.validation.conftest import FILE_CASES
 from validation import validate
 
@@ -261,3 +263,23 @@ def test_bad_file_in_a_real_process_exits_3_without_traceback(
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "'Never seen'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_regression_target_that_is_not_a_number_fails_naming_it(
+    tmp_path: Path, reports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The target's rules follow its task: a regression target is checked as numbers in range."""
+    source = load_config(TASK_CONFIGS["regression"])
+    target = source.contract.target.name
+    frame = read_table(source.data_path).head(300).astype({target: object})
+    frame.loc[frame.index[5], target] = "late"
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    raw = yaml.safe_load(TASK_CONFIGS["regression"].read_text())
+    raw["data"] = {"path": str(tmp_path / "data.csv"), "format": "csv", "feedback_path": None}
+    raw["validation"] = {"row_count": {"min": 10}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    code, _, err = run(["--config", str(tmp_path / "config.yaml"), "--no-docs"], capsys)
+    assert code == 3
+    line = one_error_line(err)
+    assert f"{target}: numbers" in line
