@@ -25,7 +25,9 @@ ROOT_CONFIG = ROOT / "config.yaml"
 # fork's own config.yaml and data leave them green.
 CHURN_CONFIG = ROOT / "tests" / "fixtures" / "churn" / "config.yaml"
 CREDIT_CONFIG = ROOT / "examples" / "credit" / "config.yaml"
-CONFIGS = {"telco": CHURN_CONFIG, "credit": CREDIT_CONFIG}
+# A text classifier (free-text reviews): the text feature type through every stage, by config.
+REVIEWS_CONFIG = ROOT / "examples" / "reviews" / "config.yaml"
+CONFIGS = {"telco": CHURN_CONFIG, "credit": CREDIT_CONFIG, "reviews": REVIEWS_CONFIG}
 # Every config a contract-driven test checks: the fixtures and whatever the root one holds.
 SHIPPED = {"root": ROOT_CONFIG, **CONFIGS}
 

@@ -22,7 +22,9 @@ def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS[name])
     assert config.data_path.exists()
     assert config.contract.target.positive in config.contract.target.classes
-    assert len(config.contract.features) >= 10
+    # Every column of the data is the target, an id or a feature of the contract.
+    columns = set(read_table(config.data_path).columns)
+    assert columns == set(config.contract.columns)
     assert len(config.sha256) == 64
 
 
@@ -67,7 +69,7 @@ BAD_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], None], list[str]]] = {
     "unknown top-level section": (_set("trainer", {}), ["trainer", "unknown key"]),
     "wrong type": (_set("model.seed", "forty-two"), ["model.seed", "integer"]),
     "bad feature type": (
-        _set("contract.features.4.type", "text"),
+        _set("contract.features.4.type", "free-text"),
         ["contract.features[4] (tenure).type", "numeric"],
     ),
     "feature listed twice": (
@@ -150,7 +152,7 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_real_process_exit_code_and_one_line(write_config: Callable[..., Path]) -> None:
-    path = write_config(_set("contract.features.4.type", "text"))
+    path = write_config(_set("contract.features.4.type", "free-text"))
     proc = subprocess.run(
         [sys.executable, "-m", "core.check_config", "--config", str(path)],
         cwd=ROOT,
