@@ -67,5 +67,5 @@ def test_long_varied_strings_are_drafted_as_text_and_short_ones_still_refused() 
     drafted = draft_contract.draft_contract(frame.drop(columns="code"), "y", [])
     (note,) = drafted["contract"]["features"]
     assert note["type"] == "text" and note["max_length"] >= frame["note"].str.len().max()
-    with pytest.raises(DataError, match="'code'.*distinct short values"):
+    with pytest.raises(DataError, match=r"'code'.*distinct short values"):
         draft_contract.draft_contract(frame, "y", [])
