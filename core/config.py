@@ -114,6 +114,12 @@ class Feature(Strict):
             )
         if self.type is not FeatureType.numeric and self.integer:
             raise ValueError("'integer' is only allowed on numeric features")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    @model_validator(mode="after")
+    def _text_keys_fit_type(self) -> Feature:
         text_keys: dict[str, float | None] = {"min_length": self.min_length}
         text_keys |= {"max_length": self.max_length, "max_empty_share": self.max_empty_share}
         misplaced = [k for k, v in text_keys.items() if v is not None]
@@ -130,8 +136,6 @@ class Feature(Strict):
             raise ValueError(
                 f"min_length ({self.min_length}) is greater than max_length ({self.max_length})"
             )
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
 
 
