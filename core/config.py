@@ -554,6 +554,44 @@ class Canary(Strict):
         return self
 
 
+class Alerts(Strict):
+    """Prometheus alerting rules of the service: what the rules add to the thresholds elsewhere.
+
+    The error share, the score distance and the log drops reuse `canary`'s thresholds, the queue
+    depth is a share of `serving.log_buffer_rows`, the live metrics the gate's `rules` floors
+    (`drift.min_feedback` labels first): only what has no home elsewhere lives here.
+    """
+
+    window: Annotated[str, Field(pattern=DURATION)] = Field(
+        "5m", description="range of the rate() and increase() of the error, latency and drop rules"
+    )
+    hold: Annotated[str, Field(pattern=DURATION)] = Field(
+        "5m", description="how long a condition holds before its alert fires (`for:`)"
+    )
+    down_for: Annotated[str, Field(pattern=DURATION)] = Field(
+        "1m", description="how long every target of a namespace is down before ModelApiDown fires"
+    )
+    max_p99_seconds: float = Field(0.5, gt=0, description="p99 latency of the model's routes")
+    max_queue_share: float = Field(
+        0.5, gt=0, le=1, description="prediction-log queue depth / serving.log_buffer_rows"
+    )
+    flap_window: Annotated[str, Field(pattern=DURATION)] = Field(
+        "15m", description="range in which readiness changes are counted"
+    )
+    max_ready_changes: int = Field(
+        4, ge=1, description="readiness changes of one process within flap_window"
+    )
+    score_recent: Annotated[str, Field(pattern=DURATION)] = Field(
+        "1h", description="recent scores compared (Kolmogorov-Smirnov) with the reference window"
+    )
+    score_reference: Annotated[str, Field(pattern=DURATION)] = Field(
+        "24h", description="the scores before score_recent they are compared with"
+    )
+    live_window: Annotated[str, Field(pattern=DURATION)] = Field(
+        "24h", description="feedback counted for the live metric"
+    )
+
+
 class Config(Strict):
     project: Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")]
     data: DataSource
@@ -565,6 +603,7 @@ class Config(Strict):
     drift: Drift = Drift()
     serving: Serving = Serving()
     canary: Canary = Canary()
+    alerts: Alerts = Alerts()
 
     # Set by the loader: where the file lives and the sha256 of its bytes.
     source: Path = Field(default=Path("config.yaml"), exclude=True)

@@ -15,7 +15,6 @@ cluster's scrape config must do; it is not in this repository yet), and by `name
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,10 @@ from typing import Any
 import yaml
 
 from core.cli import entry_point
-from core.config import Canary, CanaryEnvironment, Config, load_config
+from core.config import Canary, CanaryEnvironment, Config
 from core.errors import ConfigError
-from core.io import atomic_write_text
+from deploy import live_metric
+from deploy.generated import render_command
 
 OVERLAYS = ("staging", "production")
 ROLLOUT = "model-api"
@@ -43,13 +43,17 @@ TRACKS = ("canary", "stable")
 ROUTES = 'route!~"/(health|ready|metrics)"'
 
 
-def selector(track: str, *extra: str) -> str:
+def matchers(track: str) -> list[str]:
     """The label matchers of one track's series, with Argo's `{{args.*}}` placeholders."""
-    parts = [
+    return [
         'namespace="{{args.namespace}}"',
         f'rollouts_pod_template_hash="{{{{args.{track}-hash}}}}"',
     ]
-    return "{" + ",".join([*parts, *extra]) + "}"
+
+
+def selector(track: str, *extra: str) -> str:
+    """One track's selector, with `extra` matchers."""
+    return "{" + ",".join([*matchers(track), *extra]) + "}"
 
 
 def _p99(track: str) -> str:
@@ -75,6 +79,28 @@ class Check:
     query: str
     success: str
     meaning: str
+
+
+def live_checks(config: Config) -> list[Check]:
+    """The canary's live metric against each gate floor, once drift.min_feedback labels arrived.
+
+    Until then the query is empty and the check passes: feedback comes late, so a short canary
+    seldom has enough (docs/canary.md).
+    """
+    window, enough = "{{args.window}}", config.drift.min_feedback
+    found = []
+    for floor in live_metric.floors(config):
+        metric = live_metric.query(config, floor.metric, matchers("canary"), window)
+        count = live_metric.total(matchers("canary"), "", window)
+        found.append(
+            Check(
+                f"live-{floor.metric}",
+                f"({metric}) and ({count} >= {enough})",
+                f"len(result) == 0 || result[0] >= {floor.minimum}",
+                f"the canary's {floor.metric} on its feedback (gate floor), from {enough} labels",
+            )
+        )
+    return found
 
 
 def checks(canary: Canary) -> list[Check]:
@@ -114,7 +140,7 @@ def checks(canary: Canary) -> list[Check]:
     ]
 
 
-def analysis_template(canary: Canary, env: CanaryEnvironment) -> dict[str, Any]:
+def analysis_template(config: Config, env: CanaryEnvironment) -> dict[str, Any]:
     """The AnalysisTemplate of one overlay."""
     metrics = [
         {
@@ -125,7 +151,7 @@ def analysis_template(canary: Canary, env: CanaryEnvironment) -> dict[str, Any]:
             "successCondition": check.success,
             "provider": {"prometheus": {"address": PROMETHEUS_ADDRESS, "query": check.query}},
         }
-        for check in checks(canary)
+        for check in checks(config.canary) + live_checks(config)
     ]
     return {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -184,7 +210,7 @@ def rendered(config: Config) -> dict[Path, str]:
     for overlay in OVERLAYS:
         env: CanaryEnvironment = getattr(config.canary, overlay)
         folder = Path("infra") / "k8s" / "overlays" / overlay
-        files[folder / ANALYSIS_FILE] = _yaml(analysis_template(config.canary, env))
+        files[folder / ANALYSIS_FILE] = _yaml(analysis_template(config, env))
         files[folder / STRATEGY_FILE] = _yaml(strategy(config.canary, env))
     return files
 
@@ -209,23 +235,7 @@ def load_template(root: Path, overlay: str) -> dict[str, Any]:
 
 @entry_point
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="config.yaml")
-    parser.add_argument("--root", type=Path, default=Path("."))
-    parser.add_argument("--check", action="store_true", help="fail when a file is out of date")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    if args.check:
-        problems = stale(config, args.root)
-        for line in problems:
-            print(f"✗ {line}")
-        if not problems:
-            print("✓ canary manifests match the config")
-        return 1 if problems else 0
-    for path, text in rendered(config).items():
-        atomic_write_text(args.root / path, text)
-        print(f"✓ wrote {path}")
-    return 0
+    return render_command(argv, __doc__.splitlines()[0], rendered, stale, "canary manifests")
 
 
 if __name__ == "__main__":

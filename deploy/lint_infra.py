@@ -12,6 +12,8 @@ Usage: python -m deploy.lint_infra [--root .]
   (made strict: an unknown field fails, as `kubectl apply --validate=strict` would); plus policy
   (the Rollout takes its pods from the Deployment, the autoscaler scales the Rollout, both Services
   and the AnalysisTemplate it names exist). The canary files match config.yaml (deploy/canary.py).
+- Prometheus Operator: no schema offline either; the PodMonitor selects the pods, on a port they
+  name, and copies the Rollouts pod-template-hash label (the canary analysis needs it).
 - Prometheus and Alertmanager: `promtool check config` and `check rules`, `promtool test rules`
   (infra/prometheus/tests/), `amtool check-config`.
 - Compose: the Compose specification schema (check-jsonschema --builtin-schema vendor.compose-spec).
@@ -42,7 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.cli import entry_point
 from core.config import load_config
-from deploy import canary
+from deploy import alerts, canary
 
 OVERLAYS = ("staging", "production")
 AUTOMATED = {"staging": True, "production": False}
@@ -54,11 +56,11 @@ def _tool(name: str) -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        hint = (
-            "install kubectl 1.27 or newer (its built-in kustomize renders the overlays)"
-            if name == "kubectl"
-            else "run `make install`"
-        )
+        hint = {
+            "kubectl": "install kubectl 1.27 or newer (its built-in kustomize renders the overlays)",
+            "promtool": "apt-get install prometheus (Debian's package ships promtool)",
+            "amtool": "apt-get install prometheus-alertmanager (Debian's package ships amtool)",
+        }.get(name, "run `make install`")
         raise FileNotFoundError(f"{name} not found on PATH: {hint}")
     return found
 
@@ -105,7 +107,8 @@ def policy(rendered: str, overlay: str) -> list[str]:
     found = _pod_security(pod)
     for c in pod["containers"]:
         found += [f"container {c['name']} {p}" for check in CONTAINER_CHECKS for p in check(c)]
-    found += _writable_tmp(pod) + _rollout(list(yaml.safe_load_all(rendered)))
+    all_docs = list(yaml.safe_load_all(rendered))
+    found += _writable_tmp(pod) + _rollout(all_docs) + _pod_monitor(all_docs)
     return problems + [f"{overlay}: {p}" for p in found]
 
 
@@ -116,7 +119,36 @@ KINDS = (
     "Service",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
+    "PodMonitor",
+    "PrometheusRule",
 )
+
+# The pod label Argo Rollouts sets; the canary analysis selects its series by it.
+HASH_LABEL = "rollouts-pod-template-hash"
+
+
+def _pod_monitor(docs: list[dict[str, Any]]) -> list[str]:
+    """No CRD schema offline: the PodMonitor selects the pods, on a port they name, with the hash."""
+    kinds = _by_kind(docs)
+    if "PodMonitor" not in kinds:
+        return []
+    spec = kinds["PodMonitor"].get("spec", {})
+    template = kinds["Deployment"]["spec"]["template"]
+    labels = template.get("metadata", {}).get("labels", {})
+    problems = [
+        f"PodMonitor selects {key}={value!r}, which the pods do not carry"
+        for key, value in spec.get("selector", {}).get("matchLabels", {}).items()
+        if labels.get(key) != value
+    ]
+    ports = {p.get("name") for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    problems += [
+        f"PodMonitor scrapes port {e.get('port')!r}, which no container names"
+        for e in spec.get("podMetricsEndpoints", [])
+        if e.get("port") not in ports
+    ]
+    if HASH_LABEL not in spec.get("podTargetLabels", []):
+        problems.append(f"PodMonitor must copy {HASH_LABEL} (podTargetLabels) for the canary")
+    return problems
 
 
 def _rollout(docs: list[dict[str, Any]]) -> list[str]:
@@ -400,7 +432,19 @@ def dashboards(root: Path) -> list[str]:
 
 # PromQL words that look like metric names; anything else followed by "(" is a function.
 PROMQL_KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless"}
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+    }
 )
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _RANGE = re.compile(r"\[[^\]]*\]")
@@ -483,6 +527,43 @@ def kubernetes(root: Path) -> list[str]:
     return problems
 
 
+def _tool_problems(argv: list[str], root: Path) -> list[str]:
+    """The output of a checker that failed, one line each (nothing when it passed)."""
+    proc = _run(argv, root)
+    return [] if proc.returncode == 0 else (proc.stdout + proc.stderr).strip().splitlines()
+
+
+def alerting(root: Path) -> list[str]:
+    """The rules match the config; promtool checks them and runs their unit tests; amtool the rest."""
+    problems = alerts.stale(load_config(root / "config.yaml"), root)
+    promtool, prometheus = _tool("promtool"), root / "infra" / "prometheus"
+    # `check config` also checks the rules files the compose Prometheus loads.
+    problems += _tool_problems([promtool, "check", "config", "prometheus.yml"], prometheus)
+    tests = alerts.test_files(root)
+    problems += _tool_problems([promtool, "test", "rules", *tests], prometheus) if tests else []
+    config = root / "infra" / "alertmanager" / "alertmanager.yml"
+    return problems + _tool_problems([_tool("amtool"), "check-config", str(config)], root)
+
+
+# Labels Prometheus adds to every scraped series (target labels), which /metrics never shows.
+TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "rollouts_pod_template_hash"})
+
+
+def rule_labels(root: Path, exposition: str) -> list[str]:
+    """Check each alerting rule's metrics and labels against a live /metrics (plus `up`)."""
+    exported = {
+        name: labels | TARGET_LABELS for name, labels in exported_labels(exposition).items()
+    }
+    exported["up"] = set(TARGET_LABELS)
+    doc = yaml.safe_load((root / alerts.RULES_FILE).read_text())
+    return [
+        problem
+        for group in doc["groups"]
+        for rule in group["rules"]
+        for problem in _target_labels(f"{alerts.RULES_FILE}: {rule['alert']}", rule, exported)
+    ]
+
+
 def canary_files(root: Path) -> list[str]:
     """The generated canary manifests are what config.yaml's canary section renders."""
     return canary.stale(load_config(root / "config.yaml"), root)
@@ -492,6 +573,7 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "hadolint Dockerfile": hadolint,
     "kustomize render + kubernetes-validate + policy (staging, production)": kubernetes,
     "canary manifests match config.yaml (deploy/canary.py)": canary_files,
+    "alert rules match config.yaml, promtool check + test rules, amtool check-config": alerting,
     "compose spec (infra/compose.yaml)": compose,
     "Argo CD applications (infra/argocd)": argo,
     "Grafana dashboards (infra/grafana)": dashboards,

@@ -1,9 +1,10 @@
 """Prometheus metrics of the service: every worker's, summed, when several run.
 
 Request counts and latency per route template (never the raw path, so cardinality stays bounded),
-the prediction score distribution, micro-batch sizes, the model, and the prediction log's buffer
-depth, drops and write errors. Scores are counted with numpy in bulk: a 10,000-record batch would
-otherwise pay 10,000 `observe` calls.
+the prediction score distribution, micro-batch sizes, the model, readiness, feedback by predicted
+and true label (the live metric), and the prediction log's buffer depth, drops and write errors.
+Scores are counted with numpy in bulk: a 10,000-record batch would otherwise pay 10,000 `observe`
+calls.
 
 Several uvicorn workers are several processes, and a scrape reaches one of them. With
 PROMETHEUS_MULTIPROC_DIR set before the workers start (`python -m serving.serve` does it, and
@@ -114,7 +115,12 @@ class ScoreHistogram:
 class Metrics:
     """Every metric the service exports."""
 
-    def __init__(self, model: dict[str, str], log_stats: Callable[[], tuple[LogStats, int] | None]):
+    def __init__(
+        self,
+        model: dict[str, str],
+        log_stats: Callable[[], tuple[LogStats, int] | None],
+        ready: Callable[[], bool],
+    ):
         self.shared_dir = multiprocess_dir()
         if self.shared_dir is None and multiprocessing.parent_process() is not None:
             log.warning(
@@ -151,7 +157,22 @@ class Metrics:
         )
         self.model_info.labels(**model).set(1)
         self.scores = ScoreHistogram(self.registry)
+        # Two classes, so four series: the live metrics (recall, precision, ...) in PromQL.
+        self.feedback = Counter(
+            "prediction_feedback",
+            "Feedback received, by the label the prediction answered and the true one",
+            ["predicted", "actual"],
+            registry=self.registry,
+        )
         self._log_stats = log_stats
+        self._ready = ready
+        # What /ready answers, at each scrape: the readiness-flapping alert counts its changes.
+        self._ready_gauge = Gauge(
+            "service_ready",
+            "1 while this process answers /ready with 200, else 0",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
         self._log_depth = Gauge(
             "prediction_log_queue_depth",
             "Rows waiting to be written",
@@ -165,7 +186,8 @@ class Metrics:
         self._sync_lock = threading.Lock()
 
     def sync_log(self) -> None:
-        """Copy the prediction log's counters into the exported metrics (new counts only)."""
+        """Copy readiness and the prediction log's counters into the metrics (new counts only)."""
+        self._ready_gauge.set(1 if self._ready() else 0)
         current = self._log_stats()
         if current is None:
             return

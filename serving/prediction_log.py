@@ -246,22 +246,27 @@ class PredictionLog:
             self._done += n_rows
             self._cond.notify_all()
 
-    def has_prediction(self, request_id: str) -> bool:
-        """Whether a prediction with this request id is in the database."""
+    def logged_label(self, request_id: str) -> str | None:
+        """The label a logged prediction answered with (None when no such prediction exists)."""
         with self.engine.connect() as conn:
             found = conn.execute(
-                select(predictions.c.request_id).where(predictions.c.request_id == request_id)
+                select(predictions.c.label).where(predictions.c.request_id == request_id)
             ).first()
-        return found is not None
+        return None if found is None else str(found[0])
 
-    def add_feedback(self, request_id: str, label: str) -> bool:
-        """Store ground truth for a logged prediction (latest wins); False for an unknown id."""
+    def add_feedback(self, request_id: str, label: str) -> str | None:
+        """Store ground truth for a logged prediction (latest wins).
+
+        Returns the label that prediction answered with, None for an unknown id.
+        """
         self.flush(timeout=5.0)
-        if not self.has_prediction(request_id):
+        predicted = self.logged_label(request_id)
+        if predicted is None:
             # Another worker process may still hold it in its buffer: one flush interval later.
             time.sleep(max(0.2, 4 * self.flush_seconds))
-            if not self.has_prediction(request_id):
-                return False
+            predicted = self.logged_label(request_id)
+            if predicted is None:
+                return None
         now = datetime.now(UTC)
         try:
             with self.engine.begin() as conn:
@@ -273,4 +278,4 @@ class PredictionLog:
                     .where(feedback.c.request_id == request_id)
                     .values(label=label, ts=now)
                 )
-        return True
+        return predicted

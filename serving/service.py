@@ -70,7 +70,13 @@ class ModelService:
                 "scoring": self.predictor.mode,
             },
             self._log_stats,
+            lambda: self.ready,
         )
+        # Every (predicted, actual) pair is exported from the start, at 0: a series born at its
+        # first count would hide that count from increase() (the live metric).
+        for predicted in self.contract.target.classes:
+            for actual in self.contract.target.classes:
+                self.metrics.feedback.labels(predicted, actual)
         self.batcher = MicroBatcher(
             self.predictor,
             max_batch=256,
@@ -190,7 +196,11 @@ class ModelService:
         """Store the true class of a logged prediction; False when no such prediction exists."""
         if self.log is None:
             return False
-        return await asyncio.to_thread(self.log.add_feedback, request_id, label)
+        predicted = await asyncio.to_thread(self.log.add_feedback, request_id, label)
+        if predicted is None:
+            return False
+        self.metrics.feedback.labels(predicted, label).inc()
+        return True
 
     def describe(self) -> dict[str, Any]:
         """What is being served: model identity, metrics, threshold, contract, scoring path."""

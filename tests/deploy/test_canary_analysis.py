@@ -9,7 +9,8 @@ here: this does what it does for one measurement.
 
 The canaries: a model refitted on 90 % of the rows (healthy), the stable model failing every
 fourth request (errors), a model trained with the positive class over-represented (its scores
-shift; HTTP is healthy), the stable model taking 0.2 s more per request (slow). The last two
+shift; HTTP is healthy), the stable model taking 0.2 s more per request (slow), and the stable
+model whose feedback says the opposite of its answers (concept: only the live metric can tell). The last two
 faults are put into the real app by tests/deploy/canary_faults.py, behind its metrics middleware.
 """
 
@@ -43,6 +44,9 @@ pytestmark = pytest.mark.slow
 NAMESPACE = "canary-test"
 STABLE = "stable0"
 REQUESTS = 240
+# Canaries that get feedback: the true classes, or their opposite (the world changed under the
+# model: the concept drifted; scores and HTTP look the same, only the labels can tell).
+FEEDBACK = {"shifted": False, "concept": True}
 
 
 def fit_bundle(folder: Path, config: Config, frame: pd.DataFrame, version: str) -> Path:
@@ -100,6 +104,7 @@ def fleet(
         ),
         "errors": (trained_bundle, {"CANARY_FAULT": "error", "CANARY_FAULT_EVERY": "4"}),
         "slow": (trained_bundle, {"CANARY_FAULT": "slow", "CANARY_FAULT_SECONDS": "0.2"}),
+        "concept": (trained_bundle, {}),
     }
     servers: dict[str, Server] = {}
     prometheus: Process | None = None
@@ -120,9 +125,15 @@ def fleet(
             _wait_ready(srv, name)
         prometheus = start_prometheus(tmp / "prometheus", _scrape_config(servers))
         wait_scraped(prometheus, "model-api", len(servers))
-        records = request_records(default_frame.sample(n=REQUESTS, random_state=7), config.contract)
+        sample = default_frame.sample(n=REQUESTS, random_state=7)
+        records = request_records(sample, config.contract)
         with ThreadPoolExecutor(len(servers)) as pool:
-            list(pool.map(lambda srv: _traffic(srv, records), servers.values()))
+            sent = pool.map(lambda srv: _traffic(srv, records), servers.values())
+            answered = dict(zip(servers, sent, strict=True))
+        truth = sample[target.name].astype(str).tolist()
+        for name, inverted in FEEDBACK.items():
+            labels = [_invert(t, config) if inverted else t for t in truth]
+            _feedback(servers[name], answered[name], labels)
         _wait_scraped_after(prometheus, time.time())
         yield Fleet(prometheus, servers)
     finally:
@@ -165,16 +176,35 @@ def _wait_ready(srv: Server, name: str) -> None:
     pytest.fail(f"{name} not ready in 300 s:\n{srv.text()[-3000:]}")
 
 
-def _traffic(srv: Server, records: list[dict[str, Any]]) -> None:
-    """Send every record once, eight at a time, as independent clients would."""
+def _traffic(srv: Server, records: list[dict[str, Any]]) -> list[str | None]:
+    """Send every record once, eight at a time, as independent clients would: the request ids."""
 
-    def send(client: httpx.Client, record: dict[str, Any]) -> None:
+    def send(client: httpx.Client, record: dict[str, Any]) -> str | None:
         # uvicorn may close the connection after an app error; the 500 is counted already.
         with contextlib.suppress(httpx.TransportError):
-            client.post("/predict", json=record)
+            answer = client.post("/predict", json=record)
+            return str(answer.json()["request_id"]) if answer.status_code == 200 else None
+        return None
 
     with srv.client() as client, ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda rec: send(client, rec), records))
+        return list(pool.map(lambda rec: send(client, rec), records))
+
+
+def _invert(label: str, config: Config) -> str:
+    target = config.contract.target
+    return target.negative if label == target.positive else target.positive
+
+
+def _feedback(srv: Server, request_ids: list[str | None], labels: list[str]) -> None:
+    """Post the true class of every answered request, as the labels would come back later."""
+
+    def send(client: httpx.Client, request_id: str, label: str) -> None:
+        answer = client.post("/feedback", json={"request_id": request_id, "label": label})
+        assert answer.status_code == 200, answer.text
+
+    pairs = [(rid, label) for rid, label in zip(request_ids, labels, strict=True) if rid]
+    with srv.client() as client, ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda pair: send(client, *pair), pairs))
 
 
 def _wait_scraped_after(prometheus: Process, moment: float) -> None:
@@ -189,7 +219,7 @@ def _wait_scraped_after(prometheus: Process, moment: float) -> None:
 
 
 def judge(fleet: Fleet, config: Config, track: str) -> dict[str, analysis.Measurement]:
-    template = canary.analysis_template(config.canary, config.canary.staging)
+    template = canary.analysis_template(config, config.canary.staging)
     args = {"namespace": NAMESPACE, "canary-hash": track, "stable-hash": STABLE}
     return {m.metric: m for m in analysis.measure(template, fleet.prometheus.url, args)}
 
@@ -203,17 +233,19 @@ ALL_PASS = {
     "p99-latency-ratio": "Successful",
     "score-distance": "Successful",
     "prediction-log-drops": "Successful",
+    "live-recall": "Successful",
 }
 
 
 def test_every_metric_of_the_template_is_measured(fleet: Fleet, config: Config) -> None:
-    template = canary.analysis_template(config.canary, config.canary.staging)
+    template = canary.analysis_template(config, config.canary.staging)
     assert set(judge(fleet, config, "healthy")) == {m["name"] for m in template["spec"]["metrics"]}
 
 
 def test_a_healthy_canary_passes(fleet: Fleet, config: Config) -> None:
     measured = judge(fleet, config, "healthy")
     assert phases(measured) == ALL_PASS, measured
+    assert measured["live-recall"].value == "[]", "no feedback yet: the live check waits"
     assert analysis.verdict(list(measured.values())) == "Successful"
 
 
@@ -230,6 +262,16 @@ def test_a_canary_whose_scores_shift_fails_on_the_distance_while_http_is_healthy
 ) -> None:
     measured = judge(fleet, config, "shifted")
     assert phases(measured) == {**ALL_PASS, "score-distance": "Failed"}, measured
+    # Its feedback arrived (the true classes): the live recall is measured, and above the floor.
+    assert measured["live-recall"].value != "[]", measured
+    assert analysis.verdict(list(measured.values())) == "Failed"
+
+
+def test_a_canary_whose_labels_say_it_is_wrong_fails_on_the_live_metric(
+    fleet: Fleet, config: Config
+) -> None:
+    measured = judge(fleet, config, "concept")
+    assert phases(measured) == {**ALL_PASS, "live-recall": "Failed"}, measured
     assert analysis.verdict(list(measured.values())) == "Failed"
 
 

@@ -8,7 +8,6 @@ ancestry assertions would catch.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,39 +29,18 @@ from deploy.gitops import (
     set_image,
 )
 from deploy.gitops import main as gitops_main
+from tests.gitrepo import clone, git, seeded_remote
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "ghcr.io/acme/churn-api"
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
-IDENTITY = {"user.name": "Test", "user.email": "test@example.invalid"}
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def clone(remote: Path, where: Path) -> Path:
-    git(remote.parent, "clone", "--quiet", str(remote), str(where))
-    for key, value in IDENTITY.items():
-        git(where, "config", key, value)
-    return where
 
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Path:
     """A bare repository whose main holds the template's real infra/ folder."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    seed = clone(bare, tmp_path / "seed")
-    shutil.copytree(ROOT / "infra", seed / "infra")
-    (seed / "README.md").write_text("fork\n")
-    git(seed, "add", "-A")
-    git(seed, "commit", "--quiet", "-m", "seed")
-    git(seed, "push", "--quiet", "origin", "HEAD:main")
-    return bare
+    return seeded_remote(tmp_path / "seed-folder")[0]
 
 
 def remote_pin(remote: Path, overlay: str, ref: str = "main") -> Pin:

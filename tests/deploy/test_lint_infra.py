@@ -16,7 +16,7 @@ import yaml
 
 from core.config import Config
 from core.frames import request_records
-from deploy import lint_infra
+from deploy import alerts, lint_infra
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +112,7 @@ def test_a_dashboard_on_an_unknown_data_source_fails(repo: Path) -> None:
 
 
 @pytest.mark.slow  # a real server
-def test_every_label_a_dashboard_panel_uses_is_on_a_live_metrics_page(
+def test_every_label_a_dashboard_panel_or_alert_rule_uses_is_on_a_live_metrics_page(
     trained_bundle: Path,
     tmp_path: Path,
     raw_config: dict[str, Any],
@@ -135,6 +135,8 @@ def test_every_label_a_dashboard_panel_uses_is_on_a_live_metrics_page(
         server.stop()
     assert "model_info" in exposition
     assert lint_infra.dashboard_labels(ROOT, exposition) == []
+    # The alerting rules too (target labels such as namespace come from the scrape, not /metrics).
+    assert lint_infra.rule_labels(ROOT, exposition) == []
 
 
 def test_the_label_check_names_a_label_no_metric_carries(repo: Path) -> None:
@@ -153,3 +155,24 @@ def test_the_label_check_names_a_label_no_metric_carries(repo: Path) -> None:
     assert len(problems) == 2
     assert "'release'" in problems[0] and "['name', 'version']" in problems[0]
     assert "nothing_total" in problems[1]
+
+
+def test_the_rule_label_check_names_a_metric_the_service_does_not_export(repo: Path) -> None:
+    path = repo / alerts.RULES_FILE
+    path.write_text(path.read_text().replace("service_ready", "service_readiness"))
+    exposition = "# TYPE service_ready gauge\nservice_ready 1\n"
+    problems = lint_infra.rule_labels(repo, exposition)
+    assert any("service_readiness" in p for p in problems), problems
+
+
+def test_a_pod_monitor_that_misses_the_pods_or_the_hash_fails(repo: Path) -> None:
+    def change(doc: dict) -> None:  # type: ignore[type-arg]
+        doc["spec"]["selector"]["matchLabels"] = {"app.kubernetes.io/name": "other"}
+        doc["spec"]["podMetricsEndpoints"][0]["port"] = "metrics"
+        doc["spec"]["podTargetLabels"] = []
+
+    edit_yaml(repo / "infra" / "k8s" / "base" / "pod-monitor.yaml", change)
+    problems = lint_infra.kubernetes(repo)
+    assert any("selects app.kubernetes.io/name='other'" in p for p in problems), problems
+    assert any("port 'metrics'" in p for p in problems), problems
+    assert any("rollouts-pod-template-hash" in p for p in problems), problems

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from core.config import Config
 from core.settings import Settings, get_settings
 from deploy.gitops import ImageRef, Pin, set_image
 from orchestration.aliases import main
+from tests.gitrepo import git, seeded_remote
 from tests.training.conftest import env_for, settings_for
 from training import registry
 
@@ -22,26 +22,10 @@ DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     """A clone of a bare remote whose main holds the template's infra/ folder."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    work = tmp_path / "work"
-    git(tmp_path, "clone", "--quiet", str(bare), str(work))
-    git(work, "config", "user.name", "Test")
-    git(work, "config", "user.email", "test@example.invalid")
-    shutil.copytree(ROOT / "infra", work / "infra")
-    git(work, "add", "-A")
-    git(work, "commit", "--quiet", "-m", "seed")
-    git(work, "push", "--quiet", "origin", "HEAD:main")
-    return work
+    return seeded_remote(tmp_path)[1]
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from core.config import Config
 from core.settings import Settings, get_settings
 from deploy.gitops import OVERLAYS_DIR, ImageRef, Pin, read_pin, set_image
 from orchestration.promote import main
+from tests.gitrepo import git, seeded_remote
 from tests.training.conftest import env_for, settings_for
 from training import registry
 from training.report import GATE_TABLE
@@ -23,25 +22,10 @@ REPO = "ghcr.io/acme/churn-api"
 DIGEST = "sha256:" + "c" * 64
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     """A checkout of a bare remote whose staging overlay runs version 1 of the model."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
-    work = tmp_path / "work"
-    git(tmp_path, "clone", "--quiet", str(bare), str(work))
-    git(work, "config", "user.name", "Test")
-    git(work, "config", "user.email", "test@example.invalid")
-    shutil.copytree(ROOT / "infra", work / "infra")
-    git(work, "add", "-A")
-    git(work, "commit", "--quiet", "-m", "seed")
-    git(work, "push", "--quiet", "origin", "HEAD:main")
+    work = seeded_remote(tmp_path)[1]
     assert set_image(work, "staging", Pin(ImageRef(REPO, DIGEST), "1")) is not None
     git(work, "pull", "--quiet", "origin", "main")
     return work

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.prediction_log import read_predictions
 from core.settings import get_settings
@@ -51,11 +52,27 @@ def test_predict_scores_one_record_and_logs_it(
     assert 0 <= body["probability"] <= 1 and body["model_version"] == "0"
     assert body["label"] == ("Yes" if body["probability"] >= 0.5 else "No")
 
+    counted = feedback_count(server, body["label"], "Yes")
     fb = post(server, "/feedback", {"request_id": body["request_id"], "label": "Yes"})
     assert fb.status_code == 200, fb.text
+    # The live metric's counts: by the label the prediction answered and the true one.
+    assert feedback_count(server, body["label"], "Yes") == counted + 1
     logged = read_predictions(server.log_url).set_index("request_id").loc[body["request_id"]]
     assert logged["score"] == pytest.approx(body["probability"])
     assert logged["feedback"] == "Yes" and logged["tenure"] == records[0]["tenure"]
+
+
+def feedback_count(server: Server, predicted: str, actual: str) -> float:
+    """The service's prediction_feedback_total for one (predicted, actual) pair on /metrics."""
+    with server.client() as client:
+        text = client.get("/metrics").text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "prediction_feedback_total"
+        and sample.labels == {"predicted": predicted, "actual": actual}
+    )
 
 
 def test_batch_answers_in_order_and_matches_single_calls(

@@ -47,9 +47,9 @@ def test_close_writes_every_buffered_row_and_feedback_joins(
     assert first["contract"] == records[3]["contract"]
 
     plog = PredictionLog(log_url)
-    assert plog.add_feedback("a-3", "No")
-    assert plog.add_feedback("a-3", "Yes")  # latest wins
-    assert not plog.add_feedback("never-logged", "Yes")
+    assert plog.add_feedback("a-3", "No") == "Yes"  # the label the prediction answered
+    assert plog.add_feedback("a-3", "Yes") == "Yes"  # latest wins
+    assert plog.add_feedback("never-logged", "Yes") is None
     plog.close()
     frame = read_predictions(log_url).set_index("request_id")
     assert frame.loc["a-3", "feedback"] == "Yes"
