@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from core.cli import entry_point, step, table
-from core.config import load_config
+from core.config import FeatureType, load_config
 
 
 @entry_point
@@ -20,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
     rows: list[dict[str, object]] = []
     for f in config.contract.features:
-        allowed = (
-            ", ".join(f.categories)
-            if f.categories
-            else f"{'' if f.min is None else f.min} … {'' if f.max is None else f.max}".strip(" …")
-        )
+        if f.categories:
+            allowed = ", ".join(f.categories)
+        elif f.type is FeatureType.text:
+            low, high = f.length_bounds
+            allowed = f"{low or 0} … {high} characters"
+        else:
+            allowed = f"{'' if f.min is None else f.min} … {'' if f.max is None else f.max}"
+            allowed = allowed.strip(" …")
         rows.append(
             {
                 "feature": f.name,

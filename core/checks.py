@@ -76,6 +76,8 @@ def _violations(column: pd.Series, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
             inside = numbers.isin(allowed).to_numpy()
         bad = present & ~inside
         return bad, _quote(column[bad], f"; {name}: not allowed ")
+    if rule.check in (Check.not_blank, Check.length):
+        return _text_violations(column, present, rule)
     numbers = pd.to_numeric(column, errors="coerce")
     if rule.check is Check.numeric_type:
         as_float = numbers.to_numpy(dtype="float64", na_value=np.nan)
@@ -94,6 +96,29 @@ def _violations(column: pd.Series, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
                 bad |= as_float > high
         return bad, _quote(column[bad], f"; {name}: outside {rule.label} ")
     raise ValueError(f"{rule.check} is not a feature rule")
+
+
+def _text_violations(
+    column: pd.Series, present: np.ndarray, rule: Rule
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blank values (unless the rule bounds only their share) and values outside the length."""
+    name = rule.column
+    text = column.astype(str)
+    if rule.check is Check.not_blank:
+        if "mostly" in rule.kwargs:  # a bound on the table's share, not on any one row
+            return np.zeros(len(column), dtype=bool), np.empty(0, dtype=object)
+        bad = present & ~text.str.contains(rule.kwargs["regex"], regex=True).to_numpy()
+        return bad, np.full(int(bad.sum()), f"; {name}: blank", dtype=object)
+    lengths = text.str.len().to_numpy()
+    low, high = rule.kwargs.get("min_value"), rule.kwargs.get("max_value")
+    bad = np.zeros(len(column), dtype=bool)
+    if low is not None:
+        bad |= lengths < low
+    if high is not None:
+        bad |= lengths > high
+    bad &= present
+    reasons = [f"; {name}: {n:,} characters, outside {rule.label}" for n in lengths[bad]]
+    return bad, np.array(reasons, dtype=object)
 
 
 def _kind(rule: Rule) -> str:

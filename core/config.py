@@ -96,6 +96,14 @@ class FeatureType(StrEnum):
     numeric = "numeric"
     categorical = "categorical"
     boolean = "boolean"
+    text = "text"
+
+
+# A text feature without `max_length` still has a ceiling: the longest value the request schema,
+# the validation suite and the row checks accept (a 1 MB review is a mistake, not a review).
+TEXT_MAX_LENGTH = 100_000
+# Types whose values are strings in the data, the pipeline and the request.
+STRING_TYPES = frozenset({FeatureType.categorical, FeatureType.text})
 
 
 class Feature(Strict):
@@ -106,7 +114,22 @@ class Feature(Strict):
     min: float | None = None
     max: float | None = None
     categories: list[str] | None = None
+    # Text only: bounds on the number of characters of a present value, and the share of rows
+    # (among those not null) whose value may be blank; language-agnostic (characters, not words).
+    min_length: int | None = Field(None, ge=0)
+    max_length: int | None = Field(None, ge=1, le=TEXT_MAX_LENGTH)
+    max_empty_share: float | None = Field(None, ge=0, le=1)
     description: str = ""
+
+    @property
+    def is_string(self) -> bool:
+        """True when the values are strings (categorical or text), not numbers."""
+        return self.type in STRING_TYPES
+
+    @property
+    def length_bounds(self) -> tuple[int | None, int]:
+        """A text feature's character bounds: min_length, and max_length or TEXT_MAX_LENGTH."""
+        return self.min_length, self.max_length or TEXT_MAX_LENGTH
 
     @model_validator(mode="after")
     def _fits_type(self) -> Feature:
@@ -133,6 +156,26 @@ class Feature(Strict):
             raise ValueError("'integer' is only allowed on numeric features")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    @model_validator(mode="after")
+    def _text_keys_fit_type(self) -> Feature:
+        text_keys: dict[str, float | None] = {"min_length": self.min_length}
+        text_keys |= {"max_length": self.max_length, "max_empty_share": self.max_empty_share}
+        misplaced = [k for k, v in text_keys.items() if v is not None]
+        if self.type is not FeatureType.text and misplaced:
+            raise ValueError(
+                f"{', '.join(misplaced)} only allowed on text features, not on a "
+                f"{self.type.value} one"
+            )
+        if (
+            self.min_length is not None
+            and self.max_length is not None
+            and self.min_length > self.max_length
+        ):
+            raise ValueError(
+                f"min_length ({self.min_length}) is greater than max_length ({self.max_length})"
+            )
         return self
 
 
@@ -287,6 +330,33 @@ class Behaviour(Strict):
     decreasing: list[str] = Field(default_factory=list)
 
 
+NgramRange = tuple[Annotated[int, Field(ge=1, le=10)], Annotated[int, Field(ge=1, le=10)]]
+
+
+class TextVectoriser(Strict):
+    """TF-IDF of each text feature: word and character n-grams side by side (either may be off).
+
+    Tokens are sequences of two or more word characters in any script (Unicode `\\w`), and the
+    character n-grams stay inside word boundaries (`char_wb`), so no language is assumed.
+    """
+
+    word_ngrams: NgramRange | None = (1, 2)
+    char_ngrams: NgramRange | None = (3, 5)
+    max_features: int = Field(5_000, ge=1, description="most frequent n-grams kept per analyser")
+    min_df: int = Field(2, ge=1, description="training rows an n-gram must appear in")
+    sublinear_tf: bool = True
+    lowercase: bool = True
+
+    @model_validator(mode="after")
+    def _ranges(self) -> TextVectoriser:
+        if self.word_ngrams is None and self.char_ngrams is None:
+            raise ValueError("set word_ngrams or char_ngrams (or both): a text needs an analyser")
+        for key, rng in (("word_ngrams", self.word_ngrams), ("char_ngrams", self.char_ngrams)):
+            if rng is not None and rng[0] > rng[1]:
+                raise ValueError(f"{key} {list(rng)}: the first bound is above the second")
+        return self
+
+
 class ModelSpec(Strict):
     estimator: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -295,6 +365,7 @@ class ModelSpec(Strict):
     threshold: Threshold = Threshold()
     slices: list[str] = Field(default_factory=list)
     behaviour: Behaviour = Behaviour()
+    text: TextVectoriser = TextVectoriser()
 
     @model_validator(mode="after")
     def _estimator_exists(self, info: ValidationInfo) -> ModelSpec:
@@ -489,6 +560,9 @@ class Drift(Strict):
     max_rows: int = Field(100_000, ge=100)
     psi_bins: int = Field(10, ge=2, le=100)
     psi_epsilon: float = Field(1e-4, gt=0, lt=0.01)
+    # Text features: the vocabulary test compares the counts of the reference's most frequent
+    # tokens (the rest pooled as one bin).
+    text_top_terms: int = Field(50, ge=2, le=1000)
     min_drifted_features: int = Field(1, ge=1)
     max_invalid_share: float = Field(0.05, ge=0, le=1)
     performance_metric: str = "roc_auc"
@@ -709,6 +783,8 @@ class Config(Strict):
         for i, s in enumerate(self.model.slices):
             if s not in names:
                 raise ValueError(f"model.slices[{i}]: {s!r} is not a feature of the contract")
+            if self.contract.feature(s).type is FeatureType.text:
+                raise ValueError(f"model.slices[{i}]: {s!r} is a text feature; slice by levels")
         self._behaviour_features(names)
         tc = self.model.split.time_column
         if tc is not None and tc not in names and tc not in self.contract.id_columns:

@@ -19,7 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
-from core.config import Contract, FeatureType
+from core.config import Contract
 from core.errors import DataError
 
 DELIMITERS = ",;\t|"
@@ -153,7 +153,7 @@ def check_number_format(
 ) -> None:
     """Refuse numeric features written with thousands separators, naming column and file row."""
     for feature in contract.features:
-        if feature.type is FeatureType.categorical or feature.name not in frame.columns:
+        if feature.is_string or feature.name not in frame.columns:
             continue
         column = frame[feature.name]
         if pd.api.types.is_numeric_dtype(column):

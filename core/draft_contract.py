@@ -15,8 +15,14 @@ import pandas as pd
 import yaml
 
 from core.cli import entry_point
+from core.config import TEXT_MAX_LENGTH
 from core.data import read_table
 from core.errors import DataError
+
+# A string column with more distinct values than --max-categories is free text when its values
+# average this many characters and at least this share of them differ.
+TEXT_MEAN_LENGTH = 20
+TEXT_DISTINCT_SHARE = 0.5
 
 
 def _bound(value: float, *, down: bool) -> float | int:
@@ -26,6 +32,29 @@ def _bound(value: float, *, down: bool) -> float | int:
     scale = 10 ** math.floor(math.log10(abs(value)))
     rounded = (math.floor if down else math.ceil)(value / scale) * scale
     return int(rounded) if float(rounded).is_integer() else float(rounded)
+
+
+def is_free_text(values: pd.Series) -> bool:
+    """Tell free text from labels: long values, most of them different (an id is short)."""
+    text = values.astype(str)
+    return (
+        text.str.len().mean() >= TEXT_MEAN_LENGTH
+        and text.nunique() >= TEXT_DISTINCT_SHARE * len(text)
+    )
+
+
+def draft_text(values: pd.Series) -> dict[str, Any]:
+    """A text feature: the observed longest value rounded up, the blank share when there is one."""
+    text = values.astype(str)
+    longest = int(text.str.len().max())
+    feature: dict[str, Any] = {
+        "type": "text",
+        "max_length": min(TEXT_MAX_LENGTH, int(_bound(float(longest) * 1.5, down=False))),
+    }
+    blank = float((text.str.strip() == "").mean())
+    if blank:
+        feature["max_empty_share"] = min(1.0, math.ceil(blank * 150) / 100)
+    return feature
 
 
 def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str, Any]:
@@ -48,13 +77,18 @@ def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str
             feature["max"] = _bound(float(values.max()), down=False)
     else:
         categories = sorted(str(v) for v in values.unique())
-        if len(categories) > max_categories:
+        if len(categories) > max_categories and is_free_text(values):
+            feature |= draft_text(values)
+        elif len(categories) > max_categories:
             raise DataError(
-                f"column {name!r} has {len(categories)} distinct text values (more than "
-                f"--max-categories {max_categories}); drop it, list it as an id, or raise the limit"
+                f"column {name!r} has {len(categories)} distinct short values (more than "
+                f"--max-categories {max_categories}, mean length under {TEXT_MEAN_LENGTH} "
+                "characters, so neither categories nor free text); drop it, list it as an id, "
+                "or raise the limit"
             )
-        feature["type"] = "categorical"
-        feature["categories"] = categories
+        else:
+            feature["type"] = "categorical"
+            feature["categories"] = categories
     if column.isna().any():
         feature["nullable"] = True
     return feature

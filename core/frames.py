@@ -12,7 +12,7 @@ from core.config import Contract, Feature, FeatureType, TaskType
 
 
 def feature_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
-    """Select the contract's features in contract order, numeric as float64, categorical as object.
+    """Select the contract's features in contract order: numbers as float64, strings as object.
 
     Training, serving and batch scoring all call this, so the pipeline always sees the same dtypes.
     Values are not checked here; validation does that before.
@@ -22,6 +22,9 @@ def feature_frame(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
         col = frame[f.name]
         if f.type is FeatureType.categorical:
             out[f.name] = col.astype(object).where(col.notna(), np.nan)
+        elif f.type is FeatureType.text:
+            # TF-IDF takes no missing document: a missing text is the empty one.
+            out[f.name] = col.astype(object).where(col.notna(), "")
         else:
             out[f.name] = pd.to_numeric(col, errors="raise").astype("float64")
     return pd.DataFrame(out, index=frame.index)
@@ -49,7 +52,7 @@ def json_value(value: Any, feature: Feature) -> Any:
         return None
     if isinstance(value, np.generic):
         value = value.item()
-    if feature.type is FeatureType.categorical:
+    if feature.is_string:
         return str(value)
     if feature.type is FeatureType.boolean or feature.integer:
         return int(value)

@@ -20,6 +20,8 @@ from core.config import Config, Feature, FeatureType, Target, TaskType
 INTEGER_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "Int64"]
 NUMERIC_TYPES = [*INTEGER_TYPES, "float32", "float64", "Float64"]
 BOOLEAN_VALUES = [0, 1]
+# A text value that is not blank has a character other than white space somewhere.
+NOT_BLANK = r"\S"
 
 
 class Check(StrEnum):
@@ -32,6 +34,8 @@ class Check(StrEnum):
     numeric_type = "numeric type"
     in_set = "allowed values"
     between = "range"
+    not_blank = "not blank"
+    length = "length"
     classes = "target classes"
     share = "class share"
     extra = "extra"
@@ -70,6 +74,11 @@ class Rule:
             return f"in {{{shown}}}"
         if self.check is Check.between:
             return f"in [{_num(k.get('min_value'))}, {_num(k.get('max_value'))}]"
+        if self.check is Check.length:
+            return f"{_num(k.get('min_value'))} to {_num(k.get('max_value'))} characters"
+        if self.check is Check.not_blank:
+            mostly = k.get("mostly")
+            return "not blank" if mostly is None else f"blank in at most {1 - mostly:.0%}"
         if self.check is Check.numeric_type:
             return "whole numbers" if k["type_list"] == INTEGER_TYPES else "numbers"
         if self.check is Check.row_count:
@@ -117,6 +126,14 @@ def feature_rules(feature: Feature) -> list[Rule]:
             )
     elif feature.type is FeatureType.boolean:
         add(Check.in_set, "ExpectColumnValuesToBeInSet", value_set=list(BOOLEAN_VALUES))
+    elif feature.type is FeatureType.text:
+        share = feature.max_empty_share
+        # A blank value (empty or only white space) is a row error unless the contract allows
+        # a share of them; then the rule bounds that share over the table.
+        extra = {"mostly": round(1 - share, 6)} if share else {}
+        add(Check.not_blank, "ExpectColumnValuesToMatchRegex", regex=NOT_BLANK, **extra)
+        low, high = feature.length_bounds
+        add(Check.length, "ExpectColumnValueLengthsToBeBetween", min_value=low, max_value=high)
     else:
         add(Check.in_set, "ExpectColumnValuesToBeInSet", value_set=list(feature.categories or []))
     return rules

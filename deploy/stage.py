@@ -212,11 +212,17 @@ def sample_records(frame: pd.DataFrame, contract: Contract, n: int, seed: int) -
 
 
 def bad_record(record: dict[str, Any], contract: Contract) -> tuple[dict[str, Any], str]:
-    """Break one field the contract forbids: an unknown category, else text in a numeric field."""
+    """Break one field the contract forbids: an unknown category, else the wrong JSON type.
+
+    A number field gets text; a text field gets a number (any string would be a text).
+    """
     categorical = contract.of_type(FeatureType.categorical)
     target = categorical[0] if categorical else contract.features[0]
     broken = dict(record)
-    broken[target.name] = "__not_in_the_contract__" if categorical else "not-a-number"
+    if categorical:
+        broken[target.name] = "__not_in_the_contract__"
+    else:
+        broken[target.name] = 12345 if target.type is FeatureType.text else "not-a-number"
     return broken, target.name
 
 

@@ -121,12 +121,10 @@ def csv_types(config: Config) -> dict[str, pa.DataType]:
     """Fix feature types up front: numbers as float64, labels as text (even when they look numeric)."""
     # Labels dictionary-encoded: they arrive as pandas categoricals, which the set check and
     # the conversion to the object columns the pipeline was fitted on handle several times faster.
-    return {
-        f.name: pa.dictionary(pa.int32(), pa.string())
-        if f.type is FeatureType.categorical
-        else pa.float64()
-        for f in config.contract.features
-    }
+    # Free text repeats rarely, so it stays plain strings.
+    kinds = {FeatureType.categorical: pa.dictionary(pa.int32(), pa.string())}
+    kinds[FeatureType.text] = pa.string()
+    return {f.name: kinds.get(f.type, pa.float64()) for f in config.contract.features}
 
 
 def read_chunks(path: Path, config: Config, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -191,7 +189,7 @@ def _check_parquet_types(path: Path, schema: pa.Schema, config: Config) -> None:
         numeric = (
             pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
         )
-        if f.type is not FeatureType.categorical and not (numeric or pa.types.is_null(kind)):
+        if not f.is_string and not (numeric or pa.types.is_null(kind)):
             raise ContractError(
                 f"{path}: column {f.name} is {kind}, the contract says {f.type.value}"
             )

@@ -2,7 +2,8 @@
 
 One request field per contract feature: numbers are strict (a string is a 422, not a silent cast),
 ranges come from min/max, integer features are `multipleOf: 1` (pydantic allows the last bits of
-float rounding: 3.0000000001 passes), categories become a Literal, booleans take true/false or
+float rounding: 3.0000000001 passes), categories become a Literal, text is a strict string within
+the contract's length bounds (a number or a list is a 422, so is a text past `max_length`), booleans take true/false or
 0/1, and a nullable feature accepts null (it must still be sent, so a misspelt name is never read
 as null). Unknown fields follow `contract.unknown_columns` (fail → 422 naming the field, ignore →
 dropped). Every check runs inside pydantic-core, none in Python, so a batch of 10,000 records
@@ -42,6 +43,10 @@ def _field_type(feature: Feature) -> Any:
     elif feature.type is FeatureType.boolean:
         kind = StrictBool | Literal[0, 1]
         field = Field(description=description)
+    elif feature.type is FeatureType.text:
+        low, high = feature.length_bounds
+        kind = str
+        field = Field(strict=True, min_length=low, max_length=high, description=description)
     else:
         field = Field(
             strict=True,

@@ -30,7 +30,14 @@ TASK_CONFIGS = {
     "multiclass": ROOT / "examples" / "hpc" / "config.yaml",
     "regression": ROOT / "examples" / "deliveries" / "config.yaml",
 }
-CONFIGS = {"telco": CHURN_CONFIG, "credit": CREDIT_CONFIG, **TASK_CONFIGS}
+# A text classifier (free-text reviews): the text feature type through every stage, by config.
+REVIEWS_CONFIG = ROOT / "examples" / "reviews" / "config.yaml"
+CONFIGS = {
+    "telco": CHURN_CONFIG,
+    "credit": CREDIT_CONFIG,
+    "reviews": REVIEWS_CONFIG,
+    **TASK_CONFIGS,
+}
 # Every config a contract-driven test checks: the fixtures and whatever the root one holds.
 SHIPPED = {"root": ROOT_CONFIG, **CONFIGS}
 

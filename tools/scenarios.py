@@ -3,8 +3,9 @@
 Every column they touch is chosen from the contract (by type, then by a seeded draw), never named.
 - none: rows drawn from the data as they are;
 - covariate: some numeric features shifted by `strength` standard deviations (kept inside the
-  contract's range, rounded when integer) and one categorical feature re-mixed (with probability
-  `strength`, a value becomes the feature's rarest level);
+  contract's range, rounded when integer), one text feature shortened (with probability
+  `strength`, a document keeps its first third) and one categorical feature re-mixed (with
+  probability `strength`, a value becomes the feature's rarest level);
 - prior: rows resampled so the positive class has the share `strength` (default: one half, or the
   base share moved by 0.3 when it is already near one half);
 - concept: features untouched; the labels sent as feedback are flipped with probability `strength`.
@@ -75,10 +76,25 @@ def remix_categorical(column: pd.Series, strength: float, rng: np.random.Generat
     return out
 
 
+def shorten_text(
+    column: pd.Series, strength: float, rng: np.random.Generator, min_length: int | None
+) -> pd.Series:
+    """Cut each document to its first third with probability `strength` (not below min_length).
+
+    Shorter texts move the length distribution and, less, the vocabulary: the words of a
+    review's end (the verdict) go missing.
+    """
+    text = column.astype(str)
+    keep = np.maximum((text.str.len() // 3).to_numpy(), min_length or 1)
+    cut = pd.Series([t[:k] for t, k in zip(text, keep, strict=True)], index=column.index)
+    swap = (rng.random(len(column)) < strength) & column.notna().to_numpy()
+    return column.where(~swap, cut)
+
+
 def covariate_shift(
     frame: pd.DataFrame, contract: Contract, rng: np.random.Generator, strength: float = 0.5
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Shift half the numeric features (at least one) and re-mix one categorical feature."""
+    """Shift half the numeric features (at least one), shorten one text, re-mix one category."""
     out = frame.copy()
     changed: list[str] = []
     numeric = contract.of_type(FeatureType.numeric)
@@ -88,6 +104,11 @@ def covariate_shift(
             f = numeric[int(i)]
             out[f.name] = shift_numeric(frame[f.name], strength, f.min, f.max, f.integer)
             changed.append(f.name)
+    texts = contract.of_type(FeatureType.text)
+    if texts:
+        f = texts[int(rng.integers(len(texts)))]
+        out[f.name] = shorten_text(frame[f.name], strength, rng, f.min_length)
+        changed.append(f.name)
     levelled = contract.of_type(FeatureType.categorical) or contract.of_type(FeatureType.boolean)
     if levelled:
         f = levelled[int(rng.integers(len(levelled)))]

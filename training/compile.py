@@ -237,6 +237,8 @@ def probe_records(contract: Contract, n: int = 64) -> list[Record]:
                 rec[f.name] = cats[(i + len(f.name)) % len(cats)]
             elif f.type is FeatureType.boolean:
                 rec[f.name] = bool((i + len(f.name)) % 2)
+            elif f.type is FeatureType.text:
+                rec[f.name] = probe_text(i, *f.length_bounds)
             else:
                 lo = f.min if f.min is not None else -1e3
                 hi = f.max if f.max is not None else 1e3
@@ -244,6 +246,28 @@ def probe_records(contract: Contract, n: int = 64) -> list[Record]:
                 rec[f.name] = float(round(value)) if f.integer else value
         records.append(rec)
     return records
+
+
+# Words in several scripts: the vectoriser's tokens and character n-grams are not only ASCII.
+PROBE_WORDS = (
+    "good",
+    "bad",
+    "not",
+    "taste",
+    "très",
+    "bon",
+    "gut",
+    "schlecht",
+    "美味しい",
+    "хорошо",
+)
+
+
+def probe_text(i: int, low: int | None, high: int) -> str:
+    """A probe document of a few words, cut or padded to lie within the length bounds."""
+    words = [PROBE_WORDS[(i * 7 + k * 3) % len(PROBE_WORDS)] for k in range(1 + i % 12)]
+    text = " ".join(words)[:high]
+    return text.ljust(low or 0, "a")
 
 
 def _frame(records: Sequence[Record], contract: Contract) -> pd.DataFrame:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import FixedThresholdClassifier
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from core.bundle import POSITIVE_LABEL
@@ -49,7 +51,30 @@ def build_preprocessor(config: Config) -> ColumnTransformer:
                 categorical,
             )
         )
+    for feature in contract.of_type(FeatureType.text):
+        # One column name, not a list: a vectoriser reads a 1-D column of documents.
+        transformers.append((f"text_{feature.name}", text_vectoriser(config), feature.name))  # type: ignore[arg-type]
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def text_vectoriser(config: Config) -> FeatureUnion:
+    """TF-IDF of word and character n-grams side by side, as `model.text` configures them."""
+    spec = config.model.text
+    common: dict[str, Any] = {
+        "lowercase": spec.lowercase,
+        "sublinear_tf": spec.sublinear_tf,
+        "min_df": spec.min_df,
+        "max_features": spec.max_features,
+        "dtype": np.float64,
+    }
+    parts: list[tuple[str, Any]] = []
+    if spec.word_ngrams is not None:
+        parts.append(("word", TfidfVectorizer(ngram_range=spec.word_ngrams, **common)))
+    if spec.char_ngrams is not None:
+        parts.append(
+            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=spec.char_ngrams, **common))
+        )
+    return FeatureUnion(parts)
 
 
 def build_pipeline(config: Config) -> Pipeline:

@@ -8,6 +8,9 @@ Choice of test, from the contract's type:
   boolean is one Bernoulli proportion: the chi-squared test is the two-proportion z-test, well
   calibrated at our minimum sample sizes, while KS on a two-point distribution is far from its
   continuous null distribution (very conservative, so it would miss real changes).
+- text: two tests, each its own member of the family: KS on the length in characters, and a
+  chi-squared over the reference's most frequent tokens (the rest pooled), reported with the share
+  of current tokens the reference never had.
 PSI is computed for every feature and the score, on quantile bins of the reference (numeric) or on
 levels (categorical, boolean); a missing level is always its own bin.
 
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from core.columns import REFERENCE_LABEL, REFERENCE_PREDICTED, REFERENCE_SCORE
+from core.columns import REFERENCE_LABEL, REFERENCE_PREDICTED, REFERENCE_SCORE, SCORE
 from core.config import METRICS, Contract, Drift, Feature, FeatureType, Target, TaskType
 from core.metrics import (
     bootstrap_standard_error,
@@ -40,6 +43,7 @@ from core.metrics import (
     metric_value,
     vector_metric,
 )
+from core.text import token_counts, tokens
 from validation.estimate import PerformanceEstimate, decide_estimate, estimate_performance
 
 MISSING = "(missing)"
@@ -67,6 +71,8 @@ class FeatureDrift:
     null_share_reference: float
     null_share_current: float
     unseen: list[str] = field(default_factory=list)
+    # Text vocabulary: the share of the current window's tokens that the reference never had.
+    unseen_share: float | None = None
     q_value: float | None = None
     status: Status = "ok"
     # The PSI two samples of these sizes show with no change at all (psi_noise): the materiality
@@ -292,6 +298,95 @@ def compare_levels(
     )
 
 
+def compare_text(
+    name: str, reference: pd.Series, current: pd.Series, cfg: Drift
+) -> list[FeatureDrift]:
+    """Two comparisons for one text column: its length in characters, and its vocabulary.
+
+    The length is tested like a number (KS, PSI on quantile bins). The vocabulary test is a
+    chi-squared on the token counts over the `text_top_terms` most frequent tokens (of both sides),
+    with every other token pooled in one bin. Tokens of one document are not independent draws
+    (a review that says "coffee" says it again), so the raw statistic runs high with no change;
+    it is divided by its over-dispersion measured between random halves of the reference
+    (a first-order Rao-Scott correction, `vocabulary_dispersion`), and so is the PSI's noise
+    floor. Beside it, the share of current tokens the reference never had.
+    """
+    lengths = compare_numeric(
+        f"{name}: length",
+        reference.astype(str).str.len().where(reference.notna()),
+        current.astype(str).str.len().where(current.notna()),
+        cfg,
+        "text length",
+    )
+    ref_tokens, cur_tokens = tokens(reference), tokens(current)
+    ref_all = ref_tokens.value_counts()
+    # Terms picked from both sides: picked from the reference alone, they are the ones the
+    # reference happened to over-use, and the test would find that "drift" in any window.
+    top = token_counts(pd.concat([reference, current])).index[: cfg.text_top_terms].tolist()
+    ref_matrix = term_matrix(ref_tokens, top, len(reference))
+    ref_counts, cur_counts = ref_matrix.sum(axis=0), term_matrix(cur_tokens, top, 0).sum(axis=0)
+    unseen = cur_tokens[~cur_tokens.isin(ref_all.index)].value_counts()
+    n_cur = int(cur_counts.sum())
+    base: dict[str, Any] = {
+        "name": f"{name}: vocabulary",
+        "type": "text vocabulary",
+        "test": "chi2",
+        "n_reference": int(ref_counts.sum()),
+        "n_current": n_cur,
+        "null_share_reference": lengths.null_share_reference,
+        "null_share_current": lengths.null_share_current,
+        "unseen": [str(t) for t in unseen.index[:10]],
+        "unseen_share": float(unseen.sum() / n_cur) if n_cur else None,
+    }
+    # The sample sizes that decide are the documents', not the tokens'.
+    if min(lengths.n_reference, lengths.n_current) < cfg.min_samples or not n_cur:
+        return [
+            lengths,
+            FeatureDrift(statistic=None, p_value=None, psi=None, status="not enough data", **base),
+        ]
+    dispersion = vocabulary_dispersion(ref_matrix)
+    raw, _ = chi2_test(ref_counts, cur_counts)
+    df = int(np.count_nonzero(ref_counts + cur_counts)) - 1
+    statistic = raw / dispersion
+    vocabulary = FeatureDrift(
+        statistic=statistic,
+        p_value=float(stats.chi2.sf(statistic, df)) if df > 0 else 1.0,
+        psi=psi(ref_counts, cur_counts, cfg.psi_epsilon),
+        psi_noise=psi_noise(ref_counts, cur_counts) * dispersion,
+        **base,
+    )
+    return [lengths, vocabulary]
+
+
+def term_matrix(found: pd.Series, top: list[str], n_documents: int) -> np.ndarray:
+    """Per document, how often it has each of the `top` terms, and other tokens (last column)."""
+    code = pd.Categorical(found.to_numpy(dtype=object), categories=top).codes.astype("int64")
+    code[code < 0] = len(top)
+    rows = found.index.to_numpy(dtype="int64")
+    out = np.zeros((max(n_documents, int(rows.max()) + 1 if rows.size else 0), len(top) + 1))
+    np.add.at(out, (rows, code), 1)
+    return out.astype("int64")
+
+
+def vocabulary_dispersion(matrix: np.ndarray, rounds: int = 20, seed: int = 0) -> float:
+    """How far token counts spread beyond a multinomial's: chi-squared / df between halves.
+
+    Splits the reference's documents into random halves `rounds` times (seeded) and averages
+    the chi-squared statistic over its degrees of freedom, which is 1 for independent tokens;
+    never below 1, so the correction only ever makes the test more cautious.
+    """
+    rng = np.random.default_rng(seed)
+    n = matrix.shape[0]
+    ratios = []
+    for _ in range(rounds):
+        half = rng.permutation(n) < n // 2
+        first, second = matrix[half].sum(axis=0), matrix[~half].sum(axis=0)
+        df = int(np.count_nonzero(first + second)) - 1
+        if df > 0 and first.sum() and second.sum():
+            ratios.append(chi2_test(first, second)[0] / df)
+    return max(1.0, float(np.mean(ratios))) if ratios else 1.0
+
+
 def _share_null(values: np.ndarray) -> float:
     return float(np.isnan(values).mean()) if values.size else 0.0
 
@@ -502,7 +597,8 @@ def _compare_all(
     value), or for a multiclass model the chi-squared test of its predicted class shares.
     """
     target = contract.target
-    raw = [_compare_feature(f, reference, current, cfg) for f in contract.features]
+    raw = [r for f in contract.features for r in _compare_feature(f, reference, current, cfg)]
+    n_features = len(raw)
     by_class = target.type is TaskType.multiclass
     column = REFERENCE_PREDICTED if by_class else REFERENCE_SCORE
     has_score = column in reference.columns and column in current.columns
@@ -518,7 +614,7 @@ def _compare_all(
         )
     elif has_score:
         raw.append(
-            compare_numeric("prediction score", reference[column], current[column], cfg, "score")
+            compare_numeric("prediction score", reference[column], current[column], cfg, SCORE)
         )
     measured = compare_performance(current, threshold, training_metrics, cfg, target)
     # The estimate before labels needs calibrated binary probabilities (CBPE).
@@ -544,7 +640,7 @@ def _compare_all(
     decided = [_decide(r, q, cfg) for r, q in zip(raw, q_values, strict=False)]
     performance = _decide_performance(measured, q_values[-2], cfg)
     estimate = decide_estimate(estimated, q_values[-1], cfg) if estimated is not None else None
-    features = decided[: len(contract.features)]
+    features = decided[:n_features]
     return features, decided[len(raw) - 1] if has_score else None, performance, estimate
 
 
@@ -559,11 +655,14 @@ def _with_realised(
 
 def _compare_feature(
     feature: Feature, reference: pd.DataFrame, current: pd.DataFrame, cfg: Drift
-) -> FeatureDrift:
+) -> list[FeatureDrift]:
+    """The comparisons of one feature: one test, or two for a text (length and vocabulary)."""
     name = feature.name
     if feature.type is FeatureType.numeric:
-        return compare_numeric(name, reference[name], current[name], cfg)
-    return compare_levels(name, feature.type, reference[name], current[name], cfg)
+        return [compare_numeric(name, reference[name], current[name], cfg)]
+    if feature.type is FeatureType.text:
+        return compare_text(name, reference[name], current[name], cfg)
+    return [compare_levels(name, feature.type, reference[name], current[name], cfg)]
 
 
 def _reasons(

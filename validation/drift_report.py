@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.columns import REFERENCE_SCORE
+from core.columns import REFERENCE_SCORE, SCORE
 from core.config import Contract
 from core.io import atomic_write_json, atomic_write_text
 from core.templates import number, render
@@ -60,7 +60,7 @@ def _figure_png(
     fig = Figure(figsize=(4.2, 2.6), dpi=90)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    if kind in {"numeric", "score"}:
+    if kind in {"numeric", SCORE}:
         ref = reference.dropna().to_numpy(dtype="float64")
         cur = current.dropna().to_numpy(dtype="float64")
         both = np.concatenate([ref, cur]) if ref.size + cur.size else np.array([0.0])
@@ -99,10 +99,10 @@ def plots(
     kinds = {f.name: f.type.value for f in contract.features}
     out: dict[str, bytes] = {}
     for r in _ordered(result):
-        column = REFERENCE_SCORE if r.type == "score" else r.name
+        column = REFERENCE_SCORE if r.type == SCORE else r.name
         if column not in reference.columns or column not in current.columns:
             continue
-        kind = "score" if r.type == "score" else kinds[r.name]
+        kind = SCORE if r.type == SCORE else kinds[r.name]
         out[r.name] = _figure_png(r.name, kind, reference[column], current[column])
     return out
 

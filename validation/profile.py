@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from core.bundle import PROFILE_FILE, REFERENCE_FILE, verify_bundle
-from core.columns import REFERENCE_PREDICTED, REFERENCE_SCORE
+from core.columns import REFERENCE_PREDICTED, REFERENCE_SCORE, SCORE
 from core.config import Contract, FeatureType
 from core.errors import BundleIntegrityError, ContractError, DataError
 from core.frames import feature_frame
+from core.text import token_counts
 
 PROFILE_VERSION = 1
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -32,7 +33,7 @@ def contract_features(frame: pd.DataFrame, contract: Contract, what: str) -> pd.
     if missing:
         raise ContractError(f"{what} lacks contract column(s): {', '.join(missing)}")
     for f in contract.features:
-        if f.type is not FeatureType.categorical:
+        if not f.is_string:
             column = frame[f.name]
             if column.dtype == object or pd.api.types.is_string_dtype(column):
                 converted = pd.to_numeric(column, errors="coerce")
@@ -80,16 +81,31 @@ def _frequency_profile(values: pd.Series) -> dict[str, Any]:
     }
 
 
+def _text_profile(values: pd.Series, top: int = 50) -> dict[str, Any]:
+    """A text column: its length in characters as a number, and its most frequent tokens."""
+    counts = token_counts(values)
+    total = int(counts.sum())
+    lengths = values.astype(str).str.len().where(values.notna())
+    return {
+        "length": _numeric_profile(lengths),
+        "tokens": total,
+        "distinct_tokens": len(counts),
+        "top_terms": {str(k): int(v) for k, v in counts.head(top).items()},
+        "null_share": float(values.isna().mean()) if len(values) else 0.0,
+    }
+
+
 def build_profile(features: pd.DataFrame, scores: np.ndarray, contract: Contract) -> dict[str, Any]:
     """Describe each feature (quantiles and histogram, or category frequencies) and the scores."""
     described: dict[str, Any] = {}
     for f in contract.features:
         column = features[f.name]
-        body = (
-            _numeric_profile(column)
-            if f.type is FeatureType.numeric
-            else _frequency_profile(column)
-        )
+        if f.type is FeatureType.numeric:
+            body = _numeric_profile(column)
+        elif f.type is FeatureType.text:
+            body = _text_profile(column)
+        else:
+            body = _frequency_profile(column)
         described[f.name] = {"type": f.type.value, **body}
     return {
         "profile_version": PROFILE_VERSION,
@@ -98,7 +114,7 @@ def build_profile(features: pd.DataFrame, scores: np.ndarray, contract: Contract
         "model_version": None,
         "size": len(features),
         "features": described,
-        "score": _numeric_profile(pd.Series(scores, dtype="float64")),
+        SCORE: _numeric_profile(pd.Series(scores, dtype="float64")),
     }
 
 

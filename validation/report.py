@@ -161,8 +161,14 @@ def _examples(rule: Rule, res: dict[str, Any], status: str) -> tuple[str, ...]:
     if status == "passed" or rule.check in (Check.not_null, Check.share, Check.numeric_type):
         # A type check on a text column lists every value; `numeric_type_examples` does better.
         return ()
-    values = list(dict.fromkeys(map(repr, res.get("partial_unexpected_list") or [])))
+    values = list(dict.fromkeys(map(_short_repr, res.get("partial_unexpected_list") or [])))
     return tuple(values[:MAX_EXAMPLES])
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    """Quote a value for the report, cut short: a failed length check's values are long texts."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def with_examples(outcome: Outcome, examples: list[str]) -> Outcome:

@@ -34,13 +34,16 @@ def text_columns(contract: Contract) -> list[str]:
 def load_table(path: Path, fmt: Literal["csv", "parquet"], contract: Contract) -> pd.DataFrame:
     """Read a training table; label columns become pandas categoricals of their text.
 
+    Free-text features stay strings (each value is mostly its own), also when they look numeric.
+
     Categoricals make GX's set checks several times faster on large tables. A label column that
     pandas parsed as numbers (categories like "1", "2") is re-read as text, so the values are
     compared with the contract's categories as written.
     """
     frame = read_table(path, fmt, contract)
     labels = [c for c in text_columns(contract) if c in frame.columns]
-    numeric = [c for c in labels if not pd.api.types.is_string_dtype(frame[c])]
+    free = [f.name for f in contract.of_type(FeatureType.text) if f.name in frame.columns]
+    numeric = [c for c in labels + free if not pd.api.types.is_string_dtype(frame[c])]
     if numeric and fmt == "csv":
         frame[numeric] = pd.read_csv(path, usecols=numeric, dtype=str, na_values=[""])
     elif numeric:

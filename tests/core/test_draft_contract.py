@@ -80,3 +80,24 @@ def test_a_target_with_one_value_or_a_missing_column_is_refused(default_frame: A
     constant = default_frame.assign(constant="same")
     with pytest.raises(DataError, match=r"constant.*nothing to learn"):
         draft_contract.draft_contract(constant, "constant", [])
+
+
+def test_long_varied_strings_are_drafted_as_text_and_short_ones_still_refused() -> None:
+    import pandas as pd
+
+    rows = 120
+    frame = pd.DataFrame(
+        {
+            "note": [
+                f"review number {i}: the taste was {'good' if i % 2 else 'bad'}"
+                for i in range(rows)
+            ],
+            "code": [f"B{i:05d}" for i in range(rows)],
+            "y": ["a", "b"] * (rows // 2),
+        }
+    )
+    drafted = draft_contract.draft_contract(frame.drop(columns="code"), "y", [])
+    (note,) = drafted["contract"]["features"]
+    assert note["type"] == "text" and note["max_length"] >= frame["note"].str.len().max()
+    with pytest.raises(DataError, match=r"'code'.*distinct short values"):
+        draft_contract.draft_contract(frame, "y", [])

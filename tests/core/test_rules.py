@@ -26,11 +26,15 @@ def test_every_contract_column_gets_its_rules(name: str) -> None:
     assert table == {Check.columns, Check.row_count}
     assert rules[0].kwargs == {"column_set": contract.columns, "exact_match": True}
     for col in contract.id_columns:
-        assert {Check.not_null, Check.unique} <= by_column[col]
+        assert Check.not_null in by_column[col]
+    assert Check.unique in by_column[", ".join(contract.id_columns)]
     for f in contract.features:
         checks = by_column[f.name]
         assert (Check.not_null in checks) == (not f.nullable)
-        if f.type is FeatureType.numeric:
+        if f.type is FeatureType.text:
+            assert {Check.not_blank, Check.length} <= checks
+            assert Check.in_set not in checks
+        elif f.type is FeatureType.numeric:
             assert Check.numeric_type in checks
             assert (Check.between in checks) == (f.min is not None or f.max is not None)
         else:

@@ -37,7 +37,19 @@ def test_covariate_shifts_numeric_features_inside_the_contract_and_remixes_one_l
         assert f.max is None or after.max() <= f.max
         if f.integer:
             assert (after.dropna() == after.dropna().round()).all()
-    levelled = [n for n in moved.changed if n not in {f.name for f in numeric}]
+    texts = [f for f in config.contract.of_type(FeatureType.text) if f.name in moved.changed]
+    assert len(texts) == min(1, len(config.contract.of_type(FeatureType.text)))
+    for f in texts:
+        before, after = calm.rows[f.name].str.len(), moved.rows[f.name].str.len()
+        assert after.mean() < 0.8 * before.mean()
+        assert after.min() >= (f.min_length or 1)
+    levelled = [n for n in moved.changed if n not in {f.name for f in [*numeric, *texts]}]
+    if not (
+        config.contract.of_type(FeatureType.categorical)
+        or FeatureType.boolean in {f.type for f in config.contract.features}
+    ):
+        assert not levelled
+        return
     assert len(levelled) == 1
     feature = config.contract.feature(levelled[0])
     assert set(moved.rows[feature.name].dropna().astype(str)) <= set(

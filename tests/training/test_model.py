@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from core.bundle import split_threshold
-from core.config import FeatureType
+from core.config import FeatureType, load_config
 from core.frames import feature_frame, target_vector
+from tests.conftest import REVIEWS_CONFIG
 from training.data import Part
 from training.model import build_pipeline, with_threshold
 
@@ -17,7 +18,11 @@ def test_branches_follow_the_contract(config: Any) -> None:
     pipeline = build_pipeline(config)
     branches = {name: cols for name, _, cols in pipeline.named_steps["preprocess"].transformers}
     for kind in FeatureType:
-        assert branches[kind.value] == [f.name for f in config.contract.of_type(kind)]
+        if kind is FeatureType.text:  # one branch per text feature, on its one column
+            for f in config.contract.of_type(kind):
+                assert branches[f"text_{f.name}"] == f.name
+        else:
+            assert branches[kind.value] == [f.name for f in config.contract.of_type(kind)]
     assert type(pipeline.named_steps["model"]).__name__ == config.model.estimator.rsplit(".", 1)[1]
 
 
@@ -44,3 +49,15 @@ def test_with_threshold_labels_at_the_threshold_without_refitting(
     np.testing.assert_array_equal(model.predict_proba(X), before)
     np.testing.assert_array_equal(model.predict(X) == 1, before[:, 1] >= 0.3)
     assert split_threshold(model) == (pipeline, 0.3)
+
+
+def test_a_text_feature_is_one_tfidf_branch_of_words_and_characters() -> None:
+    reviews = load_config(REVIEWS_CONFIG)
+    (text,) = reviews.contract.of_type(FeatureType.text)
+    pipeline = build_pipeline(reviews)
+    branches = {n: t for n, t, _ in pipeline.named_steps["preprocess"].transformers}
+    union = branches[f"text_{text.name}"]
+    analysers = {name: v.get_params() for name, v in union.transformer_list}
+    assert analysers["word"]["ngram_range"] == tuple(reviews.model.text.word_ngrams or ())
+    assert analysers["char"]["analyzer"] == "char_wb"
+    assert analysers["char"]["ngram_range"] == tuple(reviews.model.text.char_ngrams or ())

@@ -202,12 +202,15 @@ def test_every_shipped_config_compares_without_names_in_code(name: str) -> None:
     current = _sample(frame.iloc[half:], config, len(frame) - half, 2)
     result = detect_drift(reference, current, config.contract, config.drift)
     assert result.verdict == "no drift", result.reasons
-    assert [f.name for f in result.features] == config.contract.feature_names
+    # One comparison per feature, two for a text (its length and its vocabulary).
+    assert [f.name.split(": ")[0] for f in result.features] == [
+        f.name for f in config.contract.features for _ in range(2 if f.type.value == "text" else 1)
+    ]
     moved = generate(frame.iloc[half:], config.contract, "covariate", 1000, seed=3)
     shifted = feature_frame(moved.rows, config.contract)
     shifted[REFERENCE_SCORE] = current[REFERENCE_SCORE].to_numpy()[:1000]
     drifted = detect_drift(reference, shifted, config.contract, config.drift)
-    assert {f.name for f in drifted.features if f.drifted} <= set(moved.changed)
+    assert {f.name.split(": ")[0] for f in drifted.features if f.drifted} <= set(moved.changed)
     assert drifted.verdict == "drift"
 
 
@@ -291,3 +294,20 @@ def test_psi_noise_is_the_mean_psi_of_two_samples_of_one_distribution() -> None:
         binned_counts(rng.normal(size=3000), edges), binned_counts(rng.normal(size=500), edges)
     )
     assert np.mean(observed) == pytest.approx(noise, rel=0.15)
+
+
+def test_a_text_in_new_words_drifts_by_vocabulary_and_reports_its_unseen_tokens() -> None:
+    config = load_config(CONFIGS["reviews"])
+    text = config.contract.of_type(FeatureType.text)[0].name
+    frame = read_table(config.data_path).sample(frac=1, random_state=4).reset_index(drop=True)
+    reference = feature_frame(frame.iloc[:2000], config.contract)
+    current = feature_frame(frame.iloc[2000:2600], config.contract)
+    # Same lengths, other words: each word's first letter moved to its end.
+    current[text] = current[text].str.replace(r"(?u)\b(\w)(\w+)\b", r"\2\1", regex=True)
+    result = detect_drift(reference, current, config.contract, config.drift)
+    by_name = {f.name: f for f in result.features}
+    vocabulary = by_name[f"{text}: vocabulary"]
+    assert vocabulary.drifted and vocabulary.unseen_share is not None
+    assert vocabulary.unseen_share > 0.5 and vocabulary.unseen
+    assert by_name[f"{text}: length"].status == "ok"
+    assert result.verdict == "drift"

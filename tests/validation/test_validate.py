@@ -283,3 +283,33 @@ def test_a_regression_target_that_is_not_a_number_fails_naming_it(
     assert code == 3
     line = one_error_line(err)
     assert f"{target}: numbers" in line
+
+
+@pytest.mark.slow
+def test_text_rules_catch_blank_and_overlong_texts_in_gx_and_the_fast_check(
+    tmp_path: Path, reports: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A blank text, one past max_length: GX fails both rules and the row check names both rows."""
+    text_config = load_config(CONFIGS["reviews"])
+    text = next(f for f in text_config.contract.features if f.type.value == "text")
+    frame = validate.load_table(text_config.data_path, "csv", text_config.contract)
+    frame.loc[3, text.name] = "   "
+    frame.loc[7, text.name] = "word " * (text.length_bounds[1] // 5 + 1)
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    code, _, err = run(
+        ["--config", str(text_config.source), "--data", str(path), "--no-docs"], capsys
+    )
+    assert code == 3, err
+    result = json.loads((reports / "result.json").read_text())
+    rules = contract_rules(text_config)
+    failed = {
+        rules[r["expectation_config"]["meta"]["rule"]].check
+        for r in result["results"]
+        if not r["success"]
+    }
+    assert failed == {Check.not_blank, Check.length}
+    fast = validate_features(validate.load_table(path, "csv", text_config.contract), text_config)
+    bad = fast.row_errors.dropna()
+    assert list(bad.index) == [3, 7]
+    assert "blank" in bad[3] and "characters, outside" in bad[7] and text.name in bad[7]
