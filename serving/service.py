@@ -190,7 +190,7 @@ class ModelService:
             }
         return {
             REQUEST_IDS: answers.request_ids,
-            PROBABILITY + "s": answers.scores,
+            PROBABILITIES: answers.scores,
             LABELS: answers.labels,
         }
 

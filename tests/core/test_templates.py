@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ import pytest
 
 from core import templates
 from core.cli import entry_point
-from core.config import METRICS, Config
+from core.config import METRICS, Config, TaskType, load_config
 from core.errors import TemplateRenderError
 from core.templates import TEMPLATES_DIR, environment, render
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TASK_CONFIGS
+from training.evaluate import SLICE_METRICS
 from training.package import model_card
 from training.registry import RegisteredModel
 
@@ -169,3 +171,28 @@ def test_every_shipped_template_compiles() -> None:
     env = environment(TEMPLATES_DIR)
     for path in sorted(TEMPLATES_DIR.glob("*.j2")):
         env.get_template(path.name)  # a syntax error raises here
+
+
+@pytest.mark.parametrize("task", sorted(TASK_CONFIGS))
+def test_the_model_card_follows_the_task(task: str) -> None:
+    config = load_config(TASK_CONFIGS[task])
+    target = config.contract.target
+    first = SLICE_METRICS[target.type][0]
+    feature = config.contract.features[0].name
+    base = card_inputs(config)
+    model = replace(base[1], threshold=None)
+    metrics = {name: 0.5 for name in target.metrics}
+    slices = [
+        {"slice": feature, "value": "a", "n_rows": 10, first: 0.25},
+        {"slice": feature, "value": "b", "n_rows": 12, first: 0.75},
+    ]
+    card = model_card(config, model, metrics, base[3], base[4], slices)
+    assert "Decision threshold" not in card and f"- Task: {target.type.value}" in card
+    assert all(f"| {name} | 0.5000 |" in card for name in target.metrics)
+    # The weakest slice is the worst in the metric's own direction (RMSE: the highest).
+    worst = "b" if not METRICS[first] else "a"
+    assert f"Weakest slices on the test set: {feature}={worst} ({first}" in card
+    if target.type is TaskType.multiclass:
+        assert ", ".join(target.classes) in card
+    else:
+        assert f"Predicts `{target.name}`" in card
