@@ -1,6 +1,9 @@
 """Draft a `contract:` section from a data file, for a person to review and paste into config.yaml.
 
 Usage: python -m core.draft_contract DATA [--target NAME] [--id NAME ...] [--max-categories 50]
+
+A text column with more distinct values than --max-categories stays categorical when its values
+repeat (REPEATS rows per value on average), and is left out with a note when they do not.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from core.cli import entry_point
 from core.data import read_table
 from core.errors import DataError
 
+# A text column with more distinct values than this is not listed as categories by default...
+MAX_CATEGORIES = 50
+# ...unless each value is seen in at least this many rows on average (then it still groups rows).
+REPEATS = 10
+
 
 def _bound(value: float, *, down: bool) -> float | int:
     """Round an observed bound outward to a readable number, so new data has a little room."""
@@ -28,8 +36,16 @@ def _bound(value: float, *, down: bool) -> float | int:
     return int(rounded) if float(rounded).is_integer() else float(rounded)
 
 
-def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str, Any]:
-    """Infer type, nullability, range or categories of one column."""
+def draft_feature(
+    name: str, column: pd.Series, max_categories: int, notes: list[str] | None = None
+) -> dict[str, Any] | None:
+    """Infer type, nullability, range or categories of one column; None: leave it out.
+
+    A text column with more distinct values than `max_categories` stays categorical when its
+    values repeat (each seen in at least REPEATS rows on average: a state, a product code);
+    otherwise it names rows rather than groups them (a name, free text) and is left out. Both
+    cases add a line to `notes` for the person reviewing the draft.
+    """
     values = column.dropna()
     feature: dict[str, Any] = {"name": name}
     is_numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
@@ -49,15 +65,32 @@ def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str
     else:
         categories = sorted(str(v) for v in values.unique())
         if len(categories) > max_categories:
-            raise DataError(
-                f"column {name!r} has {len(categories)} distinct text values (more than "
-                f"--max-categories {max_categories}); drop it, list it as an id, or raise the limit"
+            per_value = len(values) / len(categories)
+            if per_value < REPEATS:
+                _note(
+                    notes,
+                    f"column {name!r} left out of the features: {len(categories)} distinct text "
+                    f"values in {len(values)} rows name rows rather than group them (an id, a "
+                    "name, free text); contract.unknown_columns is 'ignore' so the file may keep "
+                    "it. Pass it as ID= if it is an id, or drop it from the file",
+                )
+                return None
+            _note(
+                notes,
+                f"column {name!r} kept as categorical with {len(categories)} categories (more "
+                f"than {max_categories}, but each is seen in {per_value:.0f} rows on average); "
+                "a value not listed is refused by the API: review the list",
             )
         feature["type"] = "categorical"
         feature["categories"] = categories
     if column.isna().any():
         feature["nullable"] = True
     return feature
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
 
 
 def check_columns(frame: pd.DataFrame, target: str, ids: list[str]) -> None:
@@ -77,9 +110,13 @@ def check_columns(frame: pd.DataFrame, target: str, ids: list[str]) -> None:
 
 
 def draft_contract(
-    frame: pd.DataFrame, target: str, ids: list[str], max_categories: int = 50
+    frame: pd.DataFrame,
+    target: str,
+    ids: list[str],
+    max_categories: int = MAX_CATEGORIES,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Draft the contract mapping for a table."""
+    """Draft the contract mapping for a table; what a reviewer must know goes to `notes`."""
     missing = [c for c in [target, *ids] if c not in frame.columns]
     if missing:
         raise DataError(
@@ -96,15 +133,22 @@ def draft_contract(
     counts = frame[target].astype(str).value_counts()
     positive = str(counts.index[-1])  # the minority class is usually the one to find
     negative = next(c for c in classes if c != positive)
-    features = [
-        draft_feature(str(c), frame[c], max_categories)
+    drafted = [
+        draft_feature(str(c), frame[c], max_categories, notes)
         for c in frame.columns
         if c != target and c not in ids
     ]
+    features = [f for f in drafted if f is not None]
+    if not features:
+        raise DataError(
+            "no column can be a feature: every one besides the target and ids holds near-unique "
+            "text (ids, names): add numeric or categorical columns to the file"
+        )
     return {
         "contract": {
             "id_columns": ids,
-            "unknown_columns": "fail",
+            # A column left out is still in the file: the table must be allowed to keep it.
+            "unknown_columns": "fail" if len(features) == len(drafted) else "ignore",
             "target": {"name": target, "classes": [negative, positive], "positive": positive},
             "features": features,
         }
@@ -117,10 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path)
     parser.add_argument("--target", required=True, help="name of the column to predict")
     parser.add_argument("--id", action="append", default=[], help="an id column (repeatable)")
-    parser.add_argument("--max-categories", type=int, default=50)
+    parser.add_argument("--max-categories", type=int, default=MAX_CATEGORIES)
     args = parser.parse_args(argv)
     frame = read_table(args.data, "parquet" if args.data.suffix == ".parquet" else "csv")
-    contract = draft_contract(frame, args.target, args.id, args.max_categories)
+    notes: list[str] = []
+    contract = draft_contract(frame, args.target, args.id, args.max_categories, notes)
+    for note in notes:
+        print(f"# note: {note}", file=sys.stderr)
     print(
         f"# Drafted from {args.data} ({len(frame)} rows). Review every line before you paste it:",
         file=sys.stderr,
