@@ -1,6 +1,10 @@
 """Draft a `contract:` section from a data file, for a person to review and paste into config.yaml.
 
 Usage: python -m core.draft_contract DATA [--target NAME] [--id NAME ...] [--max-categories 50]
+
+A string column with more distinct values than --max-categories is free text (a `text` feature)
+when its values are long and mostly different; else it stays categorical when its values repeat
+(REPEATS rows per value on average), and is left out with a note when they do not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from core.config import TEXT_MAX_LENGTH
 from core.data import read_table
 from core.errors import DataError
 
+# A text column with more distinct values than this is not listed as categories by default...
+MAX_CATEGORIES = 50
+# ...unless each value is seen in at least this many rows on average (then it still groups rows).
+REPEATS = 10
 # A string column with more distinct values than --max-categories is free text when its values
 # average this many characters and at least this share of them differ.
 TEXT_MEAN_LENGTH = 20
@@ -57,8 +65,17 @@ def draft_text(values: pd.Series) -> dict[str, Any]:
     return feature
 
 
-def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str, Any]:
-    """Infer type, nullability, range or categories of one column."""
+def draft_feature(
+    name: str, column: pd.Series, max_categories: int, notes: list[str] | None = None
+) -> dict[str, Any] | None:
+    """Infer type, nullability, range or categories of one column; None: leave it out.
+
+    A string column with more distinct values than `max_categories` is a text feature when its
+    values are long and mostly different (free text); it stays categorical when its values
+    repeat (each seen in at least REPEATS rows on average: a state, a product code); otherwise it
+    names rows rather than groups them (an id, a name) and is left out. The last two add a line
+    to `notes` for the person reviewing the draft.
+    """
     values = column.dropna()
     feature: dict[str, Any] = {"name": name}
     is_numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
@@ -79,14 +96,24 @@ def draft_feature(name: str, column: pd.Series, max_categories: int) -> dict[str
         categories = sorted(str(v) for v in values.unique())
         if len(categories) > max_categories and is_free_text(values):
             feature |= draft_text(values)
-        elif len(categories) > max_categories:
-            raise DataError(
-                f"column {name!r} has {len(categories)} distinct short values (more than "
-                f"--max-categories {max_categories}, mean length under {TEXT_MEAN_LENGTH} "
-                "characters, so neither categories nor free text); drop it, list it as an id, "
-                "or raise the limit"
+        elif len(categories) > max_categories and len(values) / len(categories) < REPEATS:
+            _note(
+                notes,
+                f"column {name!r} left out of the features: {len(categories)} distinct short "
+                f"text values in {len(values)} rows name rows rather than group them (an id, "
+                "a name); contract.unknown_columns is 'ignore' so the file may keep it. Pass "
+                "it as ID= if it is an id, or drop it from the file",
             )
+            return None
         else:
+            if len(categories) > max_categories:
+                _note(
+                    notes,
+                    f"column {name!r} kept as categorical with {len(categories)} categories "
+                    f"(more than {max_categories}, but each is seen in "
+                    f"{len(values) / len(categories):.0f} rows on average); a value not listed "
+                    "is refused by the API: review the list",
+                )
             feature["type"] = "categorical"
             feature["categories"] = categories
     if column.isna().any():
@@ -154,6 +181,11 @@ def describe_target(target: dict[str, Any], column: pd.Series) -> str:
     )
 
 
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
+
+
 def check_columns(frame: pd.DataFrame, target: str, ids: list[str]) -> None:
     """Refuse a table no contract can describe: no rows, an empty column, an id that repeats."""
     if frame.empty:
@@ -171,9 +203,13 @@ def check_columns(frame: pd.DataFrame, target: str, ids: list[str]) -> None:
 
 
 def draft_contract(
-    frame: pd.DataFrame, target: str, ids: list[str], max_categories: int = 50
+    frame: pd.DataFrame,
+    target: str,
+    ids: list[str],
+    max_categories: int = MAX_CATEGORIES,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Draft the contract mapping for a table."""
+    """Draft the contract mapping for a table; what a reviewer must know goes to `notes`."""
     missing = [c for c in [target, *ids] if c not in frame.columns]
     if missing:
         raise DataError(
@@ -181,15 +217,22 @@ def draft_contract(
             f"{', '.join(frame.columns)}"
         )
     check_columns(frame, target, ids)
-    features = [
-        draft_feature(str(c), frame[c], max_categories)
+    drafted = [
+        draft_feature(str(c), frame[c], max_categories, notes)
         for c in frame.columns
         if c != target and c not in ids
     ]
+    features = [f for f in drafted if f is not None]
+    if not features:
+        raise DataError(
+            "no column can be a feature: every one besides the target and ids holds near-unique "
+            "text (ids, names): add numeric or categorical columns to the file"
+        )
     return {
         "contract": {
             "id_columns": ids,
-            "unknown_columns": "fail",
+            # A column left out is still in the file: the table must be allowed to keep it.
+            "unknown_columns": "fail" if len(features) == len(drafted) else "ignore",
             "target": draft_target(target, frame[target]),
             "features": features,
         }
@@ -202,10 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", type=Path)
     parser.add_argument("--target", required=True, help="name of the column to predict")
     parser.add_argument("--id", action="append", default=[], help="an id column (repeatable)")
-    parser.add_argument("--max-categories", type=int, default=50)
+    parser.add_argument("--max-categories", type=int, default=MAX_CATEGORIES)
     args = parser.parse_args(argv)
     frame = read_table(args.data, "parquet" if args.data.suffix == ".parquet" else "csv")
-    contract = draft_contract(frame, args.target, args.id, args.max_categories)
+    notes: list[str] = []
+    contract = draft_contract(frame, args.target, args.id, args.max_categories, notes)
+    for note in notes:
+        print(f"# note: {note}", file=sys.stderr)
     print(
         f"# {describe_target(contract['contract']['target'], frame[args.target])}", file=sys.stderr
     )

@@ -90,9 +90,10 @@ def draft_config(
     target: str,
     ids: list[str],
     project: str | None = None,
+    notes: list[str] | None = None,
 ) -> str:
     """Render the whole config text for `frame` read from `data`, to be written at `out`."""
-    contract = draft_contract(frame, target, ids)
+    contract = draft_contract(frame, target, ids, notes=notes)
     body = contract["contract"]
     task = TaskType(body["target"]["type"])
     return render(
@@ -103,6 +104,7 @@ def draft_config(
         data_path=Path(os.path.relpath(data.resolve(), out.resolve().parent)).as_posix(),
         data_format="parquet" if data.suffix == ".parquet" else "csv",
         contract=_contract_yaml(contract),
+        notes=notes or [],
         slices=f"[{', '.join(choose_slices(body['features']))}]",
         min_improvement=Baseline().min_improvement,
         task=task.value,
@@ -124,8 +126,8 @@ REVIEW = """review before `make pipeline` (lines marked REVIEW in the file):
   - contract.target: {task}
   - model.slices: {slices}
   - gate: the baseline comparison decides; absolute floors are commented out until you set them
-  - validation: row count (and a binary positive share) bounds are the observed ones with margins
-next: make check-config && make pipeline"""
+  - validation: row count (and a binary positive share) bounds are the observed ones with margins"""
+NEXT = "next: make check-config && make pipeline"
 
 
 @entry_point
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"project {args.project!r}: use lower-case letters, digits and dashes (PROJECT=)"
         )
-    text = draft_config(frame, args.data, args.out, args.target, args.id, args.project)
+    notes: list[str] = []
+    text = draft_config(frame, args.data, args.out, args.target, args.id, args.project, notes)
     # Check what was drafted loads before it replaces anything.
     staged = args.out.with_name(f".{args.out.name}.init")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"✓ init: {args.out} for {args.data} ({len(frame)} rows, target {args.target})")
     task = describe_target(config.contract.target.model_dump(mode="json"), frame[args.target])
     print(REVIEW.format(slices=", ".join(config.model.slices) or "none chosen", task=task))
+    for note in notes:
+        print(f"  - {note}")
+    print(NEXT)
     return 0
 
 

@@ -99,5 +99,61 @@ def test_long_varied_strings_are_drafted_as_text_and_short_ones_still_refused() 
     drafted = draft_contract.draft_contract(frame.drop(columns="code"), "y", [])
     (note,) = drafted["contract"]["features"]
     assert note["type"] == "text" and note["max_length"] >= frame["note"].str.len().max()
-    with pytest.raises(DataError, match=r"'code'.*distinct short values"):
-        draft_contract.draft_contract(frame, "y", [])
+    # Short values, all different: they name rows (an id), so the column is left out, noted.
+    notes: list[str] = []
+    drafted = draft_contract.draft_contract(frame, "y", [], notes=notes)
+    assert [f["name"] for f in drafted["contract"]["features"]] == ["note"]
+    assert len(notes) == 1 and "'code' left out" in notes[0]
+
+
+def many_values_frame(rows: int) -> Any:
+    """A table with a 60-value code that repeats, a near-unique name, a number and a target."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "code": [f"c{i % 60:02d}" for i in range(rows)],
+            "name": [f"person {i}" for i in range(rows)],
+            "amount": [float(i % 17) for i in range(rows)],
+            "target": ["yes" if i % 4 == 0 else "no" for i in range(rows)],
+        }
+    )
+
+
+def test_a_repeating_many_valued_column_stays_categorical_and_a_near_unique_one_is_left_out(
+    write_config: Callable[..., Path],
+) -> None:
+    notes: list[str] = []
+    drafted = draft_contract.draft_contract(many_values_frame(1200), "target", [], notes=notes)
+    contract = drafted["contract"]
+    by_name = {f["name"]: f for f in contract["features"]}
+    assert set(by_name) == {"code", "amount"}  # `name` left out, the table refused no longer
+    assert by_name["code"]["type"] == "categorical" and len(by_name["code"]["categories"]) == 60
+    # The file keeps the column left out, so unknown columns must be allowed.
+    assert contract["unknown_columns"] == "ignore"
+    assert len(notes) == 2
+    assert "'code' kept as categorical with 60 categories" in notes[0]
+    assert "'name' left out" in notes[1] and "ID=" in notes[1]
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw.update(drafted)
+        raw["model"]["slices"] = []  # the fixture config's slices name its own columns
+
+    assert load_config(write_config(edit)).contract.feature_names == ["code", "amount"]
+
+
+def test_a_table_of_only_near_unique_text_is_refused_with_what_to_do() -> None:
+    frame = many_values_frame(60)[["name", "target"]]  # 60 names, more than the 50 allowed
+    with pytest.raises(DataError, match="no column can be a feature"):
+        draft_contract.draft_contract(frame, "target", [])
+
+
+def test_the_cli_prints_the_notes_beside_the_draft(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "table.csv"
+    many_values_frame(1200).to_csv(data, index=False)
+    assert draft_contract.main([str(data), "--target", "target"]) == 0
+    out = capsys.readouterr()
+    assert "# note: column 'name' left out" in out.err
+    assert yaml.safe_load(out.out)["contract"]["unknown_columns"] == "ignore"

@@ -189,6 +189,9 @@ class Repo:
                     "base": {"ref": "main", "repo": {"full_name": OWNER_REPO}},
                 },
             }
+        if inputs:
+            # With --eventpath act reads a dispatch's inputs from the event, not from --input.
+            payload = {**payload, "inputs": inputs}
         # Artifacts live as long as one workflow run, as on GitHub.
         shutil.rmtree(self.state / "artifacts", ignore_errors=True)
         event_file = self.state / f"event-{event}.json"

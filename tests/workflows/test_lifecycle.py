@@ -4,20 +4,23 @@ One test, in the order a team lives it, against a bare git "origin" and a real M
 server (the team's registry, `vars.MLFLOW_TRACKING_URI`): a pull request (ci.yml: the dry run's
 gate table as the comment, the registry only read) → merge → pipeline.yml (train, `candidate`,
 a real image build, the staging commit, `staging` alias, digest tag) → promote.yml (one pull
-request with the model card) → merge → aliases.yml (`production`).
-
-The second half of a fork's life (drifted production traffic → drift.yml → the retraining pull
-request → pipeline.yml against the production champion → rollback.yml) is not played here yet:
-the drift and retraining workflows run on the real stages in test_act.py, each on its own.
+request with the model card) → merge → aliases.yml (`production`) → `make serve` of the
+`production` version takes drifted traffic and its feedback → drift.yml (one retraining pull
+request with its packet; the next run updates it) → merge → pipeline.yml (the challenger against
+the `production` champion, to staging) → rollback.yml (`make rollback ENV=staging`) → merge →
+aliases.yml (`staging` follows the revert).
 
 Only GitHub-hosted actions are stand-ins (tests/workflows/stand-ins, README.md there); every
 `make` target is the real one. Each step is checked on the remote, the registry and the reports.
+The push pipeline's own checks (SBOM, provenance, one GitOps commit) live here too, so no other
+test runs a whole pipeline.yml again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -30,16 +33,20 @@ import httpx
 import pytest
 import yaml
 
+from core.columns import FEEDBACK, MODEL_VERSION
 from core.net import free_port
+from core.prediction_log import read_predictions
 from deploy.gitops import OVERLAYS_DIR, read_pin
 from tests.workflows.harness import ActRun, Repo, git
 
-# Two pipeline runs build and run the image twice each: far beyond the suite's default timeout.
+# Two pipeline runs build and run the image, two retrain: far beyond the suite's default timeout.
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.timeout(5400)]
 
 # The fork names its own model (its first pull request), so the shared server holds only its own.
 MODEL = "lifecycle-model"
 PIPELINE_TIMEOUT = 1800
+# Production requests (all labelled later): above drift.min_samples, so the drift check decides.
+TRAFFIC = 400
 
 
 def overlay_pin(repo: Repo, env: str, ref: str = "main") -> Any:
@@ -72,6 +79,25 @@ def make(repo: Repo, *args: str, env: dict[str, str]) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def push_pipeline(repo: Repo) -> None:
+    """The push to main: pipeline.yml runs every job to success up to the staging commit."""
+    run = repo.act("push", "pipeline.yml", timeout=PIPELINE_TIMEOUT)
+    ok(
+        run,
+        "validate, train, gate, register, package",
+        "build, smoke-test, push, sign",
+        "deploy to staging (GitOps commit)",
+    )
+
+
+def merge_overlay_change(repo: Repo, branch: str) -> str:
+    """Merge an overlay pull request, run aliases.yml on the push; return the branch's commit."""
+    commit = git(repo.origin, "rev-parse", branch)
+    repo.merge(branch)
+    ok(repo.act("push", "aliases.yml"), "registry aliases follow the overlays")
+    return commit
 
 
 @contextmanager
@@ -146,20 +172,19 @@ def test_a_fork_lives_through_every_workflow_with_the_real_stages(
     lap("pull request, ci.yml")
 
     # 2. Merge → pipeline.yml: train, `candidate`, the image, the staging commit and alias.
-    repo.merge("name-the-model")
-    run = repo.act("push", "pipeline.yml", timeout=PIPELINE_TIMEOUT)
-    ok(
-        run,
-        "validate, train, gate, register, package",
-        "build, smoke-test, push, sign",
-        "deploy to staging (GitOps commit)",
-    )
+    merged = repo.merge("name-the-model")
+    push_pipeline(repo)
     image_v1 = (repo.state / "registry" / "pushed.txt").read_text().split()[0]
+    assert re.fullmatch(r"ghcr\.io/owner/repo@sha256:[0-9a-f]{64}", image_v1)
     assert image_v1 in (repo.state / "registry" / "signatures.txt").read_text()
     staging = overlay_pin(repo, "staging")
     assert (str(staging.image), staging.model_version) == (image_v1, "1")
+    # One GitOps commit on the remote, touching the staging overlay only.
     gitops_commit = git(repo.origin, "rev-parse", "main")
+    assert git(repo.origin, "rev-parse", "main~1") == merged
     assert git(repo.origin, "log", "-1", "--format=%s", "main").startswith("deploy(staging)")
+    changed = git(repo.origin, "diff", "--name-only", merged, "main").splitlines()
+    assert changed == ["infra/k8s/overlays/staging/kustomization.yaml"]
     assert aliases() == {"candidate": "1", "staging": "1"}
     assert tags("1")["staging_image"] == image_v1
     assert tags("1")["staging_commit"] == gitops_commit
@@ -170,6 +195,8 @@ def test_a_fork_lives_through_every_workflow_with_the_real_stages(
         if json.loads(p.read_text())["pushed"]
     ]
     assert {"MODEL_NAME=" + MODEL, "MODEL_VERSION=1"} <= set(build["build_args"])
+    assert build["sbom"] == "true" and build["provenance"] == "mode=max"
+    assert image_v1.endswith(build["digest"])
     lap("merge, pipeline.yml (version 1)")
 
     # 3. promote.yml: one pull request pinning staging's digest in production, with the evidence.
@@ -188,15 +215,105 @@ def test_a_fork_lives_through_every_workflow_with_the_real_stages(
 
     # 4. Merge → aliases.yml: `production` follows the merged overlay.
     # The overlay commit is the one that changed the overlay (the pull request's), not the merge.
-    promotion = git(repo.origin, "rev-parse", "promote/production")
-    repo.merge("promote/production")
-    run = repo.act("push", "aliases.yml")
-    ok(run, "registry aliases follow the overlays")
+    promotion = merge_overlay_change(repo, "promote/production")
     assert overlay_pin(repo, "production").image == staging.image
     assert aliases() == {"candidate": "1", "staging": "1", "production": "1"}
     assert tags("1")["production_commit"] == promotion
     assert tags("1")["production_image"] == image_v1
     lap("merge, aliases.yml (production)")
+
+    # 5. Production serves: `make serve` builds the bundle of the `production` version from the
+    # registry and logs every prediction; drifted traffic comes in, and its ground truth after it.
+    repo.pull()
+    log_url = f"sqlite:///{tmp_path / 'predictions.db'}"
+    serving = {
+        "MLFLOW_TRACKING_URI": mlflow_server,
+        "MODEL_URI": f"models:/{MODEL}@production",
+        "MODEL_BUNDLE": str(tmp_path / "production-bundle"),
+        "PREDICTION_LOG_URL": log_url,
+        "REPORTS_DIR": str(tmp_path / "serving-reports"),
+        "AUTH": "off",
+    }
+    with service(repo, serving, tmp_path / "serve.log") as url:
+        assert httpx.get(f"{url}/model", timeout=10).json()["version"] == "1"
+        make(repo, "simulate", "SCENARIO=covariate", f"N={TRAFFIC}", f"URL={url}", env=serving)
+    logged = read_predictions(log_url)  # read after the graceful stop: nothing is lost
+    assert len(logged) == TRAFFIC and set(logged[MODEL_VERSION]) == {"1"}
+    assert logged[FEEDBACK].notna().all()
+    lap("production serves drifted traffic")
+
+    # 6. drift.yml: drift in the production traffic → one retraining pull request with its packet.
+    repo.secrets["PREDICTION_LOG_URL"] = log_url
+    run = repo.act("workflow_dispatch", "drift.yml", timeout=PIPELINE_TIMEOUT)
+    ok(run, "drift check", "retrain and open the pull request")
+    drift = json.loads((repo.state / "artifacts" / "drift-report" / "report.json").read_text())
+    assert drift["drifted"] and drift["n_current"] == TRAFFIC, drift["reasons"]
+    assert drift["context"]["model_version"] == "1"
+    assert [b for b in repo.origin_branches() if b != "main"] == ["retrain/drift"]
+    assert sorted(p.name for p in (repo.state / "prs").glob("*.json")) == [
+        "promote__production.json",
+        "retrain__drift.json",
+    ]
+    pr = pr_record(repo, "retrain/drift")
+    assert pr["labels"] == ["retrain"] and pr["state"] == "open"
+    assert pr["body"].startswith(f"# Retrain {MODEL}: drift in traffic")
+    assert "Champion: version 1. Gate: **passed**" in pr["body"]
+    # The packet: the pull request's text, the drift report and the challenger beside the champion.
+    packet = git(repo.origin, "ls-tree", "-r", "--name-only", "retrain/drift", "retraining/")
+    names = {Path(name).name for name in packet.split()}
+    assert {"pr.md", "drift-report.json", "drift-report.html", "challenger.json"} <= names
+    (folder,) = {Path(name).parent for name in packet.split()}
+    assert git(repo.origin, "show", f"retrain/drift:{folder}/pr.md") == pr["body"].strip()
+    # The labelled traffic is in the pull request: its merge trains on what was gated.
+    shipped = git(repo.origin, "show", "retrain/drift:data/feedback.csv")
+    assert len(shipped.splitlines()) == 1 + TRAFFIC
+    # A dry run: nothing registered, no alias moved.
+    assert aliases() == {"candidate": "1", "staging": "1", "production": "1"}
+    assert [v.version for v in client.search_model_versions(f"name = '{MODEL}'")] == ["1"]
+    lap("drift.yml (retraining pull request)")
+
+    # The next day's run, the traffic still drifted: the same pull request is updated, not a second.
+    run = repo.act("workflow_dispatch", "drift.yml", timeout=PIPELINE_TIMEOUT)
+    ok(run, "drift check", "retrain and open the pull request")
+    assert f"create-pull-request: updated #{pr['number']} from retrain/drift" in run.output
+    assert [b for b in repo.origin_branches() if b != "main"] == ["retrain/drift"]
+    assert len(list((repo.state / "prs").glob("*.json"))) == 2
+    lap("drift.yml again (the same pull request)")
+
+    # 7. Merge → pipeline.yml: the challenger against the production champion, then staging.
+    repo.merge("retrain/drift")
+    push_pipeline(repo)
+    result = json.loads(
+        (repo.state / "artifacts" / "reports" / "training" / "result.json").read_text()
+    )
+    assert result["passed"] and result["champion_version"] == "1"
+    assert (result["model_version"], result["data"]["feedback_rows"]) == ("2", TRAFFIC)
+    image_v2 = (repo.state / "registry" / "pushed.txt").read_text().splitlines()[-1].split()[0]
+    assert image_v2 != image_v1
+    staging_v2 = overlay_pin(repo, "staging")
+    assert (str(staging_v2.image), staging_v2.model_version) == (image_v2, "2")
+    assert overlay_pin(repo, "production").image == staging.image  # production did not move
+    deploy_v2 = git(repo.origin, "rev-parse", "main")
+    assert aliases() == {"candidate": "2", "staging": "2", "production": "1"}
+    assert (tags("2")["staging_image"], tags("2")["staging_commit"]) == (image_v2, deploy_v2)
+    lap("merge, pipeline.yml (version 2 against the champion)")
+
+    # 8. rollback.yml (`make rollback ENV=staging`): the revert as a pull request; merged, the
+    # staging alias follows the overlay back to version 1.
+    repo.pull()
+    run = repo.act("workflow_dispatch", "rollback.yml", inputs={"environment": "staging"})
+    ok(run, "propose the revert of the overlay's last image change")
+    pr = pr_record(repo, "rollback/staging")
+    assert pr["labels"] == ["rollback"] and pr["state"] == "open"
+    assert pr["body"].startswith("# Roll staging back to model version 1")
+    changed = git(repo.origin, "diff", "--name-only", "main", "rollback/staging").splitlines()
+    assert changed == ["infra/k8s/overlays/staging/kustomization.yaml"]
+    assert aliases()["staging"] == "2"  # the alias follows the merge, not the proposal
+    revert = merge_overlay_change(repo, "rollback/staging")
+    assert overlay_pin(repo, "staging").image == staging.image
+    assert aliases() == {"candidate": "2", "staging": "1", "production": "1"}
+    assert (tags("1")["staging_image"], tags("1")["staging_commit"]) == (image_v1, revert)
+    lap("rollback.yml, merge, aliases.yml (staging back to 1)")
 
     timings["total"] = round(time.monotonic() - started, 1)
     (tmp_path / "timings.json").write_text(json.dumps(timings, indent=1))
