@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.bundles import fit_bundle
 from core.cli import table
 from core.net import free_port
 from deploy.build_image import build_image
@@ -45,25 +46,19 @@ def _context(folder: Path) -> Path:
 
 
 def _bundle(folder: Path) -> Path:
-    """Fit the default model once and write its bundle."""
-    from core.bundle import write_bundle
+    """Fit the default model once and write its bundle as `make package` does (compiled form and
+    probes: the build then picks the numpy runtime users ship)."""
     from core.config import load_config
     from core.data import read_table
-    from core.frames import feature_frame, target_vector
-    from training.model import build_pipeline
 
     config = load_config(ROOT / "config.yaml")
-    frame = read_table(ROOT / config.data.path)
-    pipeline = build_pipeline(config).fit(
-        feature_frame(frame, config.contract), target_vector(frame, config.contract)
-    )
     metadata = {
         "model_name": config.mlflow.registered_model,
         "model_version": "bench",
         "threshold": 0.5,
         "contract": config.contract.model_dump(mode="json"),
     }
-    return write_bundle(folder / "bundle", pipeline, metadata)
+    return fit_bundle(folder / "bundle", config, read_table(ROOT / config.data.path), metadata)[0]
 
 
 def _container_ready(tool: str, env: dict[str, str]) -> float:

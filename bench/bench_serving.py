@@ -34,6 +34,7 @@ import yaml
 from fastapi import FastAPI, Request, Response
 
 from bench import peers
+from bench.bundles import fit_bundle
 from core.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,12 +190,11 @@ def _lua(body: bytes, path: Path) -> Path:
 
 
 def _prepare(tmp: Path) -> dict[str, Any]:
-    """Fit the template's default model once; write our bundle and log it to a temporary MLflow."""
-    from core.bundle import write_bundle
+    """Fit the template's default model once; write our bundle (as `make package` does: the
+    compiled form and probes beside the model) and log the pipeline to a temporary MLflow."""
     from core.config import load_config
     from core.data import read_table
-    from core.frames import feature_frame, target_vector
-    from training.model import build_pipeline
+    from core.frames import feature_frame
 
     raw = yaml.safe_load((ROOT / "config.yaml").read_text())
     raw["data"]["path"] = str(ROOT / raw["data"]["path"])
@@ -209,11 +209,10 @@ def _prepare(tmp: Path) -> dict[str, Any]:
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_config(config_path)
     frame = read_table(config.data_path)
-    features = feature_frame(frame, config.contract)
-    pipeline = build_pipeline(config).fit(features, target_vector(frame, config.contract))
-    bundle = write_bundle(
+    bundle, pipeline = fit_bundle(
         tmp / "bundle",
-        pipeline,
+        config,
+        frame,
         {
             "model_name": config.mlflow.registered_model,
             "model_version": "bench",
@@ -224,7 +223,6 @@ def _prepare(tmp: Path) -> dict[str, Any]:
             "config_sha256": config.sha256,
         },
     )
-
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     import mlflow
     import sklearn
@@ -403,6 +401,7 @@ def main() -> int:
                     )
                 res["rss_mb"] = _tree_rss_mb(server.proc.pid)
                 if name == "ours":
+                    res["scoring"] = httpx.get(server.url + "/model").json()["scoring"]
                     res["batch"] = _batch_timing(
                         server.url, prep["records"], prep["rows"], prep["pipeline"]
                     )
@@ -490,7 +489,7 @@ def _report(results: dict[str, dict[Any, Any]]) -> str:
         },
     ]
     head = (
-        f"model {ours['estimator']}; single-record POSTs, wrk 2 threads, {DURATION_S} s per point, {WORKERS} uvicorn "
+        f"model {ours['estimator']} ({ours['scoring']} scoring in ours); single-record POSTs, wrk 2 threads, {DURATION_S} s per point, {WORKERS} uvicorn "
         "workers each, same 2 cores as the servers"
     )
     return "\n".join([head, "", table(rows), "", table(checks)])

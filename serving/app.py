@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -28,6 +27,7 @@ from core.columns import LABEL, MODEL_VERSION, PROBABILITY, REQUEST_ID
 from core.config import load_config
 from core.errors import TemplateError
 from core.settings import Settings, get_settings
+from serving.http import JSON, json_response, read_body
 from serving.metrics import MetricsMiddleware
 from serving.schemas import (
     BatchColumnsPrediction,
@@ -39,31 +39,9 @@ from serving.schemas import (
 from serving.service import ModelService
 from serving.v2 import v2_router
 
-JSON = "application/json"
 # A batch body whose (only) key is "columns" is read by column; anything else as records.
 _COLUMNS_FIRST = re.compile(rb'\s*\{\s*"columns"\s*:')
 API_KEY_HEADER = "X-API-Key"
-
-
-def _json(content: Any, status: int = 200, background: BackgroundTask | None = None) -> Response:
-    return Response(
-        orjson.dumps(content), status_code=status, media_type=JSON, background=background
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """Read the body, refusing with 413 as soon as it is larger than `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _validate(schema: TypeAdapter[Any], body: bytes) -> Any:
@@ -176,9 +154,9 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
     @router.post("/predict", response_model=Prediction, openapi_extra=_body("Record"))
     async def predict(request: Request) -> Response:
         """Score one record: probability, label at the model's threshold, version, request id."""
-        values = _validate(record, await _read_body(request, limit))
+        values = _validate(record, await read_body(request, limit))
         request_id, score, label = await service.predict_one(values)
-        return _json(
+        return json_response(
             {
                 REQUEST_ID: request_id,
                 PROBABILITY: score,
@@ -198,7 +176,7 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
         Send `{"records": [{...}, ...]}` for answers per record, or `{"columns": {feature: [...]}}`
         (faster: fewer bytes to parse) for answers by column.
         """
-        body = await _read_body(request, limit)
+        body = await read_body(request, limit)
         version = service.version
         if _COLUMNS_FIRST.match(body):
             columns = _validate(by_column, body)["columns"]
@@ -206,13 +184,13 @@ def prediction_router(service: ModelService, auth: list[Any]) -> APIRouter:
             if errors:
                 raise _body_errors(errors)
             answers = await service.predict_columns(columns, n)
-            return _json(
+            return json_response(
                 {MODEL_VERSION: version, **answers._asdict()},
                 background=BackgroundTask(service.log_batch, answers, columns),
             )
         records = _validate(batch, body)["records"]
         answers = await service.predict_many(records)
-        return _json(
+        return json_response(
             {
                 MODEL_VERSION: version,
                 "predictions": [
@@ -239,11 +217,11 @@ def feedback_router(service: ModelService, auth: list[Any]) -> APIRouter:
     )
     async def feedback(request: Request) -> Response:
         """Store ground truth for a request id returned by /predict or /predict/batch."""
-        parsed = _validate(model, await _read_body(request, 64 * 1024))
+        parsed = _validate(model, await read_body(request, 64 * 1024))
         request_id, label = parsed[REQUEST_ID], parsed[LABEL]
         if not await service.add_feedback(request_id, label):
             raise HTTPException(404, f"request_id {request_id!r}: no logged prediction has it")
-        return _json({REQUEST_ID: request_id, LABEL: label})
+        return json_response({REQUEST_ID: request_id, LABEL: label})
 
     return router
 
@@ -261,13 +239,13 @@ def operations_router(service: ModelService) -> APIRouter:
     async def ready() -> Response:
         """Readiness: the model is loaded and the prediction-log writer is alive."""
         if service.ready:
-            return _json({"status": "ready", MODEL_VERSION: service.version})
-        return _json({"status": "not ready", MODEL_VERSION: service.version}, 503)
+            return json_response({"status": "ready", MODEL_VERSION: service.version})
+        return json_response({"status": "not ready", MODEL_VERSION: service.version}, 503)
 
     @router.get("/model")
     async def model() -> Response:
         """Name, version, run id, metrics, threshold and contract of the model being served."""
-        return _json(service.describe())
+        return json_response(service.describe())
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:
