@@ -31,7 +31,6 @@ from typing import Any
 import httpx
 import orjson
 import yaml
-from fastapi import FastAPI, Request, Response
 
 from bench import peers
 from bench.bundles import fit_bundle
@@ -47,24 +46,7 @@ BATCH_ROWS = 10_000
 ESTIMATOR = os.environ.get("BENCH_SERVING_ESTIMATOR")
 
 
-def ceiling_app() -> FastAPI:
-    """A FastAPI app whose /predict returns a constant: the cost of the HTTP stack alone."""
-    app = FastAPI()
-    answer = orjson.dumps({"probability": 0.5, "label": "No", "model_version": "0"})
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        await request.body()
-        return Response(answer, media_type="application/json")
-
-    @app.get("/ready")
-    async def ready() -> dict[str, str]:
-        return {"status": "ready"}
-
-    return app
-
-
-def _tree_rss_mb(pid: int) -> float:
+def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MB."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -180,7 +162,7 @@ def _wrk(url: str, script: Path, connections: int) -> WrkResult:
     return WrkResult(rps, _ms(lat.get("50", "nan")), _ms(lat.get("99", "nan")), errors, requests)
 
 
-def _lua(body: bytes, path: Path) -> Path:
+def write_lua(body: bytes, path: Path) -> Path:
     escaped = body.decode().replace("\\", "\\\\").replace("'", "\\'")
     path.write_text(
         f"wrk.method = 'POST'\nwrk.body = '{escaped}'\n"
@@ -328,8 +310,8 @@ def main() -> int:
             f"fitting the default model, logging it to a temporary MLflow store ({tmp})", flush=True
         )
         prep = _prepare(tmp)
-        ours_lua = _lua(prep["ours_body"], tmp / "ours.lua")
-        mlflow_lua = _lua(prep["mlflow_body"], tmp / "mlflow.lua")
+        ours_lua = write_lua(prep["ours_body"], tmp / "ours.lua")
+        mlflow_lua = write_lua(prep["mlflow_body"], tmp / "mlflow.lua")
         uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
         common = ["--workers", str(WORKERS), "--no-access-log"]
         servers = [
@@ -377,14 +359,14 @@ def main() -> int:
             ),
             (
                 "ceiling",
-                [*uvicorn, *common, "--factory", "bench.bench_serving:ceiling_app"],
+                [*uvicorn, *common, "--factory", "bench.ceiling:ceiling_app"],
                 {},
                 "/ready",
                 "/predict",
                 ours_lua,
             ),
         ]
-        servers[1:1] = peers.v2_servers(servers[0], prep, tmp, WORKERS, _lua)
+        servers[1:1] = peers.v2_servers(servers[0], prep, tmp, WORKERS, write_lua)
         results: dict[str, dict[Any, Any]] = {}
         for name, cmd, env, ready, path, lua in servers:
             print(f"starting {name} ({WORKERS} workers) …", flush=True)
@@ -399,7 +381,7 @@ def main() -> int:
                         f"p99 {res[c].p99_ms:.1f} ms, errors {res[c].errors}",
                         flush=True,
                     )
-                res["rss_mb"] = _tree_rss_mb(server.proc.pid)
+                res["rss_mb"] = tree_rss_mb(server.proc.pid)
                 if name == "ours":
                     res["scoring"] = httpx.get(server.url + "/model").json()["scoring"]
                     res["batch"] = _batch_timing(

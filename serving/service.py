@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import os
-import uuid
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,7 +75,7 @@ class ModelService:
             self.predictor,
             max_batch=256,
             offload=not self.predictor.fast,
-            on_batch=self.metrics.batch_size.observe,
+            on_batch=self.metrics.batch_size.add,
         )
 
     @classmethod
@@ -120,7 +120,7 @@ class ModelService:
         """Copy the log's counters into the metrics every second (a scrape reaches one worker)."""
         while True:
             await asyncio.sleep(SYNC_SECONDS)
-            self.metrics.sync_log()
+            self.metrics.sync()
 
     async def stop(self) -> None:
         """Stop scoring and write every buffered prediction (the app's graceful shutdown)."""
@@ -132,7 +132,7 @@ class ModelService:
             self._sync_task = None
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
-        self.metrics.sync_log()
+        self.metrics.sync()
         self.metrics.close()
 
     @property
@@ -145,11 +145,12 @@ class ModelService:
     async def predict_one(self, record: Record) -> tuple[str, float, str]:
         """Score one record (micro-batched with concurrent ones); log it; return id, score, label."""
         score = await self.batcher.score(record)
-        request_id = uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, without building a UUID object per request.
+        request_id = secrets.token_hex(16)
         label = self._label(score)
         if self.log is not None:
             self.log.submit(self.version, ((request_id, score, label, record),))
-        self.metrics.scores.observe_one(score)
+        self.metrics.scores.add(score)
         return request_id, score, label
 
     async def predict_many(self, records: Sequence[Record]) -> Answers:
@@ -169,11 +170,11 @@ class ModelService:
         else:
             # The sklearn path is slow per call: the event loop keeps answering meanwhile.
             scores = await asyncio.to_thread(score)
-        batch_id = uuid.uuid4().hex
+        batch_id = secrets.token_hex(16)
         request_ids = [f"{batch_id}-{i}" for i in range(n)]
         probabilities = scores.tolist()
         labels = np.where(scores >= self.threshold, self.positive, self.negative).tolist()
-        self.metrics.scores.observe(scores)
+        self.metrics.scores.add_many(scores)
         return Answers(request_ids, probabilities, labels)
 
     def log_batch(self, answers: Answers, features: Features) -> None:

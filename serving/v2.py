@@ -533,10 +533,10 @@ def v2_router(service: ModelService, auth: list[Any]) -> APIRouter:
     name_path = Path(json_schema_extra={"enum": [model.name]})
     version_path = Path(json_schema_extra={"enum": [model.version]})
 
-    def named(name: str = name_path) -> None:
+    async def named(name: str = name_path) -> None:
         model.check_model(name)
 
-    def pinned(name: str = name_path, version: str = version_path) -> None:
+    async def pinned(name: str = name_path, version: str = version_path) -> None:
         model.check_model(name, version)
 
     infer_body = {
