@@ -31,9 +31,9 @@ from typing import Any
 import httpx
 import orjson
 import yaml
-from fastapi import FastAPI, Request, Response
 
 from bench import peers
+from bench.bundles import fit_bundle
 from core.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,24 +46,7 @@ BATCH_ROWS = 10_000
 ESTIMATOR = os.environ.get("BENCH_SERVING_ESTIMATOR")
 
 
-def ceiling_app() -> FastAPI:
-    """A FastAPI app whose /predict returns a constant: the cost of the HTTP stack alone."""
-    app = FastAPI()
-    answer = orjson.dumps({"probability": 0.5, "label": "No", "model_version": "0"})
-
-    @app.post("/predict")
-    async def predict(request: Request) -> Response:
-        await request.body()
-        return Response(answer, media_type="application/json")
-
-    @app.get("/ready")
-    async def ready() -> dict[str, str]:
-        return {"status": "ready"}
-
-    return app
-
-
-def _tree_rss_mb(pid: int) -> float:
+def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants, in MB."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -179,7 +162,7 @@ def _wrk(url: str, script: Path, connections: int) -> WrkResult:
     return WrkResult(rps, _ms(lat.get("50", "nan")), _ms(lat.get("99", "nan")), errors, requests)
 
 
-def _lua(body: bytes, path: Path) -> Path:
+def write_lua(body: bytes, path: Path) -> Path:
     escaped = body.decode().replace("\\", "\\\\").replace("'", "\\'")
     path.write_text(
         f"wrk.method = 'POST'\nwrk.body = '{escaped}'\n"
@@ -189,12 +172,11 @@ def _lua(body: bytes, path: Path) -> Path:
 
 
 def _prepare(tmp: Path) -> dict[str, Any]:
-    """Fit the template's default model once; write our bundle and log it to a temporary MLflow."""
-    from core.bundle import write_bundle
+    """Fit the template's default model once; write our bundle (as `make package` does: the
+    compiled form and probes beside the model) and log the pipeline to a temporary MLflow."""
     from core.config import load_config
     from core.data import read_table
-    from core.frames import feature_frame, target_vector
-    from training.model import build_pipeline
+    from core.frames import feature_frame
 
     raw = yaml.safe_load((ROOT / "config.yaml").read_text())
     raw["data"]["path"] = str(ROOT / raw["data"]["path"])
@@ -209,11 +191,10 @@ def _prepare(tmp: Path) -> dict[str, Any]:
     config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     config = load_config(config_path)
     frame = read_table(config.data_path)
-    features = feature_frame(frame, config.contract)
-    pipeline = build_pipeline(config).fit(features, target_vector(frame, config.contract))
-    bundle = write_bundle(
+    bundle, pipeline = fit_bundle(
         tmp / "bundle",
-        pipeline,
+        config,
+        frame,
         {
             "model_name": config.mlflow.registered_model,
             "model_version": "bench",
@@ -224,7 +205,6 @@ def _prepare(tmp: Path) -> dict[str, Any]:
             "config_sha256": config.sha256,
         },
     )
-
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     import mlflow
     import sklearn
@@ -330,8 +310,8 @@ def main() -> int:
             f"fitting the default model, logging it to a temporary MLflow store ({tmp})", flush=True
         )
         prep = _prepare(tmp)
-        ours_lua = _lua(prep["ours_body"], tmp / "ours.lua")
-        mlflow_lua = _lua(prep["mlflow_body"], tmp / "mlflow.lua")
+        ours_lua = write_lua(prep["ours_body"], tmp / "ours.lua")
+        mlflow_lua = write_lua(prep["mlflow_body"], tmp / "mlflow.lua")
         uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
         common = ["--workers", str(WORKERS), "--no-access-log"]
         servers = [
@@ -379,14 +359,14 @@ def main() -> int:
             ),
             (
                 "ceiling",
-                [*uvicorn, *common, "--factory", "bench.bench_serving:ceiling_app"],
+                [*uvicorn, *common, "--factory", "bench.ceiling:ceiling_app"],
                 {},
                 "/ready",
                 "/predict",
                 ours_lua,
             ),
         ]
-        servers[1:1] = peers.v2_servers(servers[0], prep, tmp, WORKERS, _lua)
+        servers[1:1] = peers.v2_servers(servers[0], prep, tmp, WORKERS, write_lua)
         results: dict[str, dict[Any, Any]] = {}
         for name, cmd, env, ready, path, lua in servers:
             print(f"starting {name} ({WORKERS} workers) …", flush=True)
@@ -401,8 +381,9 @@ def main() -> int:
                         f"p99 {res[c].p99_ms:.1f} ms, errors {res[c].errors}",
                         flush=True,
                     )
-                res["rss_mb"] = _tree_rss_mb(server.proc.pid)
+                res["rss_mb"] = tree_rss_mb(server.proc.pid)
                 if name == "ours":
+                    res["scoring"] = httpx.get(server.url + "/model").json()["scoring"]
                     res["batch"] = _batch_timing(
                         server.url, prep["records"], prep["rows"], prep["pipeline"]
                     )
@@ -490,7 +471,7 @@ def _report(results: dict[str, dict[Any, Any]]) -> str:
         },
     ]
     head = (
-        f"model {ours['estimator']}; single-record POSTs, wrk 2 threads, {DURATION_S} s per point, {WORKERS} uvicorn "
+        f"model {ours['estimator']} ({ours['scoring']} scoring in ours); single-record POSTs, wrk 2 threads, {DURATION_S} s per point, {WORKERS} uvicorn "
         "workers each, same 2 cores as the servers"
     )
     return "\n".join([head, "", table(rows), "", table(checks)])

@@ -20,11 +20,12 @@ from typing import Any
 
 import orjson
 
-from bench.bench_serving import WORKERS, WrkResult, _lua, _start, _wrk
-from core.bundle import read_metadata, write_bundle
+from bench.bench_serving import WORKERS, WrkResult, _start, _wrk, write_lua
+from bench.bundles import fit_bundle
+from core.bundle import read_metadata
 from core.config import load_config
 from core.data import read_table
-from core.frames import feature_frame, request_record, target_vector
+from core.frames import request_record
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"tabular": ROOT / "config.yaml", "text": ROOT / "examples" / "reviews" / "config.yaml"}
@@ -35,14 +36,9 @@ CONCURRENCY = 8
 def _bundle(name: str, config_path: Path, tmp: Path) -> tuple[Path, bytes, float]:
     """Fit and write one bundle; return it, one record's body, and its in-process ms per record."""
     from serving.predictor import load_predictor
-    from training.compile import model_files
-    from training.model import build_pipeline
 
     config = load_config(config_path)
     frame = read_table(config.data_path)
-    pipeline = build_pipeline(config).fit(
-        feature_frame(frame, config.contract), target_vector(frame, config.contract)
-    )
     meta = {
         "model_name": config.mlflow.registered_model,
         "model_version": "bench",
@@ -52,8 +48,7 @@ def _bundle(name: str, config_path: Path, tmp: Path) -> tuple[Path, bytes, float
         "contract": config.contract.model_dump(mode="json"),
         "config_sha256": config.sha256,
     }
-    files: dict[str, str | bytes] = {**model_files(pipeline, config.contract, frame.head(200))}
-    bundle = write_bundle(tmp / name, pipeline, meta, files)
+    bundle = fit_bundle(tmp / name, config, frame, meta)[0]
     # A typical record: the row whose text length (or first feature) is the median one.
     lengths = frame[config.contract.feature_names].astype(str).sum(axis=1).str.len()
     row = frame.loc[(lengths - lengths.median()).abs().idxmin()]
@@ -90,7 +85,7 @@ def main() -> int:
             server = _start(name, [sys.executable, "-m", "serving.serve"], env, "/ready", tmp)
             try:
                 wrk: WrkResult = _wrk(
-                    server.url + "/predict", _lua(body, tmp / f"{name}.lua"), CONCURRENCY
+                    server.url + "/predict", write_lua(body, tmp / f"{name}.lua"), CONCURRENCY
                 )
             finally:
                 server.stop()

@@ -9,8 +9,10 @@ calls.
 Several uvicorn workers are several processes, and a scrape reaches one of them. With
 PROMETHEUS_MULTIPROC_DIR set before the workers start (`python -m serving.serve` does it, and
 the image runs that), prometheus_client keeps every value in a memory-mapped file per process and
-/metrics adds them up (its documented multiprocess mode); the prediction log's counters are copied
-into it every `SYNC_SECONDS`, so a scrape sees every worker's log. Without the variable, each
+/metrics adds them up (its documented multiprocess mode). The request path only appends to lists
+(`BulkHistogram`); each worker moves them, and the prediction log's counters, into
+prometheus_client every `SYNC_SECONDS` and before it answers /metrics, so a scrape sees every
+worker's requests and log at most a second late. Without the variable, each
 process reports its own values (right for one worker).
 """
 
@@ -22,7 +24,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ log = logging.getLogger("serving.metrics")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 SCORE_EDGES = np.round(np.arange(0.05, 1.0001, 0.05), 2)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SYNC_SECONDS = 1.0
 LOG_COUNTERS = (
@@ -74,42 +77,55 @@ def multiprocess_dir() -> str | None:
     return path if path and os.path.isdir(path) else None
 
 
-class ScoreHistogram:
-    """Histogram of predicted probabilities, filled a whole array at a time.
+class BulkHistogram:
+    """A prometheus histogram (one labelled child) filled a whole array at a time.
 
-    prometheus_client's Histogram observes one value per call; a batch adds its bucket counts to
-    the histogram's own values (`_buckets`, `_sum`: attributes of the pinned prometheus_client,
-    checked at start-up, so an upgrade that renames them falls back to one call per value).
+    prometheus_client's Histogram observes one value per call, a Python loop over its buckets (and,
+    with workers sharing metrics, a locked write to a memory-mapped file per value). Values are
+    kept in a list here (`add`, `add_many`: a list append on the request path) and `flush` adds
+    their bucket counts to the histogram's own values (`_buckets`, `_sum`: attributes of the pinned
+    prometheus_client, checked here, so an upgrade that renames them falls back to one call per
+    value). The service flushes every `SYNC_SECONDS` and before every /metrics answer.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.histogram = Histogram(
-            "prediction_score",
-            "Predicted probability of the positive class",
-            buckets=[*SCORE_EDGES.tolist(), float("inf")],
-            registry=registry,
-        )
+    def __init__(self, histogram: Any, edges: Sequence[float] | np.ndarray) -> None:
+        self.histogram = histogram
+        self.edges = np.asarray(edges, dtype=np.float64)
         self._bulk = (
-            all(hasattr(self.histogram, a) for a in ("_buckets", "_sum"))
-            and len(self.histogram._buckets) == len(SCORE_EDGES) + 1
+            all(hasattr(histogram, a) for a in ("_buckets", "_sum"))
+            and len(histogram._buckets) == len(self.edges) + 1
         )
+        self._pending: list[float] = []
+        self._pending_arrays: list[np.ndarray] = []
         self._lock = threading.Lock()
 
-    def observe_one(self, score: float) -> None:
-        self.histogram.observe(score)
+    def add(self, value: float) -> None:
+        self._pending.append(value)
 
-    def observe(self, scores: np.ndarray) -> None:
-        if not self._bulk:
-            for score in scores.tolist():
-                self.histogram.observe(score)
-            return
-        idx = np.searchsorted(SCORE_EDGES, scores, side="left")
-        counts = np.bincount(idx, minlength=len(SCORE_EDGES) + 1).tolist()
+    def add_many(self, values: np.ndarray) -> None:
+        self._pending_arrays.append(values)
+
+    def flush(self) -> int:
+        """Move the values kept so far into the histogram; return how many there were."""
         with self._lock:
+            arrays, self._pending_arrays = self._pending_arrays, []
+            single, self._pending = self._pending, []
+            if single:
+                arrays.append(np.asarray(single, dtype=np.float64))
+            if not arrays:
+                return 0
+            values = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+            if not self._bulk:
+                for value in values.tolist():
+                    self.histogram.observe(value)
+                return len(values)
+            idx = np.searchsorted(self.edges, values, side="left")
+            counts = np.bincount(idx, minlength=len(self.edges) + 1).tolist()
             for bucket, count in zip(self.histogram._buckets, counts, strict=True):
                 if count:
                     bucket.inc(count)
-            self.histogram._sum.inc(float(np.sum(scores)))
+            self.histogram._sum.inc(float(np.sum(values)))
+            return len(values)
 
 
 class Metrics:
@@ -142,11 +158,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.batch_size = Histogram(
-            "prediction_micro_batch_size",
-            "Single-record requests scored together in one call",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-            registry=self.registry,
+        self.batch_size = BulkHistogram(
+            Histogram(
+                "prediction_micro_batch_size",
+                "Single-record requests scored together in one call",
+                buckets=[*BATCH_BUCKETS, float("inf")],
+                registry=self.registry,
+            ),
+            BATCH_BUCKETS,
         )
         self.model_info = Gauge(
             "model_info",
@@ -156,7 +175,18 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.model_info.labels(**model).set(1)
-        self.scores = ScoreHistogram(self.registry)
+        self.scores = BulkHistogram(
+            Histogram(
+                "prediction_score",
+                "Predicted probability of the positive class",
+                buckets=[*SCORE_EDGES.tolist(), float("inf")],
+                registry=self.registry,
+            ),
+            SCORE_EDGES,
+        )
+        # Requests per (route template, method, status): their latency histogram, flushed with
+        # the others; the request counter gains what each flush moved.
+        self._routes: dict[tuple[str, str, int], tuple[Any, BulkHistogram]] = {}
         # Two classes, so four series: the live metrics (recall, precision, ...) in PromQL.
         self.feedback = Counter(
             "prediction_feedback",
@@ -200,8 +230,34 @@ class Metrics:
                     counter.inc(value - self._log_seen[field])
                     self._log_seen[field] = value
 
-    def render(self) -> bytes:
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request (kept in memory until the next flush)."""
+        key = (route, method, status)
+        entry = self._routes.get(key)
+        if entry is None:
+            # The latency histogram is by route and method; each status keeps its own pending list.
+            histogram = self.latency.labels(route, method)
+            entry = (
+                self.requests.labels(route, method, str(status)),
+                BulkHistogram(histogram, LATENCY_BUCKETS),
+            )
+            self._routes[key] = entry
+        entry[1].add(seconds)
+
+    def flush(self) -> None:
+        """Move the values kept in memory into the exported metrics."""
+        for counter, latency in list(self._routes.values()):
+            counter.inc(latency.flush())
+        self.scores.flush()
+        self.batch_size.flush()
+
+    def sync(self) -> None:
+        """What the service does every `SYNC_SECONDS`: flush, and copy the log's counters."""
+        self.flush()
         self.sync_log()
+
+    def render(self) -> bytes:
+        self.sync()
         if self.shared_dir is None:
             return generate_latest(self.registry)
         # A worker that crashed never said it stopped: its queue depth would stay in the sum.
@@ -220,13 +276,15 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Count and time every HTTP request by route template (plain ASGI: no per-request task)."""
+    """Count and time every HTTP request by route template (plain ASGI: no per-request task).
+
+    The request path only appends the duration to a list (`Metrics.record_request`); the counts
+    reach prometheus_client at the next flush.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        # Labelled children, looked up once per (route, method, status) instead of on every request.
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,14 +306,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route: Any = scope.get("route")
-            label = getattr(route, "path", None) or "unmatched"
-            key = (label, scope.get("method", ""), status)
-            children = self._children.get(key)
-            if children is None:
-                children = (
-                    self.metrics.requests.labels(key[0], key[1], str(status)),
-                    self.metrics.latency.labels(key[0], key[1]),
-                )
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe((finished or time.perf_counter()) - started)
+            self.metrics.record_request(
+                getattr(route, "path", None) or "unmatched",
+                scope.get("method", ""),
+                status,
+                (finished or time.perf_counter()) - started,
+            )

@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import os
-import uuid
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -99,7 +99,7 @@ class ModelService:
             self.predictor,
             max_batch=256,
             offload=not self.predictor.fast,
-            on_batch=self.metrics.batch_size.observe,
+            on_batch=self.metrics.batch_size.add,
         )
 
     @classmethod
@@ -144,7 +144,7 @@ class ModelService:
         """Copy the log's counters into the metrics every second (a scrape reaches one worker)."""
         while True:
             await asyncio.sleep(SYNC_SECONDS)
-            self.metrics.sync_log()
+            self.metrics.sync()
 
     async def stop(self) -> None:
         """Stop scoring and write every buffered prediction (the app's graceful shutdown)."""
@@ -156,7 +156,7 @@ class ModelService:
             self._sync_task = None
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
-        self.metrics.sync_log()
+        self.metrics.sync()
         self.metrics.close()
 
     @property
@@ -197,14 +197,15 @@ class ModelService:
     async def predict_one(self, record: Record) -> dict[str, Any]:
         """Score one record (micro-batched with concurrent ones); log it; return its answer."""
         score = await self.batcher.score(record)
-        request_id = uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex gave, without building a UUID object per request.
+        request_id = secrets.token_hex(16)
         scores = np.asarray([score], dtype=np.float64)
         labels = task_labels(scores, self.target, self.threshold)
         logged = float(summary_scores(scores, self.target)[0])
         if self.log is not None:
             label = self._log_labels(scores, labels)[0]
             self.log.submit(self.version, ((request_id, logged, label, record),))
-        self.metrics.scores.observe_one(logged)
+        self.metrics.scores.add(logged)
         return self.answer(request_id, score, None if labels is None else labels[0])
 
     async def predict_many(self, records: Sequence[Record]) -> Answers:
@@ -224,11 +225,11 @@ class ModelService:
         else:
             # The sklearn path is slow per call: the event loop keeps answering meanwhile.
             scores = await asyncio.to_thread(score)
-        batch_id = uuid.uuid4().hex
+        batch_id = secrets.token_hex(16)
         request_ids = [f"{batch_id}-{i}" for i in range(n)]
         labels = task_labels(scores, self.target, self.threshold)
         logged = summary_scores(scores, self.target)
-        self.metrics.scores.observe(logged)
+        self.metrics.scores.add_many(logged)
         return Answers(request_ids, scores.tolist(), labels, logged.tolist())
 
     def log_batch(self, answers: Answers, features: Features) -> None:

@@ -37,9 +37,9 @@ from typing_extensions import TypedDict
 
 from core.columns import LABEL, PROBABILITIES, PROBABILITY, REQUEST_ID, VALUE
 from core.config import Contract, Feature, FeatureType, TaskType
+from serving.http import JSON, json_response, read_body
 from serving.service import Answers, ModelService
 
-JSON = "application/json"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 FLOATS: dict[str, type[np.generic]] = {"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
@@ -474,23 +474,6 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
     return Response(orjson.dumps({"error": message}), status, headers, media_type=JSON)
 
 
-def _json(content: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(content), status, media_type=JSON)
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 once it is larger than `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"request body is larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"request body is larger than {limit} bytes")
-    return bytes(body)
-
-
 ERROR: dict[str, Any] = {
     "content": {JSON: {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}
 }
@@ -508,31 +491,33 @@ def v2_router(service: ModelService, auth: list[Any]) -> APIRouter:
     @router.get("/health/live")
     async def live() -> Response:
         """Liveness: the process answers."""
-        return _json({"live": True})
+        return json_response({"live": True})
 
     @router.get("/health/ready", responses={503: {"description": "not ready"}})
     async def ready() -> Response:
         """Readiness: the model is loaded and the prediction log is alive (503 when not)."""
-        return _json({"ready": service.ready}, 200 if service.ready else 503)
+        return json_response({"ready": service.ready}, 200 if service.ready else 503)
 
     @router.get("")
     async def server() -> Response:
         """Server metadata: name, version and the protocol extensions spoken."""
-        return _json(
+        return json_response(
             {"name": service.config.project, "version": model.version, "extensions": EXTENSIONS}
         )
 
     async def metadata() -> Response:
         """Model metadata: the input tensors (one per feature) and the output tensors."""
-        return _json(model.metadata())
+        return json_response(model.metadata())
 
     async def model_ready() -> Response:
         """Model readiness (503 when not ready)."""
-        return _json({"name": model.name, "ready": service.ready}, 200 if service.ready else 503)
+        return json_response(
+            {"name": model.name, "ready": service.ready}, 200 if service.ready else 503
+        )
 
     async def infer(request: Request) -> Response:
         """Score the rows of the input tensors; every row is logged like a /predict request."""
-        body = await _body(request, limit)
+        body = await read_body(request, limit)
         parsed, binary = parse_envelope(body, request.headers.get(HEADER_LENGTH))
         outputs = model.selected_outputs(parsed)
         columns, n = model.columns_of(parsed, binary)
@@ -553,10 +538,10 @@ def v2_router(service: ModelService, auth: list[Any]) -> APIRouter:
     name_path = Path(json_schema_extra={"enum": [model.name]})
     version_path = Path(json_schema_extra={"enum": [model.version]})
 
-    def named(name: str = name_path) -> None:
+    async def named(name: str = name_path) -> None:
         model.check_model(name)
 
-    def pinned(name: str = name_path, version: str = version_path) -> None:
+    async def pinned(name: str = name_path, version: str = version_path) -> None:
         model.check_model(name, version)
 
     infer_body = {
