@@ -33,7 +33,7 @@ import orjson
 import yaml
 
 from bench import peers
-from bench.bundles import fit_bundle
+from bench.bundles import bench_metadata, fit_bundle
 from core.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,15 +195,7 @@ def _prepare(tmp: Path) -> dict[str, Any]:
         tmp / "bundle",
         config,
         frame,
-        {
-            "model_name": config.mlflow.registered_model,
-            "model_version": "bench",
-            "run_id": None,
-            "threshold": 0.5,
-            "metrics": {},
-            "contract": config.contract.model_dump(mode="json"),
-            "config_sha256": config.sha256,
-        },
+        bench_metadata(config),
     )
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     import mlflow

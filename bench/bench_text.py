@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from bench.bench_serving import WORKERS, WrkResult, _start, _wrk, write_lua
-from bench.bundles import fit_bundle
+from bench.bundles import bench_metadata, fit_bundle
 from core.bundle import read_metadata
 from core.config import load_config
 from core.data import read_table
@@ -39,15 +39,7 @@ def _bundle(name: str, config_path: Path, tmp: Path) -> tuple[Path, bytes, float
 
     config = load_config(config_path)
     frame = read_table(config.data_path)
-    meta = {
-        "model_name": config.mlflow.registered_model,
-        "model_version": "bench",
-        "run_id": None,
-        "threshold": 0.5,
-        "metrics": {},
-        "contract": config.contract.model_dump(mode="json"),
-        "config_sha256": config.sha256,
-    }
+    meta = bench_metadata(config)
     bundle = fit_bundle(tmp / name, config, frame, meta)[0]
     # A typical record: the row whose text length (or first feature) is the median one.
     lengths = frame[config.contract.feature_names].astype(str).sum(axis=1).str.len()

@@ -28,3 +28,16 @@ def fit_bundle(
     pipeline = build_pipeline(config).fit(features, target_vector(frame, config.contract))
     files: dict[str, str | bytes] = {**model_files(pipeline, config.contract, features)}
     return write_bundle(target, pipeline, metadata, files), pipeline
+
+
+def bench_metadata(config: Config) -> dict[str, Any]:
+    """The metadata of an unregistered bench bundle (version "bench", threshold 0.5)."""
+    return {
+        "model_name": config.mlflow.registered_model,
+        "model_version": "bench",
+        "run_id": None,
+        "threshold": 0.5,
+        "metrics": {},
+        "contract": config.contract.model_dump(mode="json"),
+        "config_sha256": config.sha256,
+    }
