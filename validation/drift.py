@@ -44,7 +44,12 @@ from core.metrics import (
     vector_metric,
 )
 from core.text import token_counts, tokens
-from validation.estimate import PerformanceEstimate, decide_estimate, estimate_performance
+from validation.estimate import (
+    PerformanceEstimate,
+    decide_estimate,
+    estimate_performance,
+    not_estimated,
+)
 
 MISSING = "(missing)"
 # The drift command exits with this when the verdict is drift; 0 means no drift (or not enough
@@ -617,9 +622,12 @@ def _compare_all(
             compare_numeric("prediction score", reference[column], current[column], cfg, SCORE)
         )
     measured = compare_performance(current, threshold, training_metrics, cfg, target)
-    # The estimate before labels needs calibrated binary probabilities (CBPE).
-    estimated = (
-        _with_realised(
+    # The estimate before labels needs calibrated binary probabilities (CBPE); other tasks say so.
+    estimated: PerformanceEstimate | None = None
+    if has_score and target.type is not TaskType.binary:
+        estimated = not_estimated(cfg.performance_metric, target.type)
+    elif has_score and threshold is not None:
+        estimated = _with_realised(
             estimate_performance(
                 reference[REFERENCE_SCORE].to_numpy(dtype="float64"),
                 current[REFERENCE_SCORE].to_numpy(dtype="float64"),
@@ -629,9 +637,6 @@ def _compare_all(
             ),
             measured,
         )
-        if has_score and threshold is not None and target.type is TaskType.binary
-        else None
-    )
     q_values = benjamini_hochberg(
         [r.p_value for r in raw]
         + [measured.p_value if measured is not None else None]

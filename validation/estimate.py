@@ -60,6 +60,16 @@ class PerformanceEstimate:
         return self.status in {"drift", "ok"}
 
 
+def not_estimated(metric: str, task: TaskType) -> PerformanceEstimate:
+    """The declared absence of an estimate for a task CBPE does not cover (multiclass, regression)."""
+    return PerformanceEstimate(
+        metric,
+        "unavailable",
+        f"no estimate before labels for a {task.value} target (binary classifiers only): "
+        "only the realised metric on feedback can tell",
+    )
+
+
 def calibration_check(training_metrics: dict[str, float], cfg: Drift) -> str | None:
     """Say why the bundle's probabilities cannot be trusted for an estimate; None when they can."""
     error = training_metrics.get(CALIBRATION_ERROR)

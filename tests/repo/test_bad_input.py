@@ -693,3 +693,31 @@ def test_an_estimator_without_predict_proba_fails_check_config(
     code, line = call(main, ["--config", str(write_config(svc(None)))], capsys)
     assert code == ConfigError.exit_code and "sklearn.svm.SVC" in line and "predict_proba" in line
     assert main(["--config", str(write_config(svc(True), name="ok.yaml"))]) == 0
+
+
+# --- train: only its own file's validation result ----------------------------------------------------
+
+
+def test_train_attaches_only_the_validation_result_of_its_own_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result.json left by `make validate` on another file is not logged with this run."""
+    from types import SimpleNamespace
+
+    from orchestration.train import read_validation_result
+
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    result = tmp_path / "reports" / "validation" / "result.json"
+    result.parent.mkdir(parents=True)
+    ds: Any = SimpleNamespace(path=Path("data/mine.csv"), sha256="a" * 64)
+    settings = get_settings()
+    assert read_validation_result(settings, ds) is None  # none written yet
+    result.write_text(json.dumps({"meta": {"data_sha256": "b" * 64}}))
+    assert read_validation_result(settings, ds) is None
+    out = capsys.readouterr().out
+    assert f"not attaching {result}" in out and "another file than data/mine.csv" in out
+    result.write_text("not json {")
+    assert read_validation_result(settings, ds) is None
+    own = json.dumps({"meta": {"data_sha256": "a" * 64}})
+    result.write_text(own)
+    assert read_validation_result(settings, ds) == own

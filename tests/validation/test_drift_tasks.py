@@ -79,7 +79,12 @@ def test_the_live_metric_is_the_tasks_own(task_bundle: tuple[Config, Path]) -> N
     assert perf is not None and perf.status == "drift", perf
     live, was = perf.live, training[metric]
     assert live is not None and (live < was if METRICS[metric] else live > was)
-    assert dropped.estimate is None  # the estimate before labels is a binary classifier's
+    # The estimate before labels is a binary classifier's: other tasks declare it unavailable,
+    # and that declaration never counts toward the verdict.
+    estimate = dropped.estimate
+    assert estimate is not None and estimate.status == "unavailable" and not estimate.available
+    assert target.type.value in estimate.reason and estimate.metric == metric
+    assert not any(r.startswith("estimated") for r in calm.reasons)
 
 
 @pytest.mark.parametrize("column", [REFERENCE_PREDICTED, REFERENCE_SCORE])
