@@ -153,10 +153,10 @@ def test_copier_renders_a_fork_and_updates_it_without_touching_its_config_or_dat
         (template / "docs" / "testing.md").read_text() + "\nA template fix in v1.1.0.\n"
     )
     (template / "docs" / "new-in-v1.1.md").write_text("# New in v1.1\n")
-    churn = yaml.safe_load((template / "config.yaml").read_text())
-    churn["validation"]["row_count"]["min"] = 1
-    (template / "config.yaml").write_text(yaml.safe_dump(churn, sort_keys=False))
-    with (template / "data" / "wa_churn.csv").open("a") as data:
+    own_config = yaml.safe_load((template / "config.yaml").read_text())
+    own_config["validation"]["row_count"]["min"] = 1
+    (template / "config.yaml").write_text(yaml.safe_dump(own_config, sort_keys=False))
+    with (template / own_config["data"]["path"]).open("a") as data:
         data.write("changed\n")
     git(template, "commit", "-q", "-am", "v1.1.0")
     git(template, "add", "-A")
