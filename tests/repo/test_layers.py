@@ -6,6 +6,7 @@ Every import counts, a function-local one too (a lazy import is a cycle in disgu
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,12 @@ def package_imports(root: Path = ROOT) -> dict[str, dict[str, list[str]]]:
     return graph
 
 
+@cache
+def repository_imports() -> dict[str, dict[str, list[str]]]:
+    """The repository's own graph, parsed once for all the tests below (every .py file, tests too)."""
+    return package_imports()
+
+
 def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
     """Return one cycle of the package graph as a path (first == last), or None."""
     state: dict[str, int] = {}  # 1 on the current path, 2 done
@@ -72,13 +79,13 @@ def find_cycle(graph: dict[str, dict[str, list[str]]]) -> list[str] | None:
 
 
 def test_every_package_has_a_layer() -> None:
-    unknown = set(package_imports()) - set(ALLOWED) - {"tests"}
+    unknown = set(repository_imports()) - set(ALLOWED) - {"tests"}
     assert not unknown, f"packages with no layer in tests/repo/test_layers.py: {sorted(unknown)}"
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_package_imports_only_the_layers_below_it(package: str) -> None:
-    graph = package_imports()
+    graph = repository_imports()
     forbidden = {
         other: files
         for other, files in graph.get(package, {}).items()
@@ -88,7 +95,7 @@ def test_package_imports_only_the_layers_below_it(package: str) -> None:
 
 
 def test_no_cycle_between_packages() -> None:
-    graph = package_imports()
+    graph = dict(repository_imports())
     graph.pop("tests", None)
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle between packages: " + " → ".join(cycle or [])
