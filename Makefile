@@ -118,8 +118,8 @@ drift: install ## Compare recent traffic (or CURRENT=file.csv|parquet) with the 
 simulate: install ## Send SCENARIO=none|covariate|prior|concept traffic (N=500) to the service at URL
 	@$(PY) -m tools.simulate --config $(CONFIG) --scenario $(or $(SCENARIO),none) -n $(or $(N),500) $(if $(URL),--url "$(URL)") $(if $(DATA),--data "$(DATA)")
 
-retrain: install ## After a drift verdict: add labelled traffic to data.feedback_path, retrain, write reports/retrain/pr.md and the packet into the checkout (PUSH=1: push a retrain/<model>-<date> branch instead)
-	@$(PY) -m orchestration.retrain --config $(CONFIG) $(if $(filter 1,$(PUSH)),--push)
+retrain: install ## After a drift verdict: add labelled traffic to data.feedback_path, retrain, write reports/retrain/pr.md and the packet into the checkout (REPO=dir, default .; PUSH=1: push a retrain/<model>-<date> branch instead)
+	@$(PY) -m orchestration.retrain --config $(CONFIG) $(if $(REPO),--repo "$(REPO)") $(if $(filter 1,$(PUSH)),--push)
 
 clean: ## Remove generated files (reports, MLflow store, build output); keeps .venv and data/
 	@rm -rf reports mlruns build .pytest_cache .mypy_cache .ruff_cache

@@ -2,11 +2,12 @@
 
 Fits the root config's model (tabular; it compiles to numpy as `make package` ships it) and the
 text classifier of examples/reviews (TF-IDF of words and character n-grams and a logistic
-regression; served by scikit-learn through skops), writes both bundles with their compiled form
-and probes as packaging does, starts `python -m serving.serve` on each in turn (same workers,
-same machine) and loads each with `wrk` POSTing one record (a median-length review for the text
-model) at concurrency 8. The target: the text model's p50 within 3x the tabular one's. Also the
-in-process cost of one record by each predictor, which is what the HTTP figure adds to.
+regression; served from the skops model by its vectorisers and a numpy head,
+serving/fallback.py), writes both bundles with their compiled form and probes as packaging does,
+starts `python -m serving.serve` on each in turn (same workers, same machine) and loads each with
+`wrk` POSTing one record (a median-length review for the text model) at concurrency 8. The
+target: the text model's p50 within 3x the tabular one's. Also the in-process cost of one record
+by each predictor, which is what the HTTP figure adds to.
 """
 
 from __future__ import annotations

@@ -102,14 +102,19 @@ def _hide_password(url: str) -> str:
 
 
 def normalise_window(
-    raw: pd.DataFrame, contract: Contract, source: str
+    raw: pd.DataFrame, contract: Contract, source: str, *, logged: bool = True
 ) -> tuple[pd.DataFrame, set[str]]:
-    """Return features in pipeline dtypes plus `__score__`/`__label__` when known, and model versions."""
+    """Return features in pipeline dtypes plus `__score__`/`__label__` when known, and model versions.
+
+    In a file (`logged=False`) a column of the contract is the data's own: a target named
+    `score` holds the true classes, not the model's scores the log's `score` column does.
+    """
     if len(raw) == 0:
         raise DataError(f"the current window from {source} is empty: no rows to compare")
     window = contract_features(raw, contract, f"the current window from {source}")
+    own = set() if logged else set(contract.columns)
     for name in (REFERENCE_SCORE, SCORE):
-        if name in raw.columns:
+        if name in raw.columns and name not in own:
             window[REFERENCE_SCORE] = pd.to_numeric(raw[name], errors="coerce").astype("float64")
             break
     for name in (REFERENCE_LABEL, *LOG_FEEDBACK, contract.target.name):
@@ -118,7 +123,7 @@ def normalise_window(
             break
     if contract.target.type is TaskType.multiclass:
         for name in (REFERENCE_PREDICTED, LABEL):
-            if name in raw.columns:
+            if name in raw.columns and name not in own:
                 window[REFERENCE_PREDICTED] = (
                     raw[name].astype(object).where(raw[name].notna(), None)
                 )
@@ -275,7 +280,7 @@ def run(args: argparse.Namespace) -> tuple[DriftResult, dict[str, Path]]:
     if len(raw) == 0 and not args.current:
         window, shares = empty_window(config.contract), None
     else:
-        window, versions = normalise_window(raw, config.contract, source)
+        window, versions = normalise_window(raw, config.contract, source, logged=not args.current)
         check_versions(versions, version, source, bundle)
         shares = invalid_share(raw, config)
     if REFERENCE_SCORE not in window.columns:

@@ -47,7 +47,9 @@ class Predictor:
 
     score_columns_n: Callable[[Columns, int], np.ndarray]
     names: list[str]
-    mode: str  # "compiled" (numpy) or "sklearn" (the pipeline through skops)
+    # "compiled" (numpy), "sklearn" (the pipeline through skops) or "sklearn-tfidf" (its
+    # vectorisers and estimator called directly: serving/fallback.py)
+    mode: str
     parity_error: float | None  # the largest gap to the stored probe scores
 
     @property
@@ -94,7 +96,8 @@ def _sklearn_predictor(
 ) -> tuple[Bundle, Predictor]:
     """The sklearn model through skops, for a bundle without a compiled form."""
     try:
-        from serving.fallback import SklearnScorer  # scikit-learn and pandas: only for this path
+        # scikit-learn and pandas: only for this path
+        from serving.fallback import SklearnScorer, tfidf_scorer
 
         model = load_model(path)
     except ModuleNotFoundError as exc:
@@ -103,9 +106,11 @@ def _sklearn_predictor(
             "installed (an image for such a model is built with MODEL_RUNTIME=sklearn)"
         ) from None
     bundle = Bundle(path, model, dict(metadata))
-    scorer = SklearnScorer(model, contract)
+    scorer: Callable[[Columns, int], np.ndarray] | None = tfidf_scorer(model, contract)
+    mode = "sklearn-tfidf" if scorer is not None else "sklearn"
+    scorer = scorer or SklearnScorer(model, contract)
     if probes is None:
-        return bundle, Predictor(scorer, contract.feature_names, "sklearn", None)
+        return bundle, Predictor(scorer, contract.feature_names, mode, None)
     if probes.threshold != bundle.carried:
         raise BundleIntegrityError(
             f"{path}: {PROBES_FILE} says threshold {probes.threshold!r}, the model carries "
@@ -113,7 +118,7 @@ def _sklearn_predictor(
         )
     scores = scorer(probes.columns(contract.feature_names), len(probes.records))
     gap = check_probes(scores, probes, f"{path}: the sklearn model")
-    return bundle, Predictor(scorer, contract.feature_names, "sklearn", gap)
+    return bundle, Predictor(scorer, contract.feature_names, mode, gap)
 
 
 class MicroBatcher:

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
@@ -34,19 +33,16 @@ from core.compiled import (
     Branch,
     CompiledModel,
     FloatBranch,
-    Head,
-    Linear,
-    Logistic,
     OneHotBranch,
     Probes,
     Record,
-    Softmax,
     is_missing,
     write_compiled,
 )
-from core.config import Contract, FeatureType, TaskType
+from core.config import Contract, FeatureType
 from core.errors import BundleIntegrityError
 from core.frames import feature_frame, request_records
+from core.heads import linear_head
 from core.task import model_scores
 
 log = logging.getLogger("training.compile")
@@ -166,46 +162,6 @@ def _compile_preprocessor(pre: Any, contract: Contract) -> list[Branch] | None:
     return branches or None
 
 
-def _logistic(estimator: Any, positive: int) -> Logistic | None:
-    """A binary logistic regression as coefficients and intercept for the positive class."""
-    if type(estimator) is not LogisticRegression or estimator.coef_.shape[0] != 1:
-        return None
-    coef = np.asarray(estimator.coef_[0], dtype=np.float64)
-    intercept = float(estimator.intercept_[0])
-    # coef_ scores classes_[1]: turn it round when the positive class comes first.
-    return Logistic(coef, intercept) if positive == 1 else Logistic(-coef, -intercept)
-
-
-def _softmax(estimator: Any, k: int) -> Softmax | None:
-    """A multinomial logistic regression over the contract's k classes (its classes_ are 0..k-1)."""
-    if type(estimator) is not LogisticRegression or estimator.coef_.shape[0] != k:
-        return None
-    if [int(c) for c in estimator.classes_] != list(range(k)):
-        return None
-    coef = np.ascontiguousarray(estimator.coef_, dtype=np.float64)
-    return Softmax(coef, np.asarray(estimator.intercept_, dtype=np.float64))
-
-
-def _linear(estimator: Any) -> Linear | None:
-    """A single-output linear regressor (LinearRegression, Ridge) as coefficients and intercept."""
-    if type(estimator) not in (LinearRegression, Ridge) or np.ndim(estimator.coef_) != 1:
-        return None
-    return Linear(np.asarray(estimator.coef_, dtype=np.float64), float(estimator.intercept_))
-
-
-def _head(estimator: Any, contract: Contract) -> Head | None:
-    """The estimator as numpy operations for the contract's task; None when it has none here."""
-    target = contract.target
-    if target.type is TaskType.regression:
-        return _linear(estimator)
-    if target.type is TaskType.multiclass:
-        return _softmax(estimator, len(target.classes))
-    classes = list(getattr(estimator, "classes_", []))
-    if len(classes) != 2 or POSITIVE_LABEL not in classes:
-        return None
-    return _logistic(estimator, classes.index(POSITIVE_LABEL))
-
-
 def compile_pipeline(model: Any, contract: Contract) -> CompiledModel | None:
     """Read the fitted statistics out of the model's pipeline; None when a part cannot be replayed.
 
@@ -217,7 +173,7 @@ def compile_pipeline(model: Any, contract: Contract) -> CompiledModel | None:
         return None
     estimator = pipeline.steps[1][1]
     branches = _compile_preprocessor(pipeline.steps[0][1], contract)
-    head = None if branches is None else _head(estimator, contract)
+    head = None if branches is None else linear_head(estimator, contract)
     if branches is None or head is None:
         return None
     return CompiledModel(branches, head, type(estimator).__name__)

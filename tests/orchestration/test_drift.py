@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 
 from core.bundle import bundle_digest, write_bundle
-from core.config import Config, FeatureType
+from core.columns import FEEDBACK, REFERENCE_LABEL, REFERENCE_SCORE, SCORE
+from core.config import Config, FeatureType, load_config
 from core.prediction_log import read_predictions
 from core.settings import get_settings
-from orchestration.drift import main
-from tests.conftest import fit_bundle
+from orchestration.drift import main, normalise_window
+from tests.conftest import REVIEWS_CONFIG, fit_bundle
 from validation.drift import DRIFT_EXIT_CODE
 
 Runner = Callable[..., int]
@@ -252,3 +253,19 @@ def test_right_after_a_deploy_there_is_not_enough_data_instead_of_an_error(
     out = report(tmp_path)
     assert out["verdict"] == "not enough data" and out["n_current"] == 50
     assert out["context"]["other_versions"] == {}
+
+
+def test_a_file_whose_target_is_named_score_gives_labels_not_scores() -> None:
+    """examples/reviews' target is `score`, the prediction log's name for the model's score."""
+    contract = load_config(REVIEWS_CONFIG).contract
+    (text,) = contract.feature_names
+    positive = contract.target.positive
+    raw = pd.DataFrame({text: ["fine food", "stale"], contract.target.name: [positive, "other"]})
+    window, _ = normalise_window(raw, contract, "window.csv", logged=False)
+    assert REFERENCE_SCORE not in window.columns  # the bundle's model scores the rows instead
+    assert window[REFERENCE_LABEL].tolist() == [1.0, 0.0]
+    # In the prediction log the same column name is the model's score.
+    logged = pd.DataFrame({text: raw[text], SCORE: [0.9, 0.2], FEEDBACK: [None, "other"]})
+    window, _ = normalise_window(logged, contract, "the prediction log")
+    assert window[REFERENCE_SCORE].tolist() == [0.9, 0.2]
+    assert window[REFERENCE_LABEL].fillna(-1).tolist() == [-1.0, 0.0]

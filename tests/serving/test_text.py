@@ -1,4 +1,5 @@
-"""A text model (examples/reviews): served by sklearn through skops, its field a bounded string."""
+"""A text model (examples/reviews): its vectorisers and linear head called directly on the skops-loaded
+pipeline, checked against sklearn; its field a bounded string."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier
 
 from core.bundle import read_metadata, write_bundle
 from core.compiled import COMPILED_FILE, PROBES_FILE
 from core.config import Config, FeatureType, load_config
 from core.data import read_table
 from core.frames import feature_frame, target_vector
+from serving.fallback import tfidf_scorer
 from serving.predictor import load_predictor
 from tests.conftest import REVIEWS_CONFIG
 from tests.serving.conftest import Server, request_records, start_server
@@ -56,15 +60,32 @@ def text_bundle(
     return path, pipeline
 
 
-def test_the_text_model_is_served_by_sklearn_and_passes_its_probes(
+def test_the_text_model_is_served_by_its_vectorisers_and_passes_its_probes(
     text_bundle: tuple[Path, object], reviews: Config, frame: pd.DataFrame
 ) -> None:
     path, pipeline = text_bundle
     predictor = load_predictor(path, read_metadata(path), reviews.contract)[1]
-    assert predictor.mode == "sklearn" and predictor.parity_error == 0.0
+    assert predictor.mode == "sklearn-tfidf"
+    assert predictor.parity_error is not None and predictor.parity_error <= 1e-12
     records = request_records(frame, reviews.contract, 100)
-    expected = pipeline.predict_proba(feature_frame(frame.head(100), reviews.contract))[:, 1]  # type: ignore[attr-defined]
+    records[0] = {**records[0], reviews.contract.feature_names[0]: None}  # the empty document
+    rows = frame.head(100).copy()
+    rows.iloc[0, rows.columns.get_loc(reviews.contract.feature_names[0])] = None
+    expected = pipeline.predict_proba(feature_frame(rows, reviews.contract))[:, 1]  # type: ignore[attr-defined]
     np.testing.assert_allclose(predictor(records), expected, rtol=0, atol=1e-12)
+
+
+def test_a_text_pipeline_without_a_linear_head_is_scored_by_sklearn_itself(
+    text_bundle: tuple[Path, object], reviews: Config, frame: pd.DataFrame
+) -> None:
+    pipeline = text_bundle[1]
+    assert tfidf_scorer(pipeline, reviews.contract) is not None
+    pre = pipeline.steps[0][1]  # type: ignore[attr-defined]
+    X, y = feature_frame(frame, reviews.contract), target_vector(frame, reviews.contract)
+    tree = Pipeline(
+        [("pre", pre), ("tree", DecisionTreeClassifier(max_depth=2).fit(pre.transform(X), y))]
+    )
+    assert tfidf_scorer(tree, reviews.contract) is None
 
 
 @pytest.fixture(scope="module")
