@@ -1,8 +1,10 @@
 """The prediction log's one schema: its tables, how to open it, and how to read it back.
 
-The service writes it (`serving/prediction_log.py`, off the request path); the drift check and
-`make retrain` read it (`read_predictions`). SQLite (WAL) by default, PostgreSQL by URL, both
-through SQLAlchemy Core. Feedback (ground truth) lives in its own table, joined by request id.
+The service writes it (`serving/prediction_log.py`, off the request path: `SqlAlchemyStore` here,
+or for a plain SQLite URL core/sqlite_log.py, which writes the same tables with no SQLAlchemy);
+the drift check and `make retrain` read it (`read_predictions`). SQLite (WAL) by default,
+PostgreSQL by URL, read through SQLAlchemy Core. Feedback (ground truth) lives in its own table,
+joined by request id.
 """
 
 from __future__ import annotations
@@ -24,19 +26,19 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
+    update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.columns import FEEDBACK, LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
 from core.errors import ServiceUnavailable
+from core.sqlite_log import FEATURES, STORED_COLUMNS, Stored
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# The columns read_predictions returns beside the logged features are named in core/columns.py.
-FEATURES = "features"
 
 metadata = MetaData()
 predictions = Table(
@@ -123,6 +125,49 @@ def _create_tables(engine: Engine) -> None:
         metadata.create_all(engine)
     except SQLAlchemyError:
         metadata.create_all(engine)
+
+
+class SqlAlchemyStore:
+    """The log through SQLAlchemy Core (PostgreSQL, or any URL naming a driver): the writer's store."""
+
+    errors: tuple[type[Exception], ...] = (SQLAlchemyError,)
+
+    def __init__(self, url: str) -> None:
+        self.engine = connect(url)
+
+    def time(self, ts: datetime) -> datetime:
+        return ts
+
+    def insert(self, rows: list[Stored], chunk: int) -> None:
+        """Insert `rows` in one transaction, `chunk` rows a statement."""
+        params = [dict(zip(STORED_COLUMNS, row, strict=True)) for row in rows]
+        with self.engine.begin() as conn:
+            for start in range(0, len(params), chunk):
+                conn.execute(insert(predictions), params[start : start + chunk])
+
+    def logged_label(self, request_id: str) -> str | None:
+        """The label a logged prediction answered with (None when no such prediction exists)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(predictions.c.label).where(predictions.c.request_id == request_id)
+            ).first()
+        return None if found is None else str(found[0])
+
+    def put_feedback(self, request_id: str, label: str, ts: datetime) -> None:
+        """Store ground truth for a request id (latest wins)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(feedback), {REQUEST_ID: request_id, LABEL: label, TS: ts})
+        except IntegrityError:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(feedback)
+                    .where(feedback.c.request_id == request_id)
+                    .values(label=label, ts=ts)
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def read_predictions(

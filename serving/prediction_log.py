@@ -1,6 +1,8 @@
 """The prediction log: every answer the service gives, written off the request path, in batches.
 
-SQLite (WAL) by default, PostgreSQL by URL, both through SQLAlchemy Core. A request appends its
+SQLite (WAL) by default, through the standard library's sqlite3 (core/sqlite_log.py: the worker
+imports no SQLAlchemy); PostgreSQL, or any URL naming a driver, through SQLAlchemy Core
+(core/prediction_log.py). Both write the same tables. A request appends its
 rows to an in-memory buffer and returns; one writer thread inserts what has gathered, in batches.
 When the buffer is full the rows are dropped and counted (a metric and a warning), never waited on
 silently. `close()` writes everything still buffered, which is what a graceful shutdown calls.
@@ -15,18 +17,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import (
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from core.columns import LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
-from core.prediction_log import FEATURES, connect, feedback, predictions
+from core.sqlite_log import SqliteStore, Stored, sqlite_path
 
 log = logging.getLogger("serving.prediction_log")
 
@@ -37,16 +32,27 @@ Features = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 Row = tuple[str, datetime, str, float, str, Mapping[str, Any]]
 
 
-def _row_params(row: Row) -> dict[str, Any]:
-    rid, ts, version, score, label, feats = row
-    return {
-        REQUEST_ID: rid,
-        TS: ts,
-        MODEL_VERSION: version,
-        SCORE: score,
-        LABEL: label,
-        FEATURES: orjson.dumps(feats).decode(),
-    }
+class LogStore(Protocol):
+    """Where the rows go (core.sqlite_log.SqliteStore, core.prediction_log.SqlAlchemyStore)."""
+
+    errors: tuple[type[Exception], ...]
+
+    def time(self, ts: datetime) -> Any: ...
+    def insert(self, rows: list[Stored], chunk: int) -> None: ...
+    def logged_label(self, request_id: str) -> str | None: ...
+    def put_feedback(self, request_id: str, label: str, ts: datetime) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> LogStore:
+    """The store for this URL: sqlite3 for a plain `sqlite:///` URL, else SQLAlchemy (imported
+    only then: it was 40 % of a worker's start-up)."""
+    path = sqlite_path(url)
+    if path is not None:
+        return SqliteStore(url, path)
+    from core.prediction_log import SqlAlchemyStore
+
+    return SqlAlchemyStore(url)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class _Block:
     def __len__(self) -> int:
         return len(self.request_ids)
 
-    def params(self) -> list[dict[str, Any]]:
+    def stored(self, store: LogStore) -> list[Stored]:
+        """The block's rows as `store` inserts them."""
         features = self.features
         if isinstance(features, Mapping):
             names = list(features)
@@ -77,9 +84,9 @@ class _Block:
             )
         else:
             rows = features
-        ts, version = self.ts, self.model_version
+        ts, version, dumps = store.time(self.ts), self.model_version, orjson.dumps
         return [
-            _row_params((rid, ts, version, score, label, feats))
+            (rid, ts, version, score, label, dumps(feats).decode())
             for rid, score, label, feats in zip(
                 self.request_ids, self.scores, self.labels, rows, strict=True
             )
@@ -109,7 +116,7 @@ class PredictionLog:
         batch_size: int = 2_000,
         flush_seconds: float = 0.05,
     ) -> None:
-        self.engine = connect(url)
+        self.store = open_store(url)
         self.capacity = capacity
         self.batch_size = batch_size
         self.flush_seconds = flush_seconds
@@ -184,7 +191,7 @@ class PredictionLog:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout)
-        self.engine.dispose()
+        self.store.close()
 
     def _take(self) -> list[Row | _Block]:
         with self._cond:
@@ -208,27 +215,27 @@ class PredictionLog:
 
     def _write(self, items: list[Row | _Block]) -> None:
         n_rows = sum(len(item) if isinstance(item, _Block) else 1 for item in items)
+        store, dumps = self.store, orjson.dumps
         try:
-            params: list[dict[str, Any]] = []
+            rows: list[Stored] = []
             for item in items:
                 if isinstance(item, _Block):
-                    params.extend(item.params())
+                    rows.extend(item.stored(store))
                 else:
-                    params.append(_row_params(item))
+                    rid, ts, version, score, label, feats = item
+                    rows.append((rid, store.time(ts), version, score, label, dumps(feats).decode()))
         except (TypeError, ValueError) as exc:  # a value orjson cannot write: never kill the writer
-            params = []
+            rows = []
             self.stats.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
             log.error("prediction log: %d rows cannot be serialised: %s", n_rows, exc)
         delay = 0.1
         written = False
-        for attempt in range(8 if params else 0):
+        for attempt in range(8 if rows else 0):
             try:
-                with self.engine.begin() as conn:
-                    for start in range(0, len(params), self.batch_size):
-                        conn.execute(insert(predictions), params[start : start + self.batch_size])
+                store.insert(rows, self.batch_size)
                 written = True
                 break
-            except SQLAlchemyError as exc:
+            except store.errors as exc:
                 self.stats.write_errors += 1
                 self.stats.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
                 log.error("prediction log write failed (attempt %d): %s", attempt + 1, exc)
@@ -248,11 +255,7 @@ class PredictionLog:
 
     def logged_label(self, request_id: str) -> str | None:
         """The label a logged prediction answered with (None when no such prediction exists)."""
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                select(predictions.c.label).where(predictions.c.request_id == request_id)
-            ).first()
-        return None if found is None else str(found[0])
+        return self.store.logged_label(request_id)
 
     def add_feedback(self, request_id: str, label: str) -> str | None:
         """Store ground truth for a logged prediction (latest wins).
@@ -267,15 +270,5 @@ class PredictionLog:
             predicted = self.logged_label(request_id)
             if predicted is None:
                 return None
-        now = datetime.now(UTC)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(feedback), {REQUEST_ID: request_id, LABEL: label, TS: now})
-        except IntegrityError:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(feedback)
-                    .where(feedback.c.request_id == request_id)
-                    .values(label=label, ts=now)
-                )
+        self.store.put_feedback(request_id, label, datetime.now(UTC))
         return predicted

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        score: Callable[[Sequence[Record]], np.ndarray],
+        score: Callable[[Sequence[Record]], np.ndarray | list[Any]],
         *,
         max_batch: int = 256,
         offload: bool = False,
@@ -142,7 +143,7 @@ class MicroBatcher:
         self._max_batch = max_batch
         self._offload = offload
         self._on_batch = on_batch
-        self._waiting: list[tuple[Record, asyncio.Future[float]]] = []
+        self._waiting: list[tuple[Record, asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -161,11 +162,11 @@ class MicroBatcher:
     def alive(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def score(self, record: Record) -> float:
-        """Score one record together with whatever else is waiting."""
+    async def score(self, record: Record) -> Any:
+        """Score one record together with whatever else is waiting: its item of `score`'s result."""
         if self._wake is None:
             raise RuntimeError("MicroBatcher.start() was not called")
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((record, future))
         self._wake.set()
         return await future
@@ -195,6 +196,7 @@ class MicroBatcher:
                 continue
             if self._on_batch is not None:
                 self._on_batch(len(batch))
-            for (_, fut), s in zip(batch, scores.tolist(), strict=True):
+            results = scores.tolist() if isinstance(scores, np.ndarray) else scores
+            for (_, fut), s in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(s)

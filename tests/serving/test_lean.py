@@ -20,7 +20,8 @@ from core.compiled import ARRAYS_FILE, PROBES_FILE
 from tests.serving.conftest import ROOT, serving_config, start_server
 from tests.serving.test_predictor import reseal
 
-HEAVY = ("sklearn", "pandas", "joblib", "scipy", "skops", "pyarrow")
+# SQLAlchemy too: a worker writes its default SQLite log with sqlite3 (core/sqlite_log.py).
+HEAVY = ("sklearn", "pandas", "joblib", "scipy", "skops", "pyarrow", "sqlalchemy")
 # Run uvicorn (one process: it is the worker) with a thread that writes its sys.modules to a file
 # every 0.1 s (uvicorn ends by re-raising SIGTERM on itself, so an exit hook would never run).
 RECORD_MODULES = """

@@ -148,7 +148,9 @@ def test_workers_creating_one_new_log_at_once_all_start(
     # worker creates the tables between this worker's check and its CREATE.
     import core.prediction_log as log_module
 
-    url = f"sqlite:///{tmp_path}/race.db"
+    # The SQLAlchemy path (PostgreSQL's; a driver in the URL takes it on SQLite too) checks, then
+    # creates; the sqlite3 path's CREATE ... IF NOT EXISTS is one statement and cannot race.
+    url = f"sqlite+pysqlite:///{tmp_path}/race.db"
     real_create_all = log_module.metadata.create_all
     raced = []
 
@@ -167,3 +169,45 @@ def test_workers_creating_one_new_log_at_once_all_start(
     assert plog.submit("7", [("r-1", 0.5, "Yes", {"x": 1})])
     plog.close()
     assert read_predictions(url)["request_id"].tolist() == ["r-1"]
+
+
+def test_the_sqlite3_tables_are_the_ones_sqlalchemy_creates() -> None:
+    # core/sqlite_log.py writes its own DDL so a worker needs no SQLAlchemy: it must not drift
+    # from the tables core/prediction_log.py reads.
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from core.prediction_log import metadata
+    from core.sqlite_log import DDL
+
+    def words(sql: str) -> str:
+        sql = sql.replace("IF NOT EXISTS ", "").replace("(", " ( ").replace(")", " ) ")
+        return " ".join(sql.replace(",", " , ").split())
+
+    expected = []
+    for table in metadata.sorted_tables:
+        expected.append(str(CreateTable(table).compile(dialect=sqlite.dialect())))
+        expected += [str(CreateIndex(i).compile(dialect=sqlite.dialect())) for i in table.indexes]
+    assert sorted(map(words, DDL)) == sorted(map(words, expected))
+
+
+def test_sqlite3_and_sqlalchemy_write_logs_that_read_back_the_same(
+    tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    frames = []
+    for url in (f"sqlite:///{tmp_path}/plain.db", f"sqlite+pysqlite:///{tmp_path}/driver.db"):
+        plog = PredictionLog(url, flush_seconds=5.0, batch_size=7)  # several statements
+        assert type(plog.store).__name__ == ("SqliteStore" if "+" not in url else "SqlAlchemyStore")
+        plog.submit("5", rows(records[:20], "r"))
+        columns = {k: [r[k] for r in records[20:30]] for k in records[0]}
+        plog.submit_batch("5", [f"c-{i}" for i in range(10)], [0.5] * 10, ["No"] * 10, columns)
+        plog.close()
+        plog = PredictionLog(url)
+        assert plog.add_feedback("r-3", "No") == "Yes"
+        assert plog.add_feedback("r-3", "Yes") == "Yes"
+        plog.close()
+        frame = read_predictions(url)
+        assert len(read_predictions(url, since=frame["ts"].iloc[0])) == 30
+        frames.append(frame.drop(columns="ts").sort_values("request_id", ignore_index=True))
+    assert frames[0].equals(frames[1])
+    assert frames[0].set_index("request_id").loc["r-3", "feedback"] == "Yes"
