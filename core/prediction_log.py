@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from core.columns import FEEDBACK, LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
 from core.errors import ServiceUnavailable
@@ -66,6 +67,9 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+CREATE_ATTEMPTS = 3
 
 
 def connect(url: str, *, create: bool = True) -> Engine:
@@ -115,16 +119,24 @@ def connect(url: str, *, create: bool = True) -> Engine:
 
 
 def _create_tables(engine: Engine) -> None:
-    """Create the log's tables, tolerating another process creating them at the same moment.
+    """Create the log's tables and index, tolerating other processes creating them at the same moment.
 
-    Several uvicorn workers start together on one log: each checks, sees no table, and one
-    CREATE TABLE loses the race ("table predictions already exists"). The second pass sees
-    the tables and creates nothing; a failure that is not that race fails it again.
+    Several uvicorn workers start together on one new log. A check-then-create (`create_all`)
+    loses that race table by table ("table predictions already exists"), so every statement is
+    `CREATE ... IF NOT EXISTS` (SQLite and PostgreSQL); a few retries cover a backend whose
+    IF NOT EXISTS can still collide (PostgreSQL's catalog under concurrent creation).
     """
-    try:
-        metadata.create_all(engine)
-    except SQLAlchemyError:
-        metadata.create_all(engine)
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with engine.begin() as conn:
+                for table in metadata.sorted_tables:
+                    conn.execute(CreateTable(table, if_not_exists=True))
+                    for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+                        conn.execute(CreateIndex(index, if_not_exists=True))
+            return
+        except SQLAlchemyError:
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise
 
 
 class SqlAlchemyStore:

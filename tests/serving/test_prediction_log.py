@@ -143,29 +143,41 @@ def test_unreachable_or_missing_log_is_one_clear_error(tmp_path: Path) -> None:
 def test_workers_creating_one_new_log_at_once_all_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two uvicorn workers open a new log together: both check, see no table, and one CREATE
-    # TABLE loses ("table predictions already exists"). Replayed deterministically: the other
-    # worker creates the tables between this worker's check and its CREATE.
+    # Two uvicorn workers open a new log together. Replayed deterministically and at its worst:
+    # just before each CREATE of this worker, the other worker creates that same table or index.
+    # A check-then-create lost this table by table ("table predictions already exists"; a
+    # container failed to start on it); CREATE ... IF NOT EXISTS cannot.
+    import sqlite3
+
+    from sqlalchemy import event
+
     import core.prediction_log as log_module
 
-    # The SQLAlchemy path (PostgreSQL's; a driver in the URL takes it on SQLite too) checks, then
-    # creates; the sqlite3 path's CREATE ... IF NOT EXISTS is one statement and cannot race.
-    url = f"sqlite+pysqlite:///{tmp_path}/race.db"
-    real_create_all = log_module.metadata.create_all
-    raced = []
+    # The SQLAlchemy path (PostgreSQL's; a driver in the URL takes it on SQLite too).
+    path = tmp_path / "race.db"
+    url = f"sqlite+pysqlite:///{path}"
+    real_create_engine = log_module.create_engine
+    rival_ran: list[str] = []
 
-    def create_all_losing_the_race_once(engine: Any, **kwargs: Any) -> None:
-        if not raced:
-            raced.append(True)
-            other = log_module.create_engine(url)
-            real_create_all(other)  # the other worker wins
-            other.dispose()
-            real_create_all(engine, checkfirst=False)  # this worker's CREATE, checked before
-        real_create_all(engine, **kwargs)
+    def create_engine_with_a_rival(*args: Any, **kwargs: Any) -> Any:
+        engine = real_create_engine(*args, **kwargs)
 
-    monkeypatch.setattr(log_module.metadata, "create_all", create_all_losing_the_race_once)
+        @event.listens_for(engine, "before_cursor_execute")
+        def rival_first(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+            if statement.lstrip().upper().startswith("CREATE"):
+                rival = sqlite3.connect(path)
+                ddl = statement.replace(" IF NOT EXISTS", "")
+                rival.execute(ddl)  # the other worker's plain CREATE wins
+                rival.commit()
+                rival.close()
+                rival_ran.append(ddl.split("(")[0].strip())
+
+        return engine
+
+    monkeypatch.setattr(log_module, "create_engine", create_engine_with_a_rival)
     plog = PredictionLog(url)
-    assert raced
+    # The other worker created both tables and the index first, each just before this one.
+    assert len(rival_ran) == 3, rival_ran
     assert plog.submit("7", [("r-1", 0.5, "Yes", {"x": 1})])
     plog.close()
     assert read_predictions(url)["request_id"].tolist() == ["r-1"]
