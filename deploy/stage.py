@@ -415,7 +415,10 @@ def main(argv: list[str] | None = None) -> int:
         with step(f"{args.url} serves version {bundle.version}"):
             waited = wait_for_version(args.url, bundle.version, args.wait, api_key=key)
         with step(f"smoke test of {args.url}", str(report_path)):
-            report = smoke(None, bundle, config, args.rows, url=args.url, api_key=key)
+            try:
+                report = smoke(None, bundle, config, args.rows, url=args.url, api_key=key)
+            except httpx.TransportError as exc:
+                raise stopped_answering(exc, None) from None
             report["waited_for_version_s"] = round(waited, 1)
             atomic_write_json(report_path, report)
         return _verdict(report, report_path, f"service at {args.url}")
@@ -442,9 +445,20 @@ def main(argv: list[str] | None = None) -> int:
         with step(f"service started {how} with the image's command ({' '.join(service.argv)})"):
             service.wait_ready()
         with step("smoke test", str(report_path)):
-            report = smoke(service, bundle, config, args.rows)
+            try:
+                report = smoke(service, bundle, config, args.rows)
+            except httpx.TransportError as exc:
+                raise stopped_answering(exc, service) from None
             atomic_write_json(report_path, report)
     return _verdict(report, report_path, "local staging")
+
+
+def stopped_answering(exc: httpx.TransportError, service: Service | None) -> DeployError:
+    """Ready, then gone mid-smoke (a worker failed to start and took the server down): one line."""
+    where = f": {service.first_error()!r} (whole log: {service.log})" if service else ""
+    return DeployError(
+        f"the service stopped answering during the smoke test ({type(exc).__name__}: {exc}){where}"
+    )
 
 
 def _verdict(report: dict[str, Any], report_path: Path, what: str) -> int:

@@ -184,3 +184,53 @@ def test_smoke_polls_a_service_still_rolling_out_then_runs_the_checks(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((tmp_path / "reports" / "stage" / "smoke-url.json").read_text())
     assert report["passed"] is True and report["waited_for_version_s"] > 0
+
+
+def test_a_service_that_stops_answering_mid_smoke_is_one_error_line(
+    trained_bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """/model reports the version, then every other request is dropped unanswered: no traceback."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from core.bundle import load_bundle
+    from core.errors import DeployError
+    from core.settings import get_settings
+    from deploy.stage import main
+
+    version = load_bundle(trained_bundle).version
+
+    class Dropping(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/model":
+                body = json.dumps({"version": version}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.close_connection = True  # gone without an answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Dropping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("MODEL_BUNDLE", str(trained_bundle))
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    get_settings.cache_clear()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code = main(["--config", str(CHURN_CONFIG), "--url", url, "--wait", "5"])
+    finally:
+        server.shutdown()
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert code == DeployError.exit_code and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "stopped answering during the smoke test" in errors[0], err
+    assert not (tmp_path / "reports" / "stage" / "smoke-url.json").exists()
