@@ -11,62 +11,45 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:1321a0be9c13828a9b489310f1b1
 # scikit-learn, pandas and skops, for one that did not. build_image picks it from the bundle.
 ARG MODEL_RUNTIME=numpy
 
-# ---- build stage: virtualenv from the lock file, bundle verified ----
-FROM ${PYTHON_IMAGE} AS build
-COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
-ARG MODEL_RUNTIME
-ENV UV_COMPILE_BYTECODE=1 \
-    UV_LINK_MODE=copy \
-    UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/app/.venv
-WORKDIR /app
-# Only the lock decides what is installed: --frozen never re-resolves; only the `serving` group
-# (pyproject.toml), plus `sklearn` for MODEL_RUNTIME=sklearn, so no training, validation or test
-# tool is in the image. Mount targets are absolute: buildah refuses relative ones.
-RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=/app/uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=/app/pyproject.toml \
-    case "${MODEL_RUNTIME}" in \
-      numpy) set -- --group serving ;; \
-      sklearn) set -- --group serving --group sklearn ;; \
-      *) echo "error: MODEL_RUNTIME=${MODEL_RUNTIME}: expected numpy or sklearn" >&2; exit 1 ;; \
-    esac \
-    && uv sync --frozen --no-dev --no-default-groups "$@" --no-install-project
-# The wheels' own test suites, C headers and Cython sources are never imported (about 120 MB).
-RUN find /app/.venv/lib/python3.11/site-packages -depth -type d \( -name tests -o -name include \) \
-      -exec rm -rf {} + \
-    && find /app/.venv/lib/python3.11/site-packages -type f \
-      \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' \) -delete
-COPY core/ core/
-COPY deploy/ deploy/
-ARG BUNDLE_DIR=build/bundle
-COPY ${BUNDLE_DIR}/ bundle/
-ARG MODEL_NAME=""
-ARG MODEL_VERSION=""
-ARG DATA_SHA256=""
-ARG BUNDLE_DIGEST=""
-# A bundle whose files do not match its manifest, whose manifest does not match the digest recorded
-# at packaging (BUNDLE_DIGEST, required), or whose metadata disagrees with the labels below, stops
-# the build here instead of shipping; so does a bundle that did not compile in a numpy image.
-RUN /app/.venv/bin/python -m deploy.verify_bundle bundle --require-digest \
-      --expected-digest "${BUNDLE_DIGEST}" \
-      --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}" \
-    && if [ "${MODEL_RUNTIME}" = numpy ] && [ ! -f bundle/compiled.json ]; then \
-      echo "error: the bundle's model did not compile to numpy (no compiled.json); build with" \
-        "--build-arg MODEL_RUNTIME=sklearn (make image does) to serve it with scikit-learn" >&2; \
-      exit 1; \
-    fi
+# ---- uv stage: uv itself from PyPI, every file hash-pinned (.ci/uv/requirements.txt) ----
+# Only its binary is used, bind-mounted into the one RUN that installs the dependencies.
+FROM ${PYTHON_IMAGE} AS uv
+COPY .ci/uv/requirements.txt /tmp/uv-requirements.txt
+RUN python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
+      --require-hashes --no-deps --only-binary=:all: --target /opt/uv -r /tmp/uv-requirements.txt
 
-# ---- runtime stage: no build tools, non-root, read-only friendly ----
-# Layer order for the cache: what changes least first (user, environment, dependencies), then
-# code, then the bundle, and the labels last: a new commit or model rebuilds only the layers after
-# what changed, never the dependencies' copy.
+# ---- the image: no build tools, non-root, read-only friendly ----
+# Layer order for the cache: what changes least first (user, dependencies, environment), then the
+# config and the bundle, then the code and the bundle check, the labels last. A code-only change
+# re-runs only the code's COPYs, the bundle check and the metadata after it; the dependencies'
+# layer is built here (not copied from another stage), so nothing re-reads or re-copies the venv.
 FROM ${PYTHON_IMAGE} AS runtime
 # A numeric UID, so Kubernetes can check runAsNonRoot without resolving a user name.
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin app
 WORKDIR /app
+ARG MODEL_RUNTIME
+# Only the lock decides what is installed: --frozen never re-resolves; only the `serving` group
+# (pyproject.toml), plus `sklearn` for MODEL_RUNTIME=sklearn, so no training, validation or test
+# tool is in the image. The lock is copied, not bind-mounted: buildah's layer cache ignores the
+# content of bind mounts (a changed uv.lock would reuse the old venv). The wheels' own test suites,
+# C headers and Cython sources are never imported (about 120 MB), so the same RUN removes them.
+COPY uv.lock pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv \
+    case "${MODEL_RUNTIME}" in \
+      numpy) set -- --group serving ;; \
+      sklearn) set -- --group serving --group sklearn ;; \
+      *) echo "error: MODEL_RUNTIME=${MODEL_RUNTIME}: expected numpy or sklearn" >&2; exit 1 ;; \
+    esac \
+    && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
+       UV_PROJECT_ENVIRONMENT=/app/.venv \
+       uv sync --frozen --no-dev --no-default-groups "$@" --no-install-project \
+    && find /app/.venv/lib/python3.11/site-packages -depth -type d \( -name tests -o -name include \) \
+      -exec rm -rf {} + \
+    && find /app/.venv/lib/python3.11/site-packages -type f \
+      \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' \) -delete
 # Writable state goes to /tmp (an emptyDir in Kubernetes; the root filesystem is read-only).
 # serving.serve reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY (core/settings.py), verifies
 # the bundle and gives several workers one metrics folder, so /metrics counts them all.
@@ -85,17 +68,12 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "-m", "deploy.healthcheck"]
 CMD ["python", "-m", "serving.serve"]
-# Code and model stay owned by root (COPY ignores USER): the service user can read, not change them.
-COPY --from=build /app/.venv /app/.venv
-COPY core/ core/
-COPY serving/ serving/
-COPY deploy/ deploy/
+# Code, config and model stay owned by root (COPY ignores USER): the service user can read, not
+# change them.
 ARG CONFIG=config.yaml
 COPY ${CONFIG} config.yaml
-COPY --from=build /app/bundle /app/bundle
-USER 10001:10001
-ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
-ARG REVISION="unknown"
+ARG BUNDLE_DIR=build/bundle
+COPY ${BUNDLE_DIR}/ bundle/
 ARG MODEL_NAME=""
 ARG MODEL_VERSION=""
 ARG DATA_SHA256=""
@@ -104,6 +82,24 @@ ARG BUNDLE_DIGEST=""
 # without one (a MODEL_DIGEST overridden to empty).
 ENV MODEL_DIGEST="${BUNDLE_DIGEST}" \
     REQUIRE_MODEL_DIGEST=1
+COPY core/ core/
+COPY serving/ serving/
+COPY deploy/ deploy/
+# A bundle whose files do not match its manifest, whose manifest does not match the digest recorded
+# at packaging (BUNDLE_DIGEST, required), or whose metadata disagrees with the labels below, stops
+# the build here instead of shipping; so does a bundle that did not compile in a numpy image. It
+# runs with the image's own interpreter, venv and code, against the bundle where it is served from.
+RUN python -m deploy.verify_bundle bundle --require-digest \
+      --expected-digest "${BUNDLE_DIGEST}" \
+      --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}" \
+    && if [ "${MODEL_RUNTIME}" = numpy ] && [ ! -f bundle/compiled.json ]; then \
+      echo "error: the bundle's model did not compile to numpy (no compiled.json); build with" \
+        "--build-arg MODEL_RUNTIME=sklearn (make image does) to serve it with scikit-learn" >&2; \
+      exit 1; \
+    fi
+USER 10001:10001
+ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
+ARG REVISION="unknown"
 LABEL org.opencontainers.image.title="mlops-gitops-template model service" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.revision="${REVISION}" \

@@ -6,7 +6,6 @@ MAKEFLAGS += --no-print-directory
 
 CONFIG ?= config.yaml
 PY := .venv/bin/python
-UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST := $(PY) -m pytest
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -21,8 +20,9 @@ PIPELINE_STEPS := check-config data-check validate train package stage
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# uv itself, when it is missing, from its hash-pinned requirement (as the Dockerfile's uv stage).
 .tools/bin/uv:
-	@python3 -m venv .tools && .tools/bin/pip install -q "uv==$(UV_VERSION)"
+	@python3 -m venv .tools && .tools/bin/pip install -q --require-hashes -r .ci/uv/requirements.txt
 
 .venv/.installed: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
 	@start=$$(date +%s); $(UV) sync --frozen --quiet && touch $@; \

@@ -37,7 +37,14 @@ from deploy.stage import image_service
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "model-service:bench"
-CONTEXT = ["Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "config.yaml"]
+CONTEXT = [
+    "Dockerfile",
+    ".dockerignore",
+    "pyproject.toml",
+    "uv.lock",
+    "config.yaml",
+    ".ci/uv/requirements.txt",
+]
 TARGET_MB = 350
 LOAD_SECONDS = 8
 
@@ -45,6 +52,7 @@ LOAD_SECONDS = 8
 def _context(folder: Path) -> Path:
     """Copy what the build context lets in (.dockerignore) into `folder`."""
     for name in CONTEXT:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, folder / name)
     for package in ("core", "serving", "deploy"):
         shutil.copytree(

@@ -1,13 +1,13 @@
 """Stand-in base images for machines that reach no image registry (made locally, never pushed).
 
-The Dockerfile names two bases: the Python image and uv's image. Where their registry does not
-resolve, this makes look-alikes and tags them with the very names the Dockerfile uses, so the
-same Dockerfile builds with `--pull=never`:
-- Python: Debian bookworm (debootstrap minbase from the apt mirror this machine uses) with
-  Debian's python3.11, linked where the official image keeps python, plus this machine's extra CA
-  certificates (a TLS proxy signs PyPI's certificate here). That is why it must never be pushed.
-- uv: the uv binary from uv's PyPI wheel, alone in an image, at /uv.
-Each carries the label STAND_IN_LABEL. An image already in local storage is used as it is.
+The Dockerfile builds from one base, the Python image (uv comes from PyPI, hash-pinned, in the
+Dockerfile's own uv stage). Where its registry does not resolve, this makes a look-alike and tags
+it with the very name the Dockerfile uses, so the same Dockerfile builds with `--pull=never`:
+Debian bookworm (debootstrap minbase from the apt mirror this machine uses) with Debian's python3.11
+and pip, linked where the official image keeps python, plus this machine's extra CA certificates
+(a TLS proxy signs PyPI's certificate here). That is why it must never be pushed.
+It carries the label STAND_IN_LABEL and the recipe's version (STAND_IN_RECIPE). An image already in
+local storage is used as it is, unless it is a stand-in of an older recipe: that one is made again.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ import socket
 import subprocess
 import tarfile
 import tempfile
-import zipfile
 from pathlib import Path
 
 from core.errors import DeployError
 from deploy.containers import image_exists
 
 STAND_IN_LABEL = "io.github.mlops-template.stand-in=true"
+# Raised whenever the stand-in changes, so one made by an older recipe is made again (2: with pip,
+# which the Dockerfile's uv stage runs, as the official image has it).
+STAND_IN_RECIPE = "2"
+RECIPE_KEY = "io.github.mlops-template.stand-in.recipe"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 LOCAL_CA = Path("/usr/local/share/ca-certificates")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ARG = re.compile(r"^ARG\s+(\w+)=(\S+)", re.M)
-_COPY_FROM = re.compile(r"--from=([\w.\-/]+:[\w.\-]+)")
 
 
 def image_args(dockerfile: Path) -> dict[str, str]:
@@ -41,7 +43,7 @@ def image_args(dockerfile: Path) -> dict[str, str]:
 
 
 def base_images(dockerfile: Path) -> list[str]:
-    """The external images the Dockerfile builds from (ARG defaults used in FROM, COPY --from)."""
+    """The external images the Dockerfile builds from (FROM lines, ARG defaults substituted)."""
     text = dockerfile.read_text()
     args = dict(_ARG.findall(text))
     images: list[str] = []
@@ -51,7 +53,6 @@ def base_images(dockerfile: Path) -> list[str]:
             ref = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), ref)
             if ":" in ref and ref not in images:
                 images.append(ref)
-    images += [ref for ref in _COPY_FROM.findall(text) if ref not in images]
     return images
 
 
@@ -97,7 +98,7 @@ def _full_name(image: str) -> str:
 
 
 def make_python_base(image: str, work: Path, env: dict[str, str]) -> None:
-    """Bootstrap Debian bookworm with python3.11 into `work` and import it as `image`."""
+    """Bootstrap Debian bookworm with python3.11 and pip into `work` and import it as `image`."""
     if shutil.which("debootstrap") is None:
         raise DeployError("debootstrap is not installed (.ci/run installs it with apt)")
     rootfs = work / "rootfs"
@@ -105,7 +106,7 @@ def make_python_base(image: str, work: Path, env: dict[str, str]) -> None:
         [
             "debootstrap",
             "--variant=minbase",
-            "--include=python3.11,ca-certificates",
+            "--include=python3.11,python3-pip,ca-certificates",
             "bookworm",
             str(rootfs),
             apt_mirror(),
@@ -129,47 +130,15 @@ def make_python_base(image: str, work: Path, env: dict[str, str]) -> None:
         "ENV LANG=C.UTF-8",
         "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
         f"LABEL {STAND_IN_LABEL}",
+        f"LABEL {RECIPE_KEY}={STAND_IN_RECIPE}",
         'CMD ["python3"]',
     ]
     flags = [f"--change={change}" for change in changes]
     _run(["podman", "import", *flags, str(archive), _full_name(image)], env)
 
 
-def make_uv_image(image: str, work: Path, env: dict[str, str]) -> None:
-    """Put the uv binary of uv's PyPI wheel (version = the tag) alone into `image`, at /uv."""
-    version = image.rsplit(":", 1)[1]
-    _run(
-        [
-            "python3",
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            f"uv=={version}",
-            "-d",
-            str(work),
-        ],
-        env,
-    )
-    wheel = next(work.glob("uv-*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
-        member = next(n for n in archive.namelist() if n.endswith("/scripts/uv"))
-        binary = Path(archive.extract(member, work))
-    binary.chmod(0o755)  # zipfile drops the execute bit
-    container = _run(["buildah", "from", "scratch"], env).strip()
-    try:
-        _run(["buildah", "copy", container, str(binary), "/uv"], env)
-        _run(["buildah", "config", f"--label={STAND_IN_LABEL}", container], env)
-        _run(["buildah", "commit", "--quiet", container, _full_name(image)], env)
-    finally:
-        subprocess.run(["buildah", "rm", container], env=env, capture_output=True, check=False)
-
-
-def is_stand_in(image: str, env: dict[str, str]) -> bool:
-    """True when the local image carries STAND_IN_LABEL (made by this module, not pulled)."""
-    key, _, value = STAND_IN_LABEL.partition("=")
+def _label(image: str, key: str, env: dict[str, str]) -> str | None:
+    """The value of one label of a local image (None when the image is not in local storage)."""
     proc = subprocess.run(
         ["podman", "image", "inspect", "--format", f'{{{{index .Labels "{key}"}}}}', image],
         env=env,
@@ -177,7 +146,18 @@ def is_stand_in(image: str, env: dict[str, str]) -> bool:
         text=True,
         check=False,
     )
-    return proc.returncode == 0 and proc.stdout.strip() == value
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def is_stand_in(image: str, env: dict[str, str]) -> bool:
+    """True when the local image carries STAND_IN_LABEL (made by this module, not pulled)."""
+    key, _, value = STAND_IN_LABEL.partition("=")
+    return _label(image, key, env) == value
+
+
+def is_current(image: str, env: dict[str, str]) -> bool:
+    """False for a stand-in made by an older recipe (one without pip, say); True for any other."""
+    return not is_stand_in(image, env) or _label(image, RECIPE_KEY, env) == STAND_IN_RECIPE
 
 
 def ensure_base(image: str, root: Path, env: dict[str, str]) -> str:
@@ -186,7 +166,10 @@ def ensure_base(image: str, root: Path, env: dict[str, str]) -> str:
     Returns the reference to build from: `image`, or for a reference pinned by digest that no
     registry serves, its tag alone (a stand-in cannot carry the official image's digest).
     """
-    if image_exists(image, env) or image_exists(_full_name(image), env):
+    present = image_exists(image, env) or image_exists(_full_name(image), env)
+    if present and not is_current(image, env):
+        print(f"base {image}: a stand-in of an older recipe; making it again", flush=True)
+    elif present:
         made_here = is_stand_in(image, env)
         what = "the local stand-in made here earlier (never pushed)" if made_here else "as pulled"
         print(f"base {image}: in local storage, {what}", flush=True)
@@ -199,7 +182,6 @@ def ensure_base(image: str, root: Path, env: dict[str, str]) -> str:
         tag = image.split("@", 1)[0]
         print(f"base {image}: no registry answers; building from {tag} instead", flush=True)
         return ensure_base(tag, root, env)
-    make = make_uv_image if "astral-sh/uv" in image else make_python_base
     print(
         f"base {image}: no registry answers; making a local stand-in (stays in local "
         "storage, never pushed)",
@@ -207,7 +189,7 @@ def ensure_base(image: str, root: Path, env: dict[str, str]) -> str:
     )
     (root / "build").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root / "build", prefix="stand-in-") as work:
-        make(image, Path(work), env)
+        make_python_base(image, Path(work), env)
     return image
 
 

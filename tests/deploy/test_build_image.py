@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import DeployError
+from deploy import stand_ins
 from deploy.build_image import build_args, build_command, context_bundle, context_config
 from deploy.containers import HARDENED, containers_conf, run_argv
 from deploy.stand_ins import base_images, image_args, registry_host
@@ -69,14 +70,32 @@ def test_a_bundle_outside_the_context_is_staged_inside_it(tmp_path: Path) -> Non
 
 
 def test_the_dockerfiles_bases_are_found_with_their_registries() -> None:
+    # One external image, pinned by digest: uv comes from PyPI, hash-pinned, in the uv stage.
     images = base_images(ROOT / "Dockerfile")
-    assert any(image.startswith("python:") for image in images)
-    assert any(image.startswith("ghcr.io/astral-sh/uv:") for image in images)
-    python = next(image for image in images if image.startswith("python:"))
+    assert len(images) == 1, images
+    assert not re.search(r"--from=[\w.-]+[/:]", (ROOT / "Dockerfile").read_text()), (
+        "no image copied from"
+    )
+    python = images[0]
     assert re.fullmatch(r"python:[\w.-]+@sha256:[0-9a-f]{64}", python)  # pinned by digest
     assert image_args(ROOT / "Dockerfile")["PYTHON_IMAGE"] == python
     assert registry_host("python:3.11") == "registry-1.docker.io"
     assert registry_host("ghcr.io/astral-sh/uv:0.13.9") == "ghcr.io"
+
+
+def test_a_stand_in_of_an_older_recipe_is_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Labels of three local images: a pulled one, a stand-in of the first recipe (no pip, no
+    # recipe label), one of the current recipe.
+    labels = {
+        "pulled": {},
+        "old": {"io.github.mlops-template.stand-in": "true"},
+        "new": {
+            "io.github.mlops-template.stand-in": "true",
+            stand_ins.RECIPE_KEY: stand_ins.STAND_IN_RECIPE,
+        },
+    }
+    monkeypatch.setattr(stand_ins, "_label", lambda image, key, env: labels[image].get(key, ""))
+    assert [stand_ins.is_current(image, {}) for image in labels] == [True, False, True]
 
 
 def test_containers_conf_uses_runc_and_stays_within_the_hard_limits(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 from core.config import Config
 from core.errors import DeployError
 from core.frames import request_records
-from deploy.image import ImageSpec, local_process, parse_dockerfile
+from deploy.image import ImageSpec, _instructions, local_process, parse_dockerfile
 from deploy.stage import image_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,9 +65,21 @@ def test_build_installs_from_the_lock_only_and_verifies_the_bundle() -> None:
     text = DOCKERFILE.read_text()
     assert len(re.findall(r"^FROM ", text, flags=re.M)) >= 2, "multi-stage"
     assert "uv sync --frozen --no-dev" in text
-    assert "pip install" not in text
-    assert re.search(r"python -m deploy.verify_bundle bundle", text)
-    assert "COPY --from=build /app/bundle" in text, "runtime gets the verified bundle only"
+    # pip installs uv alone, every file hash-pinned; the dependencies come from the lock.
+    pips = [args for keyword, args in _instructions(text) if "pip install" in args]
+    assert len(pips) == 1 and "--require-hashes" in pips[0], pips
+    assert "-r /tmp/uv-requirements.txt" in pips[0] and "--no-deps" in pips[0]
+    requirement = (ROOT / ".ci" / "uv" / "requirements.txt").read_text()
+    assert re.search(r"^uv==[\d.]+ \\$", requirement, re.M)
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirement)) >= 2
+    # The bundle is checked where it is served from, in the final stage, after the code it runs
+    # with: a code-only change never re-copies the venv (it is built in that stage, not copied).
+    final = text[text.rindex("\nFROM ") :]
+    assert "COPY --from" not in final
+    verify = final.index("python -m deploy.verify_bundle bundle")
+    for copied in ("COPY ${BUNDLE_DIR}/ bundle/", "COPY core/", "COPY serving/", "COPY deploy/"):
+        assert final.index(copied) < verify, copied
+    assert final.index("uv sync") < final.index("COPY core/")
 
 
 def test_hadolint_finds_nothing() -> None:
