@@ -117,7 +117,9 @@ class Running:
                 self.proc.wait(10)
 
 
-def _start(name: str, cmd: list[str], env: dict[str, str], ready_path: str, tmp: Path) -> Running:
+def start_server(
+    name: str, cmd: list[str], env: dict[str, str], ready_path: str, tmp: Path
+) -> Running:
     port = free_port()
     cmd = [c.replace("{port}", str(port)) for c in cmd]
     log = tmp / f"{name}.log"
@@ -163,7 +165,7 @@ def _ms(text: str) -> float:
     return value * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def _wrk(url: str, script: Path, connections: int) -> WrkResult:
+def run_wrk(url: str, script: Path, connections: int) -> WrkResult:
     out = subprocess.run(
         [
             "wrk",
@@ -198,6 +200,40 @@ def write_lua(body: bytes, path: Path) -> Path:
         "wrk.headers['Content-Type'] = 'application/json'\n"
     )
     return path
+
+
+def ours_server(bundle: Path, config: Path, log_db: Path, lua: Path) -> peers.Server:
+    """Our service on a bundle, as the image starts it: uvicorn on the app factory, WORKERS
+    workers sharing their metrics, the prediction log in SQLite at `log_db`."""
+    env = {
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "MODEL_BUNDLE": str(bundle),
+        "CONFIG_PATH": str(config),
+        "PREDICTION_LOG_URL": f"sqlite:///{log_db}",
+    }
+    return ("ours", [sys.executable, "-m", "serving.serve"], env, "/ready", "/predict", lua)
+
+
+def mlflow_server(model_uri: str, tracking: str, lua: Path) -> peers.Server:
+    """`mlflow models serve --env-manager local` on a logged model, WORKERS workers."""
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    cmd = [mlflow, "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    env = {
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        # mlflow execs `uvicorn` from PATH: the one of this environment
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    args = ["-h", "127.0.0.1", "-p", "{port}", "-w", str(WORKERS)]
+    return ("mlflow", [*cmd, *args], env, "/ping", "/invocations", lua)
+
+
+def mlflow_body(record: dict[str, Any]) -> bytes:
+    """One record as `mlflow models serve` takes it (pandas split orientation)."""
+    return orjson.dumps(
+        {"dataframe_split": {"columns": list(record), "data": [list(record.values())]}}
+    )
 
 
 def _prepare(tmp: Path) -> dict[str, Any]:
@@ -265,9 +301,7 @@ def _prepare(tmp: Path) -> dict[str, Any]:
         "rows": rows,
         "records": records,
         "ours_body": orjson.dumps(one),
-        "mlflow_body": orjson.dumps(
-            {"dataframe_split": {"columns": list(one), "data": [list(one.values())]}}
-        ),
+        "mlflow_body": mlflow_body(one),
     }
 
 
@@ -338,48 +372,8 @@ def main() -> int:
         uvicorn = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}"]
         common = ["--workers", str(WORKERS), "--no-access-log"]
         servers = [
-            (
-                "ours",
-                # As the image starts it: uvicorn on the app factory, workers sharing metrics.
-                [sys.executable, "-m", "serving.serve"],
-                {
-                    "HOST": "127.0.0.1",
-                    "WEB_CONCURRENCY": str(WORKERS),
-                    "MODEL_BUNDLE": str(prep["bundle"]),
-                    "CONFIG_PATH": str(prep["config"]),
-                    "PREDICTION_LOG_URL": f"sqlite:///{tmp}/predictions.db",
-                },
-                "/ready",
-                "/predict",
-                ours_lua,
-            ),
-            (
-                "mlflow",
-                [
-                    str(Path(sys.executable).with_name("mlflow")),
-                    "models",
-                    "serve",
-                    "-m",
-                    prep["model_uri"],
-                    "--env-manager",
-                    "local",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    "{port}",
-                    "-w",
-                    str(WORKERS),
-                ],
-                {
-                    "MLFLOW_TRACKING_URI": prep["tracking"],
-                    "MLFLOW_DISABLE_TELEMETRY": "true",
-                    # mlflow execs `uvicorn` from PATH: the one of this environment
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                },
-                "/ping",
-                "/invocations",
-                mlflow_lua,
-            ),
+            ours_server(prep["bundle"], prep["config"], tmp / "predictions.db", ours_lua),
+            mlflow_server(prep["model_uri"], prep["tracking"], mlflow_lua),
             (
                 "ceiling",
                 [*uvicorn, *common, "--factory", "bench.ceiling:ceiling_app"],
@@ -393,12 +387,12 @@ def main() -> int:
         results: dict[str, dict[Any, Any]] = {}
         for name, cmd, env, ready, path, lua in servers:
             print(f"starting {name} ({WORKERS} workers) …", flush=True)
-            server = _start(name, cmd, env, ready, tmp)
+            server = start_server(name, cmd, env, ready, tmp)
             try:
                 res: dict[Any, Any] = {"ready_s": server.ready_s}
                 peers.check_answer(name, server.url, path, prep, res)
                 for c in CONCURRENCY:
-                    res[c] = _wrk(server.url + path, lua, c)
+                    res[c] = run_wrk(server.url + path, lua, c)
                     print(
                         f"  {name} c={c}: {res[c].rps:,.0f} req/s, p50 {res[c].p50_ms:.1f} ms, "
                         f"p99 {res[c].p99_ms:.1f} ms, errors {res[c].errors}",

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench.bench_serving import WORKERS, WrkResult, _start, _wrk, write_lua
+from bench.bench_serving import WORKERS, WrkResult, run_wrk, start_server, write_lua
 from bench.bundles import bench_metadata, fit_bundle
 from core.bundle import read_metadata
 from core.config import load_config
@@ -75,9 +75,9 @@ def main() -> int:
                 "PREDICTION_LOG_URL": f"sqlite:///{tmp}/{name}.db",
                 "AUTH": "off",
             }
-            server = _start(name, [sys.executable, "-m", "serving.serve"], env, "/ready", tmp)
+            server = start_server(name, [sys.executable, "-m", "serving.serve"], env, "/ready", tmp)
             try:
-                wrk: WrkResult = _wrk(
+                wrk: WrkResult = run_wrk(
                     server.url + "/predict", write_lua(body, tmp / f"{name}.lua"), CONCURRENCY
                 )
             finally:
