@@ -11,14 +11,7 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm@sha256:1321a0be9c13828a9b489310f1b1
 # scikit-learn, pandas and skops, for one that did not. build_image picks it from the bundle.
 ARG MODEL_RUNTIME=numpy
 
-# ---- uv stage: uv itself from PyPI, every file hash-pinned (.ci/uv/requirements.txt) ----
-# Only its binary is used, bind-mounted into the one RUN that installs the dependencies.
-FROM ${PYTHON_IMAGE} AS uv
-COPY .ci/uv/requirements.txt /tmp/uv-requirements.txt
-RUN python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
-      --require-hashes --no-deps --only-binary=:all: --target /opt/uv -r /tmp/uv-requirements.txt
-
-# ---- the image: no build tools, non-root, read-only friendly ----
+# ---- the image: one stage, no build tools left, non-root, read-only friendly ----
 # Layer order for the cache: what changes least first (user, dependencies, environment), then the
 # config and the bundle, then the code and the bundle check, the labels last. A code-only change
 # re-runs only the code's COPYs, the bundle check and the metadata after it; the dependencies'
@@ -35,17 +28,23 @@ ARG MODEL_RUNTIME
 # tool is in the image. The lock is copied, not bind-mounted: buildah's layer cache ignores the
 # content of bind mounts (a changed uv.lock would reuse the old venv). The wheels' own test suites,
 # C headers and Cython sources are never imported (about 120 MB), so the same RUN removes them.
+# uv itself comes from PyPI, every file hash-pinned (.ci/uv/requirements.txt), into /tmp/uv and
+# is removed by the same RUN: it is in no layer. (A bind mount of uv from another stage failed
+# under buildah 1.28 whenever that stage came from the cache: "couldn't find … to bind mount".)
+COPY .ci/uv/requirements.txt /tmp/uv-requirements.txt
 COPY uv.lock pyproject.toml ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv \
     case "${MODEL_RUNTIME}" in \
       numpy) set -- --group serving ;; \
       sklearn) set -- --group serving --group sklearn ;; \
       *) echo "error: MODEL_RUNTIME=${MODEL_RUNTIME}: expected numpy or sklearn" >&2; exit 1 ;; \
     esac \
+    && python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
+      --require-hashes --no-deps --only-binary=:all: --target /tmp/uv -r /tmp/uv-requirements.txt \
     && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
        UV_PROJECT_ENVIRONMENT=/app/.venv \
-       uv sync --frozen --no-dev --no-default-groups "$@" --no-install-project \
+       /tmp/uv/bin/uv sync --frozen --no-dev --no-default-groups "$@" --no-install-project \
+    && rm -rf /tmp/uv /tmp/uv-requirements.txt \
     && find /app/.venv/lib/python3.11/site-packages -depth -type d \( -name tests -o -name include \) \
       -exec rm -rf {} + \
     && find /app/.venv/lib/python3.11/site-packages -type f \

@@ -20,7 +20,7 @@ PIPELINE_STEPS := check-config data-check validate train package stage
 help: ## Show every target with one line on what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# uv itself, when it is missing, from its hash-pinned requirement (as the Dockerfile's uv stage).
+# uv itself, when it is missing, from its hash-pinned requirement (as the Dockerfile's dependency step).
 .tools/bin/uv:
 	@python3 -m venv .tools && .tools/bin/pip install -q --require-hashes -r .ci/uv/requirements.txt
 

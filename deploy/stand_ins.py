@@ -1,7 +1,7 @@
 """Stand-in base images for machines that reach no image registry (made locally, never pushed).
 
 The Dockerfile builds from one base, the Python image (uv comes from PyPI, hash-pinned, in the
-Dockerfile's own uv stage). Where its registry does not resolve, this makes a look-alike and tags
+Dockerfile's own dependency step). Where its registry does not resolve, this makes a look-alike and tags
 it with the very name the Dockerfile uses, so the same Dockerfile builds with `--pull=never`:
 Debian bookworm (debootstrap minbase from the apt mirror this machine uses) with Debian's python3.11
 and pip, linked where the official image keeps python, plus this machine's extra CA certificates
@@ -25,7 +25,7 @@ from deploy.containers import image_exists
 
 STAND_IN_LABEL = "io.github.mlops-template.stand-in=true"
 # Raised whenever the stand-in changes, so one made by an older recipe is made again (2: with pip,
-# which the Dockerfile's uv stage runs, as the official image has it).
+# which the Dockerfile's dependency step runs, as the official image has it).
 STAND_IN_RECIPE = "2"
 RECIPE_KEY = "io.github.mlops-template.stand-in.recipe"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")

@@ -70,7 +70,7 @@ def test_a_bundle_outside_the_context_is_staged_inside_it(tmp_path: Path) -> Non
 
 
 def test_the_dockerfiles_bases_are_found_with_their_registries() -> None:
-    # One external image, pinned by digest: uv comes from PyPI, hash-pinned, in the uv stage.
+    # One external image, pinned by digest: uv comes from PyPI, hash-pinned, in the dependency step.
     images = base_images(ROOT / "Dockerfile")
     assert len(images) == 1, images
     assert not re.search(r"--from=[\w.-]+[/:]", (ROOT / "Dockerfile").read_text()), (
