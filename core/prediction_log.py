@@ -36,7 +36,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from core.columns import FEEDBACK, LABEL, MODEL_VERSION, REQUEST_ID, SCORE, TS
 from core.errors import ServiceUnavailable
-from core.sqlite_log import FEATURES, STORED_COLUMNS, Stored
+from core.sqlite_log import FEATURES, STORED_COLUMNS, Stored, use_wal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,11 +90,7 @@ def connect(url: str, *, create: bool = True) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets the drift job read while the service writes; NORMAL is durable under WAL.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
+            use_wal(dbapi_conn)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ STORED_COLUMNS = (REQUEST_ID, TS, MODEL_VERSION, SCORE, LABEL, FEATURES)
 PLAIN_SQLITE = "sqlite:///"
 # SQLAlchemy's SQLite DateTime format; it drops the offset, and the service writes UTC.
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+# How long a connection waits out other processes switching the same new file to WAL.
+WAL_WAIT_SECONDS = 30.0
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS feedback ("
@@ -58,19 +61,40 @@ def sqlite_path(url: str) -> str | None:
     return url[len(PLAIN_SQLITE) :] or ":memory:"
 
 
+def use_wal(conn: sqlite3.Connection, wait: float = WAL_WAIT_SECONDS) -> None:
+    """Put the connection's file in WAL mode (the drift job reads while the service writes) with
+    synchronous=NORMAL (durable under WAL).
+
+    Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked"
+    at once, without its busy timeout, while another process is switching the same file: the
+    uvicorn workers opening a new log together (a container stopped at start on it). So this
+    retries, with short growing sleeps, for up to `wait` seconds. Raises sqlite3.Error.
+    """
+    deadline = time.monotonic() + wait
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+    conn.execute("PRAGMA synchronous=NORMAL")
+
+
 def open_sqlite(path: str) -> sqlite3.Connection:
     """Open (making its folder and tables) the log's SQLite file in WAL mode, autocommit off.
 
-    CREATE ... IF NOT EXISTS is one statement: several workers opening a new log at once do
-    not race. Raises sqlite3.Error.
+    Several workers may open a new log at once: the WAL switch waits for the others (use_wal)
+    and CREATE ... IF NOT EXISTS is one statement each. Raises sqlite3.Error.
     """
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     try:
-        # WAL lets the drift job read while the service writes; NORMAL is durable under WAL.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        use_wal(conn)
         for statement in DDL:
             conn.execute(statement)
     except sqlite3.Error:

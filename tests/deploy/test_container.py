@@ -244,7 +244,7 @@ def test_the_hardened_container_passes_the_smoke_test_and_its_healthcheck(
         "--config",
         str(CHURN_CONFIG),
     )
-    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr + container.logs()
     assert podman("healthcheck", "run", container.name, check=False).returncode == 0, (
         container.logs()
     )

@@ -3,6 +3,7 @@ feedback joined by request id, and read_predictions for the drift job."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 
 from core.errors import ServiceUnavailable
 from core.prediction_log import read_predictions
+from core.sqlite_log import open_sqlite
 from serving.prediction_log import PredictionLog
 
 
@@ -181,6 +183,37 @@ def test_workers_creating_one_new_log_at_once_all_start(
     assert plog.submit("7", [("r-1", 0.5, "Yes", {"x": 1})])
     plog.close()
     assert read_predictions(url)["request_id"].tolist() == ["r-1"]
+
+
+def _open_at_once(path: Path, barrier: Any, errors: Any) -> None:
+    """One worker of the race below: open the new log the moment every other worker does."""
+    barrier.wait()
+    try:
+        open_sqlite(str(path)).close()
+        errors.put(None)
+    except Exception as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_one_new_log_together_all_open_it(tmp_path: Path) -> None:
+    # The race for real: four processes released together onto a new file, 25 times. Switching a
+    # new file to WAL answered "database is locked" at once (no busy timeout) in about one open
+    # of ten, and a uvicorn worker that failed so stopped the whole container at start. (The
+    # SQLAlchemy path switches through the same use_wal; its slower import rarely races here.)
+    fork = multiprocessing.get_context("fork")
+    failures: list[str] = []
+    for attempt in range(25):
+        path = tmp_path / f"log-{attempt}.db"
+        barrier, errors = fork.Barrier(4), fork.Queue()
+        workers = [
+            fork.Process(target=_open_at_once, args=(path, barrier, errors)) for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        failures += [e for e in (errors.get(timeout=10) for _ in workers) if e is not None]
+    assert failures == []
 
 
 def test_the_sqlite3_tables_are_the_ones_sqlalchemy_creates() -> None:
