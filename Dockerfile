@@ -14,8 +14,10 @@ ARG MODEL_RUNTIME=numpy
 # ---- the image: one stage, no build tools left, non-root, read-only friendly ----
 # Layer order for the cache: what changes least first (user, dependencies, environment), then the
 # config and the bundle, then the code and the bundle check, the labels last. A code-only change
-# re-runs only the code's COPYs, the bundle check and the metadata after it; the dependencies'
-# layer is built here (not copied from another stage), so nothing re-reads or re-copies the venv.
+# re-runs only the code's COPYs, the bundle check and the labels; the dependencies' layer is built
+# here (not copied from another stage), so nothing re-reads or re-copies the venv. Every cached
+# step still costs a lookup (buildah: about 60 ms, more with many images in local storage), so the
+# files the dependencies need come in one COPY.
 FROM ${PYTHON_IMAGE} AS runtime
 # A numeric UID, so Kubernetes can check runAsNonRoot without resolving a user name.
 RUN groupadd --system --gid 10001 app \
@@ -28,11 +30,11 @@ ARG MODEL_RUNTIME
 # tool is in the image. The lock is copied, not bind-mounted: buildah's layer cache ignores the
 # content of bind mounts (a changed uv.lock would reuse the old venv). The wheels' own test suites,
 # C headers and Cython sources are never imported (about 120 MB), so the same RUN removes them.
-# uv itself comes from PyPI, every file hash-pinned (.ci/uv/requirements.txt), into /tmp/uv and
-# is removed by the same RUN: it is in no layer. (A bind mount of uv from another stage failed
-# under buildah 1.28 whenever that stage came from the cache: "couldn't find … to bind mount".)
-COPY .ci/uv/requirements.txt /tmp/uv-requirements.txt
-COPY uv.lock pyproject.toml ./
+# uv itself comes from PyPI, every file hash-pinned (.ci/uv/requirements.txt, copied as
+# requirements.txt), into /tmp/uv and is removed by the same RUN: it is in no layer. (A bind mount
+# of uv from another stage failed under buildah 1.28 whenever that stage came from the cache:
+# "couldn't find … to bind mount".)
+COPY uv.lock pyproject.toml .ci/uv/requirements.txt /app/
 RUN --mount=type=cache,target=/root/.cache/uv \
     case "${MODEL_RUNTIME}" in \
       numpy) set -- --group serving ;; \
@@ -40,15 +42,18 @@ RUN --mount=type=cache,target=/root/.cache/uv \
       *) echo "error: MODEL_RUNTIME=${MODEL_RUNTIME}: expected numpy or sklearn" >&2; exit 1 ;; \
     esac \
     && python -m pip install --no-cache-dir --disable-pip-version-check --root-user-action=ignore \
-      --require-hashes --no-deps --only-binary=:all: --target /tmp/uv -r /tmp/uv-requirements.txt \
+      --require-hashes --no-deps --only-binary=:all: --target /tmp/uv -r requirements.txt \
     && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never \
        UV_PROJECT_ENVIRONMENT=/app/.venv \
        /tmp/uv/bin/uv sync --frozen --no-dev --no-default-groups "$@" --no-install-project \
-    && rm -rf /tmp/uv /tmp/uv-requirements.txt \
+    && rm -rf /tmp/uv requirements.txt \
     && find /app/.venv/lib/python3.11/site-packages -depth -type d \( -name tests -o -name include \) \
       -exec rm -rf {} + \
     && find /app/.venv/lib/python3.11/site-packages -type f \
       \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' \) -delete
+# Everything from here on runs as the service user, the build's bundle check too. Code, config and
+# model stay owned by root (COPY ignores USER): the service user can read, not change them.
+USER 10001:10001
 # Writable state goes to /tmp (an emptyDir in Kubernetes; the root filesystem is read-only).
 # serving.serve reads UVICORN_HOST, UVICORN_PORT and WEB_CONCURRENCY (core/settings.py), verifies
 # the bundle and gives several workers one metrics folder, so /metrics counts them all.
@@ -67,8 +72,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
     CMD ["python", "-m", "deploy.healthcheck"]
 CMD ["python", "-m", "serving.serve"]
-# Code, config and model stay owned by root (COPY ignores USER): the service user can read, not
-# change them.
 ARG CONFIG=config.yaml
 COPY ${CONFIG} config.yaml
 ARG BUNDLE_DIR=build/bundle
@@ -87,7 +90,8 @@ COPY deploy/ deploy/
 # A bundle whose files do not match its manifest, whose manifest does not match the digest recorded
 # at packaging (BUNDLE_DIGEST, required), or whose metadata disagrees with the labels below, stops
 # the build here instead of shipping; so does a bundle that did not compile in a numpy image. It
-# runs with the image's own interpreter, venv and code, against the bundle where it is served from.
+# runs as the service user, with the image's own interpreter, venv and code, against the bundle
+# where it is served from.
 RUN python -m deploy.verify_bundle bundle --require-digest \
       --expected-digest "${BUNDLE_DIGEST}" \
       --model-name "${MODEL_NAME}" --model-version "${MODEL_VERSION}" --data-sha256 "${DATA_SHA256}" \
@@ -96,7 +100,6 @@ RUN python -m deploy.verify_bundle bundle --require-digest \
         "--build-arg MODEL_RUNTIME=sklearn (make image does) to serve it with scikit-learn" >&2; \
       exit 1; \
     fi
-USER 10001:10001
 ARG SOURCE="https://github.com/your-org/mlops-gitops-template"
 ARG REVISION="unknown"
 LABEL org.opencontainers.image.title="mlops-gitops-template model service" \

@@ -163,6 +163,10 @@ def main() -> int:
         lua = write_lua(record, folder / "load.lua")
         engine = "docker" if tool == "docker" else "buildah"
         cold = build_image(bundle, TAG, context / "Dockerfile", engine, no_cache=True)
+        # The previous commit's build, as a team's layer cache holds it: buildah 1.28 does not
+        # match a directory COPY against a layer a --no-cache build wrote (the bundle's COPY would
+        # re-run), so the rebuild below is measured against a normal cached build, as in use.
+        unchanged = build_image(bundle, TAG, context / "Dockerfile", engine)
         app = context / "serving" / "app.py"
         app.write_text(app.read_text() + "# a code-only change\n")
         rebuild = build_image(bundle, TAG, context / "Dockerfile", engine)
@@ -179,10 +183,15 @@ def main() -> int:
             "value": f"{size_mb:.0f}",
             "ratio": f"{size_mb / TARGET_MB:.2f} of the 350 MB target",
         },
-        {"figure": "cold build, s", "value": f"{cold:.0f}", "ratio": "1.00"},
+        {"figure": "cold build, s", "value": f"{cold:.1f}", "ratio": "1.00"},
+        {
+            "figure": "rebuild with nothing changed, s",
+            "value": f"{unchanged:.1f}",
+            "ratio": f"{unchanged / cold:.2f} of cold",
+        },
         {
             "figure": "rebuild after a code-only change, s",
-            "value": f"{rebuild:.0f}",
+            "value": f"{rebuild:.1f}",
             "ratio": f"{rebuild / cold:.2f} of cold (target <= 0.25)",
         },
         {"figure": "start to /ready outside, s", "value": f"{out_ready:.1f}", "ratio": "1.00"},

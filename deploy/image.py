@@ -105,8 +105,10 @@ def parse_dockerfile(path: str | Path, base_env: dict[str, str] | None = None) -
     stage: dict[str, object] | None = None
     for keyword, rest in _instructions(text):
         if keyword == "ARG":
-            name, _, default = rest.partition("=")
-            args[name.strip()] = _substitute(default.strip().strip('"'), args)
+            # One or several `NAME` or `NAME=default` words.
+            for word in shlex.split(rest):
+                name, _, default = word.partition("=")
+                args[name] = _substitute(default, args)
         elif keyword == "FROM":
             stage = {"env": dict(base_env or {}), "workdir": "/", "labels": {}}
         elif stage is None:

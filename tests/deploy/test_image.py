@@ -69,8 +69,9 @@ def test_build_installs_from_the_lock_only_and_verifies_the_bundle() -> None:
     # not mount from a stage it took from its cache).
     pips = [args for keyword, args in _instructions(text) if "pip install" in args]
     assert len(pips) == 1 and "--require-hashes" in pips[0], pips
-    assert "-r /tmp/uv-requirements.txt" in pips[0] and "--no-deps" in pips[0]
-    assert "uv sync" in pips[0] and "rm -rf /tmp/uv " in pips[0], pips
+    assert "-r requirements.txt" in pips[0] and "--no-deps" in pips[0]
+    assert "uv sync" in pips[0] and "rm -rf /tmp/uv requirements.txt" in pips[0], pips
+    assert "COPY uv.lock pyproject.toml .ci/uv/requirements.txt /app/" in text
     assert "from=" not in pips[0]
     requirement = (ROOT / ".ci" / "uv" / "requirements.txt").read_text()
     assert re.search(r"^uv==[\d.]+ \\$", requirement, re.M)
@@ -111,6 +112,7 @@ def test_parser_handles_continuations_legacy_env_and_substitution(tmp_path: Path
     dockerfile.write_text(
         "ARG BASE=python:3.11\nFROM ${BASE} AS a\nENV SHOULD_NOT=leak\n"
         "FROM ${BASE}\n# comment\nWORKDIR /srv\nWORKDIR app\n"
+        'ARG D=4 E="five six" F\nENV G=${D}/${E}\n'
         'ENV A=1 \\\n    B="two words" \\\n    C=${A}-$B\nENV LEGACY value with spaces\n'
         'ENTRYPOINT ["tini", "--"]\nCMD ["run", "--flag"]\n'
     )
@@ -120,6 +122,7 @@ def test_parser_handles_continuations_legacy_env_and_substitution(tmp_path: Path
         "B": "two words",
         "C": "1-two words",
         "LEGACY": "value with spaces",
+        "G": "4/five six",
     }
     assert spec.workdir == "/srv/app"
     assert spec.argv == ["tini", "--", "run", "--flag"]
