@@ -9,7 +9,11 @@ PY := .venv/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 PYTEST := $(PY) -m pytest
 export MLFLOW_DISABLE_TELEMETRY := true
-export PYTHONDONTWRITEBYTECODE := 1
+# Bytecode is cached: the venv's is compiled at install (as pip does; uv does not by default), the
+# repository's own in its gitignored __pycache__ folders. With it turned off (some runners set
+# PYTHONDONTWRITEBYTECODE), every process compiled every module it imported: test collection took
+# 14.6 s instead of 5.3 s, and each `python -m` a test or stage starts paid it again.
+unexport PYTHONDONTWRITEBYTECODE
 
 # The stages `make pipeline` runs, in order.
 PIPELINE_STEPS := check-config data-check validate train package stage
@@ -25,7 +29,7 @@ help: ## Show every target with one line on what it does
 	@python3 -m venv .tools && .tools/bin/pip install -q --require-hashes -r .ci/uv/requirements.txt
 
 .venv/.installed: uv.lock pyproject.toml | $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv)
-	@start=$$(date +%s); $(UV) sync --frozen --quiet && touch $@; \
+	@start=$$(date +%s); $(UV) sync --frozen --compile-bytecode --quiet && touch $@; \
 	  echo "✓ install: .venv from uv.lock in $$(( $$(date +%s) - start )) s"
 
 install: .venv/.installed ## Build .venv from uv.lock alone (no resolution); bootstraps uv if missing
@@ -76,8 +80,8 @@ test: install ## Run every test: the fast part first, then the slow and end-to-e
 	@$(MAKE) test-fast
 	@$(MAKE) test-slow
 
-test-fast: install ## Run the fast tests only (seconds)
-	@$(PYTEST) -q -m "not slow and not e2e"
+test-fast: install ## Run the fast tests only (under a minute, one pytest worker per core)
+	@$(PYTEST) -q -n auto -m "not slow and not e2e"
 
 test-slow: install ## Run the slow and end-to-end tests (real servers, full pipeline)
 	@$(PYTEST) -q -m "slow or e2e" --durations=25

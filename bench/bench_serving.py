@@ -47,10 +47,10 @@ BATCH_ROWS = 10_000
 ESTIMATOR = os.environ.get("BENCH_SERVING_ESTIMATOR")
 
 
-# The image runs compiled bytecode (Dockerfile: UV_COMPILE_BYTECODE=1); the Makefile turns writing
-# it off, so here every server would compile every module it imports at each start, and time to
-# ready would time the compiler (about half of it on these machines). The servers get bytecode
-# compiled once into this folder (Python's pycache prefix: nothing is written into the venv).
+# The image runs compiled bytecode (Dockerfile: UV_COMPILE_BYTECODE=1). So that time to ready never
+# times the compiler (about half of it on these machines) whatever the environment it starts from
+# (a venv installed without bytecode, PYTHONDONTWRITEBYTECODE set by a runner), the servers get
+# bytecode compiled once into this folder (Python's pycache prefix: nothing is written elsewhere).
 PYCACHE = ROOT / "build" / "bench-pycache"
 
 
