@@ -48,7 +48,8 @@ def data_path(repo: Path) -> Path:
 
 def own_table() -> tuple[str, str, str, str, str]:
     """The first of OWN_TABLES that this tree's config does not already train on."""
-    return next(table for table in OWN_TABLES if table[-1] != data_path(ROOT).name)
+    used = data_path(ROOT).name
+    return next(table for table in OWN_TABLES if table[-1] != used)
 
 
 def start_fork(tmp_path: Path) -> tuple[Path, str]:
